@@ -1,0 +1,79 @@
+#include "kiln/cli/data_flags.h"
+
+#include "absl/strings/str_cat.h"
+#include "kiln/validation/schema_io.h"
+
+namespace kiln::cli {
+
+const char* const kDataHelp =
+    "DATA is a file (.csv .tsv .jsonl .tfrecord, optionally .gz for TFRecord), a glob "
+    "('logs/*.csv'), a span pattern ('data/span-{SPAN}/*.csv': the newest span unless "
+    "--span), a directory of span-N folders, or a dataset written by `kiln import`.";
+
+void DataFlags::Add(CLI::App* app) {
+  app->add_option("DATA", input, "Input data (see below)")->required();
+  app->add_option("--span", span, "Read this span instead of the newest");
+  app->add_option("--split", split, "For an imported dataset: read only this split");
+  app->add_option("--format", format, "Override format detection: csv, jsonl, tfrecord");
+  app->add_option("--delimiter", delimiter, "CSV field delimiter (default ',', tab for .tsv)");
+  app->add_option("--null-token", null_tokens,
+                  "A CSV field value meaning missing (repeatable; empty fields always are)");
+  app->add_option("--schema", schema,
+                  "schema.pbtxt whose feature types override type inference");
+  app->add_option("--bad-rows", bad_rows,
+                  "Rows that do not parse: error (stop, naming file, line and column), "
+                  "skip (count and report), quarantine (skip and write them aside)")
+      ->capture_default_str();
+}
+
+absl::StatusOr<data::InputSet> DataFlags::Resolve(Env* env) const {
+  data::ResolveOptions opts;
+  if (span >= 0) opts.span = span;
+  opts.split = split;
+  if (!format.empty()) {
+    if (format == "csv") opts.format = data::Format::kCsv;
+    else if (format == "jsonl") opts.format = data::Format::kJsonl;
+    else if (format == "tfrecord") opts.format = data::Format::kTfRecord;
+    else
+      return absl::InvalidArgumentError(
+          absl::StrCat("--format: unknown format '", format, "'; valid: csv, jsonl, tfrecord"));
+  }
+  return data::ResolveInput(env, input, opts);
+}
+
+absl::StatusOr<data::ReadOptions> DataFlags::ReadOptions(Env* env,
+                                                        const std::string& quarantine_path) const {
+  data::ReadOptions read;
+  if (!delimiter.empty()) {
+    std::string d = delimiter == "\\t" || delimiter == "tab" ? "\t" : delimiter;
+    if (d.size() != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--delimiter must be one character, got '", delimiter, "'"));
+    }
+    read.delimiter = d[0];
+  }
+  read.null_tokens = null_tokens;
+  KILN_ASSIGN_OR_RETURN(read.bad_rows, data::ParseBadRowPolicy(bad_rows));
+  read.quarantine_path = quarantine_path;
+  if (!schema.empty()) {
+    KILN_ASSIGN_OR_RETURN(auto parsed, validation::ReadSchema(env, schema));
+    for (const auto& f : parsed.schema.feature()) {
+      switch (f.type()) {
+        case tensorflow::metadata::v0::INT:
+          read.type_overrides.push_back({f.name(), data::ValueType::kInt});
+          break;
+        case tensorflow::metadata::v0::FLOAT:
+          read.type_overrides.push_back({f.name(), data::ValueType::kFloat});
+          break;
+        case tensorflow::metadata::v0::BYTES:
+          read.type_overrides.push_back({f.name(), data::ValueType::kString});
+          break;
+        default:
+          break;
+      }
+    }
+  }
+  return read;
+}
+
+}  // namespace kiln::cli

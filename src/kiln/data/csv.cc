@@ -1,0 +1,587 @@
+#include "kiln/data/csv.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <optional>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+
+namespace kiln::data {
+
+bool ParseInt64(std::string_view s, int64_t* out) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+bool ParseDouble(std::string_view s, double* out) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  if (p != s.data() + s.size()) return false;
+  // Out-of-range values parse as +-inf like strtod; anything else is not a number.
+  if (ec == std::errc::result_out_of_range) {
+    *out = (s.front() == '-') ? -HUGE_VAL : HUGE_VAL;
+    return true;
+  }
+  return ec == std::errc();
+}
+
+namespace {
+
+// One field of a row, as a byte range of the block.
+struct FieldRef {
+  uint32_t begin;
+  uint32_t len;
+  bool escaped;  // quoted and holding doubled quotes that need undoubling
+};
+
+enum class RowError { kNone, kUnterminatedQuote, kCharAfterQuote };
+
+struct RowResult {
+  size_t end;          // position after the row's line end
+  RowError error = RowError::kNone;
+  uint32_t error_field = 0;  // 0-based field where the error is
+  uint32_t newlines = 0;     // line ends consumed, including those inside quotes
+};
+
+// Parses one row of `data` starting at `pos`, appending its fields.
+RowResult ParseRow(std::string_view data, size_t pos, char delim, std::vector<FieldRef>* fields) {
+  const char* d = data.data();
+  const size_t n = data.size();
+  size_t i = pos;
+  RowResult r;
+  uint32_t field_index = 0;
+  for (;; ++field_index) {
+    if (i < n && d[i] == '"') {
+      size_t start = i + 1;
+      bool escaped = false;
+      size_t j = start;
+      size_t close;
+      for (;;) {
+        const void* q = std::memchr(d + j, '"', n - j);
+        if (q == nullptr) {
+          r.error = RowError::kUnterminatedQuote;
+          r.error_field = field_index;
+          r.newlines += static_cast<uint32_t>(std::count(d + start, d + n, '\n'));
+          r.end = n;
+          return r;
+        }
+        size_t qi = static_cast<const char*>(q) - d;
+        if (qi + 1 < n && d[qi + 1] == '"') {
+          escaped = true;
+          j = qi + 2;
+          continue;
+        }
+        close = qi;
+        break;
+      }
+      r.newlines += static_cast<uint32_t>(std::count(d + start, d + close, '\n'));
+      fields->push_back({static_cast<uint32_t>(start), static_cast<uint32_t>(close - start), escaped});
+      i = close + 1;
+      if (i >= n) break;
+      char c = d[i];
+      if (c == delim) {
+        ++i;
+        continue;
+      }
+      if (c == '\n') {
+        ++i;
+        ++r.newlines;
+        break;
+      }
+      if (c == '\r' && (i + 1 >= n || d[i + 1] == '\n')) {
+        i += (i + 1 < n) ? 2 : 1;
+        if (i <= n && d[i - 1] == '\n') ++r.newlines;
+        break;
+      }
+      r.error = RowError::kCharAfterQuote;
+      r.error_field = field_index;
+      // Skip to the end of the line so the caller can continue with the next row.
+      const void* nl = std::memchr(d + i, '\n', n - i);
+      r.end = nl ? static_cast<const char*>(nl) - d + 1 : n;
+      if (nl) ++r.newlines;
+      return r;
+    }
+    size_t start = i;
+    while (i < n && d[i] != delim && d[i] != '\n') ++i;
+    size_t end = i;
+    if (end > start && d[end - 1] == '\r' && (i >= n || d[i] == '\n')) --end;
+    fields->push_back({static_cast<uint32_t>(start), static_cast<uint32_t>(end - start), false});
+    if (i >= n) break;
+    if (d[i] == delim) {
+      ++i;
+      continue;
+    }
+    ++i;  // '\n'
+    ++r.newlines;
+    break;
+  }
+  r.end = i;
+  return r;
+}
+
+// Index just past the last line end that is outside quotes in data[0..n), or 0.
+size_t LastRowEnd(const char* d, size_t n) {
+  if (std::memchr(d, '"', n) == nullptr) {
+    const void* nl = memrchr(d, '\n', n);
+    return nl ? static_cast<const char*>(nl) - d + 1 : 0;
+  }
+  bool in_quotes = false;
+  size_t last = 0;
+  for (size_t i = 0; i < n; ++i) {
+    char c = d[i];
+    if (c == '"') in_quotes = !in_quotes;
+    else if (c == '\n' && !in_quotes) last = i + 1;
+  }
+  return last;
+}
+
+std::string Unescape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    out.push_back(s[i]);
+    if (s[i] == '"' && i + 1 < s.size() && s[i + 1] == '"') ++i;
+  }
+  return out;
+}
+
+constexpr size_t kMaxRowBytes = size_t{1} << 30;
+
+class CsvSource : public BlockSource {
+ public:
+  CsvSource(Env* env, std::vector<std::string> files, ReadOptions options)
+      : env_(env), files_(std::move(files)), options_(std::move(options)) {
+    delim_ = options_.delimiter.value_or(',');
+    if (!options_.delimiter && !files_.empty()) {
+      const std::string& f = files_[0];
+      if (f.size() >= 4 && f.compare(f.size() - 4, 4, ".tsv") == 0) delim_ = '\t';
+    }
+    for (const auto& t : options_.null_tokens) nulls_.insert(t);
+  }
+
+  absl::Status Init() { return OpenFile(0); }
+
+  absl::StatusOr<bool> NextBlock(RawBlock* block) override {
+    for (;;) {
+      if (!file_) {
+        if (file_index_ + 1 >= files_.size()) return false;
+        KILN_RETURN_IF_ERROR(OpenFile(file_index_ + 1));
+      }
+      size_t boundary = 0;
+      for (;;) {
+        if (!eof_ && buf_.size() < options_.block_bytes) {
+          KILN_RETURN_IF_ERROR(ReadMore(options_.block_bytes - buf_.size()));
+          continue;
+        }
+        if (eof_) {
+          boundary = buf_.size();
+          break;
+        }
+        boundary = LastRowEnd(buf_.data(), buf_.size());
+        if (boundary > 0) break;
+        if (buf_.size() > kMaxRowBytes) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(files_[file_index_], ":", next_line_,
+                           ": a row longer than 1 GiB (an unclosed quote?)"));
+        }
+        KILN_RETURN_IF_ERROR(ReadMore(std::max(options_.block_bytes, buf_.size())));
+      }
+      if (boundary == 0) {  // this file is done
+        file_.reset();
+        continue;
+      }
+      block->file = files_[file_index_];
+      block->first_line = next_line_;
+      block->byte_offset = offset_;
+      block->data.assign(buf_.data(), boundary);
+      buf_.erase(0, boundary);
+      next_line_ += std::count(block->data.begin(), block->data.end(), '\n');
+      offset_ += boundary;
+      return true;
+    }
+  }
+
+  absl::Status Decode(const RawBlock& block, Batch* out, BadRowSink* bad) const override;
+
+  TableSchema KnownSchema() const override {
+    TableSchema schema;
+    for (size_t c = 0; c < header_.size(); ++c) {
+      if (!fixed_[c]) return {};
+      schema.push_back({header_[c], *fixed_[c]});
+    }
+    return schema;
+  }
+
+ private:
+  absl::Status ReadMore(size_t want) {
+    want = std::max<size_t>(want, 1 << 16);
+    size_t old = buf_.size();
+    buf_.resize(old + want);
+    auto n = file_->Read(want, buf_.data() + old);
+    if (!n.ok()) {
+      buf_.resize(old);
+      return n.status();
+    }
+    buf_.resize(old + *n);
+    if (*n == 0) eof_ = true;
+    return absl::OkStatus();
+  }
+
+  // Opens files_[index] and consumes its header row.
+  absl::Status OpenFile(size_t index) {
+    file_index_ = index;
+    const std::string& path = files_[index];
+    KILN_ASSIGN_OR_RETURN(file_, env_->NewSequentialFile(path));
+    buf_.clear();
+    eof_ = false;
+    offset_ = 0;
+    next_line_ = 1;
+    size_t boundary = 0;
+    for (;;) {
+      KILN_RETURN_IF_ERROR(ReadMore(1 << 16));
+      boundary = LastRowEnd(buf_.data(), buf_.size());
+      if (boundary > 0 || eof_) break;
+      if (buf_.size() > kMaxRowBytes) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ":1: header row longer than 1 GiB"));
+      }
+    }
+    size_t skip = 0;
+    if (buf_.size() >= 3 && std::memcmp(buf_.data(), "\xEF\xBB\xBF", 3) == 0) skip = 3;
+    if (buf_.size() == skip) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": empty file; a CSV file needs a header row"));
+    }
+    std::vector<FieldRef> fields;
+    RowResult row = ParseRow(buf_, skip, delim_, &fields);
+    if (row.error != RowError::kNone) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":1: column ", row.error_field + 1, ": malformed header: ",
+          row.error == RowError::kUnterminatedQuote ? "unterminated quoted field"
+                                                    : "unexpected character after closing quote"));
+    }
+    std::vector<std::string> header;
+    for (size_t i = 0; i < fields.size(); ++i) {
+      std::string name = buf_.substr(fields[i].begin, fields[i].len);
+      if (fields[i].escaped) name = Unescape(name);
+      // Unnamed columns are named as pandas names them.
+      if (name.empty()) name = absl::StrCat("Unnamed: ", i);
+      header.push_back(std::move(name));
+    }
+    if (index == 0) {
+      absl::flat_hash_set<std::string> seen;
+      for (size_t i = 0; i < header.size(); ++i) {
+        if (!seen.insert(header[i]).second) {
+          return absl::InvalidArgumentError(absl::StrCat(path, ":1: column ", i + 1,
+                                                         ": duplicate column name '",
+                                                         header[i], "'"));
+        }
+      }
+      header_ = std::move(header);
+      fixed_.assign(header_.size(), std::nullopt);
+      for (const auto& spec : options_.type_overrides) {
+        for (size_t c = 0; c < header_.size(); ++c)
+          if (header_[c] == spec.name) fixed_[c] = spec.type;
+      }
+    } else if (header != header_) {
+      size_t c = 0;
+      while (c < header.size() && c < header_.size() && header[c] == header_[c]) ++c;
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":1: header differs from ", files_[0], " at column ", c + 1, " ('",
+          c < header.size() ? header[c] : "<none>", "' vs '",
+          c < header_.size() ? header_[c] : "<none>", "')"));
+    }
+    next_line_ = 1 + row.newlines;
+    offset_ = row.end;
+    buf_.erase(0, row.end);
+    return absl::OkStatus();
+  }
+
+  Env* env_;
+  std::vector<std::string> files_;
+  ReadOptions options_;
+  char delim_ = ',';
+  absl::flat_hash_set<std::string> nulls_;
+  std::vector<std::string> header_;
+  std::vector<std::optional<ValueType>> fixed_;
+
+  size_t file_index_ = 0;
+  std::unique_ptr<SequentialFile> file_;
+  std::string buf_;
+  bool eof_ = false;
+  uint64_t next_line_ = 1;
+  uint64_t offset_ = 0;
+};
+
+absl::Status CsvSource::Decode(const RawBlock& block, Batch* out, BadRowSink* bad) const {
+  out->Clear();
+  out->source = block.file;
+  const std::string_view data = block.data;
+  const size_t ncols = header_.size();
+
+  // Pass 1: split into rows and fields; ragged or malformed rows are bad rows.
+  std::vector<FieldRef> fields;
+  fields.reserve(data.size() / 8 + 16);
+  std::vector<uint32_t> row_start;  // index into `fields` of each good row's first field
+  std::vector<uint64_t> row_line;
+  std::vector<std::pair<uint32_t, uint32_t>> row_bytes;  // for quarantine
+  uint64_t line = block.first_line;
+  size_t pos = 0;
+  while (pos < data.size()) {
+    // Blank lines are skipped, as pandas does.
+    if (data[pos] == '\n') {
+      ++pos;
+      ++line;
+      continue;
+    }
+    if (data[pos] == '\r' && (pos + 1 == data.size() || data[pos + 1] == '\n')) {
+      pos += (pos + 1 < data.size()) ? 2 : 1;
+      ++line;
+      continue;
+    }
+    size_t before = fields.size();
+    RowResult r = ParseRow(data, pos, delim_, &fields);
+    size_t nfields = fields.size() - before;
+    std::string message;
+    if (r.error == RowError::kUnterminatedQuote) {
+      message = absl::StrCat("column ", r.error_field + 1,
+                             ": unterminated quoted field (the quote is never closed)");
+    } else if (r.error == RowError::kCharAfterQuote) {
+      message = absl::StrCat("column ", r.error_field + 1,
+                             ": unexpected character after a closing quote");
+    } else if (nfields != ncols) {
+      message = nfields > ncols
+                    ? absl::StrCat("column ", ncols + 1, ": expected ", ncols,
+                                   " fields as in the header, found ", nfields)
+                    : absl::StrCat("column ", nfields + 1, ": expected ", ncols,
+                                   " fields as in the header, found ", nfields);
+    }
+    if (!message.empty()) {
+      fields.resize(before);
+      KILN_RETURN_IF_ERROR(bad->Add({block.file, line, std::move(message),
+                                     std::string(data.substr(pos, r.end - pos))}));
+    } else {
+      row_start.push_back(static_cast<uint32_t>(before));
+      row_line.push_back(line);
+      row_bytes.emplace_back(static_cast<uint32_t>(pos), static_cast<uint32_t>(r.end - pos));
+    }
+    line += r.newlines;
+    pos = r.end;
+  }
+
+  std::string scratch;
+  auto text = [&](const FieldRef& f) -> std::string_view {
+    std::string_view v = data.substr(f.begin, f.len);
+    if (!f.escaped) return v;
+    scratch = Unescape(v);
+    return scratch;
+  };
+  auto is_missing = [&](const FieldRef& f, std::string_view v) {
+    return f.len == 0 || (!nulls_.empty() && nulls_.contains(v));
+  };
+
+  // Pass 2: values that do not fit a fixed column type make their row bad.
+  std::vector<uint8_t> row_ok(row_start.size(), 1);
+  for (size_t c = 0; c < ncols; ++c) {
+    if (!fixed_[c] || *fixed_[c] == ValueType::kString) continue;
+    for (size_t r = 0; r < row_start.size(); ++r) {
+      if (!row_ok[r]) continue;
+      const FieldRef& f = fields[row_start[r] + c];
+      std::string_view v = text(f);
+      if (is_missing(f, v)) continue;
+      int64_t iv;
+      double dv;
+      bool fits = *fixed_[c] == ValueType::kInt ? ParseInt64(v, &iv) : ParseDouble(v, &dv);
+      if (!fits) {
+        row_ok[r] = 0;
+        KILN_RETURN_IF_ERROR(bad->Add(
+            {block.file, row_line[r],
+             absl::StrCat("column ", c + 1, " ('", header_[c], "'): '", v.substr(0, 64),
+                          "' is not ", *fixed_[c] == ValueType::kInt ? "an INT" : "a FLOAT",
+                          " as the schema requires"),
+             std::string(data.substr(row_bytes[r].first, row_bytes[r].second))}));
+      }
+    }
+  }
+  std::vector<uint32_t> rows;
+  rows.reserve(row_start.size());
+  for (size_t r = 0; r < row_start.size(); ++r) {
+    if (row_ok[r]) {
+      rows.push_back(row_start[r]);
+      out->row_positions.push_back(row_line[r]);
+    }
+  }
+  out->num_rows = rows.size();
+
+  // Pass 3: build typed columns.
+  out->columns.resize(ncols);
+  for (size_t c = 0; c < ncols; ++c) {
+    Column& col = out->columns[c];
+    col.name = header_[c];
+    col.Clear();
+    col.present.reserve(rows.size());
+    col.offsets.reserve(rows.size() + 1);
+    std::optional<ValueType> type = fixed_[c];
+    if (!type || *type == ValueType::kInt) {
+      bool ok = true;
+      col.ints.reserve(rows.size());
+      for (uint32_t start : rows) {
+        const FieldRef& f = fields[start + c];
+        std::string_view v = text(f);
+        if (is_missing(f, v)) {
+          col.AddMissing();
+          continue;
+        }
+        int64_t iv;
+        if (!ParseInt64(v, &iv)) {
+          ok = false;
+          break;
+        }
+        col.AddInt(iv);
+      }
+      if (ok) {
+        col.type = ValueType::kInt;
+        continue;
+      }
+      col.Clear();
+    }
+    if (!type || *type == ValueType::kFloat) {
+      bool ok = true;
+      col.floats.reserve(rows.size());
+      for (uint32_t start : rows) {
+        const FieldRef& f = fields[start + c];
+        std::string_view v = text(f);
+        if (is_missing(f, v)) {
+          col.AddMissing();
+          continue;
+        }
+        double dv;
+        if (!ParseDouble(v, &dv)) {
+          ok = false;
+          break;
+        }
+        col.AddFloat(dv);
+      }
+      if (ok) {
+        col.type = ValueType::kFloat;
+        continue;
+      }
+      col.Clear();
+    }
+    col.type = ValueType::kString;
+    for (uint32_t start : rows) {
+      const FieldRef& f = fields[start + c];
+      std::string_view v = text(f);
+      if (is_missing(f, v)) {
+        col.AddMissing();
+      } else {
+        col.AddString(v);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+void AppendCsvField(std::string* out, std::string_view v, char delim) {
+  bool quote = v.find_first_of(std::string{delim, '"', '\n', '\r'}) != std::string_view::npos;
+  if (!quote) {
+    out->append(v);
+    return;
+  }
+  out->push_back('"');
+  for (char ch : v) {
+    if (ch == '"') out->push_back('"');
+    out->push_back(ch);
+  }
+  out->push_back('"');
+}
+
+void AppendNumber(std::string* out, double v) {
+  char tmp[64];
+  auto [p, ec] = std::to_chars(tmp, tmp + sizeof(tmp), v);
+  out->append(tmp, p);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<BlockSource>> OpenCsvSource(Env* env,
+                                                           std::vector<std::string> files,
+                                                           const ReadOptions& options) {
+  if (files.empty()) return absl::InvalidArgumentError("no CSV files given");
+  auto source = std::make_unique<CsvSource>(env, std::move(files), options);
+  KILN_RETURN_IF_ERROR(source->Init());
+  return std::unique_ptr<BlockSource>(std::move(source));
+}
+
+absl::StatusOr<std::unique_ptr<CsvWriter>> CsvWriter::Create(Env* env, const std::string& path,
+                                                             const TableSchema& schema,
+                                                             char delimiter) {
+  KILN_ASSIGN_OR_RETURN(auto out, AtomicFileWriter::Create(env, path));
+  auto w = std::unique_ptr<CsvWriter>(new CsvWriter(std::move(out), schema, delimiter));
+  for (size_t c = 0; c < schema.size(); ++c) {
+    if (c) w->buf_.push_back(delimiter);
+    AppendCsvField(&w->buf_, schema[c].name, delimiter);
+  }
+  w->buf_.push_back('\n');
+  return w;
+}
+
+absl::Status CsvWriter::Append(const Batch& batch) {
+  std::vector<int> index(schema_.size());
+  for (size_t c = 0; c < schema_.size(); ++c) {
+    index[c] = batch.FindColumn(schema_[c].name);
+    if (index[c] >= 0 && batch.columns[index[c]].type != schema_[c].type) {
+      return absl::InvalidArgumentError(absl::StrCat("column '", schema_[c].name, "' is ",
+                                                     ValueTypeName(batch.columns[index[c]].type),
+                                                     ", the CSV schema says ",
+                                                     ValueTypeName(schema_[c].type)));
+    }
+  }
+  for (size_t r = 0; r < batch.num_rows; ++r) {
+    for (size_t c = 0; c < schema_.size(); ++c) {
+      if (c) buf_.push_back(delimiter_);
+      if (index[c] < 0) continue;
+      const Column& col = batch.columns[index[c]];
+      if (!col.is_present(r)) continue;
+      std::string field;
+      for (uint32_t i = col.offsets[r]; i < col.offsets[r + 1]; ++i) {
+        if (i != col.offsets[r]) field.push_back('|');
+        switch (col.type) {
+          case ValueType::kInt:
+            field += std::to_string(col.ints[i]);
+            break;
+          case ValueType::kFloat:
+            AppendNumber(&field, col.floats[i]);
+            break;
+          case ValueType::kString:
+            field.append(col.str(i));
+            break;
+        }
+      }
+      // An empty string is written as an empty field, which reads back as missing.
+      AppendCsvField(&buf_, field, delimiter_);
+    }
+    buf_.push_back('\n');
+    if (buf_.size() > (1 << 20)) {
+      KILN_RETURN_IF_ERROR(out_->Append(buf_));
+      buf_.clear();
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CsvWriter::Finish() {
+  KILN_RETURN_IF_ERROR(out_->Append(buf_));
+  buf_.clear();
+  return out_->Commit();
+}
+
+}  // namespace kiln::data

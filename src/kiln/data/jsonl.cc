@@ -1,0 +1,318 @@
+#include "kiln/data/jsonl.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <optional>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "simdjson.h"
+
+namespace kiln::data {
+
+namespace {
+
+std::string FormatDouble(double v) {
+  char tmp[64];
+  auto [p, ec] = std::to_chars(tmp, tmp + sizeof(tmp), v);
+  return std::string(tmp, p);
+}
+
+}  // namespace
+
+void WidenColumn(Column* col, ValueType to) {
+  if (to <= col->type) return;
+  if (col->type == ValueType::kInt && to == ValueType::kFloat) {
+    col->floats.assign(col->ints.begin(), col->ints.end());
+    col->ints.clear();
+  } else {
+    // Numbers to their text.
+    col->str_data.clear();
+    col->str_offsets.assign(1, 0);
+    if (col->type == ValueType::kInt) {
+      for (int64_t v : col->ints) col->PushString(std::to_string(v));
+    } else {
+      for (double v : col->floats) col->PushString(FormatDouble(v));
+    }
+    col->ints.clear();
+    col->floats.clear();
+  }
+  col->type = to;
+}
+
+namespace {
+
+constexpr size_t kMaxLineBytes = size_t{1} << 30;
+
+// The kind a JSON scalar maps to, or nullopt for null.
+enum class Kind { kNull, kInt, kFloat, kString, kBad };
+
+Kind ScalarKind(simdjson::dom::element e) {
+  switch (e.type()) {
+    case simdjson::dom::element_type::NULL_VALUE:
+      return Kind::kNull;
+    case simdjson::dom::element_type::BOOL:
+    case simdjson::dom::element_type::INT64:
+      return Kind::kInt;
+    case simdjson::dom::element_type::UINT64:
+    case simdjson::dom::element_type::DOUBLE:
+      return Kind::kFloat;
+    case simdjson::dom::element_type::STRING:
+      return Kind::kString;
+    default:
+      return Kind::kBad;
+  }
+}
+
+ValueType KindType(Kind k) {
+  return k == Kind::kInt ? ValueType::kInt
+                         : (k == Kind::kFloat ? ValueType::kFloat : ValueType::kString);
+}
+
+class JsonlSource : public BlockSource {
+ public:
+  JsonlSource(Env* env, std::vector<std::string> files, ReadOptions options)
+      : env_(env), files_(std::move(files)), options_(std::move(options)) {
+    for (const auto& spec : options_.type_overrides) fixed_[spec.name] = spec.type;
+  }
+
+  absl::StatusOr<bool> NextBlock(RawBlock* block) override {
+    for (;;) {
+      if (!file_) {
+        if (next_file_ >= files_.size()) return false;
+        KILN_ASSIGN_OR_RETURN(file_, env_->NewSequentialFile(files_[next_file_]));
+        current_ = files_[next_file_++];
+        buf_.clear();
+        eof_ = false;
+        line_ = 1;
+        offset_ = 0;
+      }
+      size_t boundary = 0;
+      for (;;) {
+        if (!eof_ && buf_.size() < options_.block_bytes) {
+          KILN_RETURN_IF_ERROR(ReadMore(options_.block_bytes - buf_.size()));
+          continue;
+        }
+        if (eof_) {
+          boundary = buf_.size();
+          break;
+        }
+        const void* nl = memrchr(buf_.data(), '\n', buf_.size());
+        if (nl) {
+          boundary = static_cast<const char*>(nl) - buf_.data() + 1;
+          break;
+        }
+        if (buf_.size() > kMaxLineBytes) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(current_, ":", line_, ": a line longer than 1 GiB"));
+        }
+        KILN_RETURN_IF_ERROR(ReadMore(std::max(options_.block_bytes, buf_.size())));
+      }
+      if (boundary == 0) {
+        file_.reset();
+        continue;
+      }
+      block->file = current_;
+      block->first_line = line_;
+      block->byte_offset = offset_;
+      block->data.assign(buf_.data(), boundary);
+      buf_.erase(0, boundary);
+      line_ += std::count(block->data.begin(), block->data.end(), '\n');
+      offset_ += boundary;
+      return true;
+    }
+  }
+
+  absl::Status Decode(const RawBlock& block, Batch* out, BadRowSink* bad) const override;
+
+ private:
+  absl::Status ReadMore(size_t want) {
+    want = std::max<size_t>(want, 1 << 16);
+    size_t old = buf_.size();
+    buf_.resize(old + want);
+    auto n = file_->Read(want, buf_.data() + old);
+    if (!n.ok()) {
+      buf_.resize(old);
+      return n.status();
+    }
+    buf_.resize(old + *n);
+    if (*n == 0) eof_ = true;
+    return absl::OkStatus();
+  }
+
+  Env* env_;
+  std::vector<std::string> files_;
+  ReadOptions options_;
+  absl::flat_hash_map<std::string, ValueType> fixed_;
+  size_t next_file_ = 0;
+  std::string current_;
+  std::unique_ptr<SequentialFile> file_;
+  std::string buf_;
+  bool eof_ = false;
+  uint64_t line_ = 1;
+  uint64_t offset_ = 0;
+};
+
+// Checks one object and returns an error message, or "" when the row is good.
+std::string CheckRow(simdjson::dom::object obj,
+                     const absl::flat_hash_map<std::string, ValueType>& fixed,
+                     absl::flat_hash_set<std::string_view>* keys) {
+  keys->clear();
+  for (auto field : obj) {
+    std::string_view key = field.key;
+    if (!keys->insert(key).second) return absl::StrCat("field '", key, "': duplicate key");
+    Kind kind;
+    if (field.value.is_array()) {
+      kind = Kind::kNull;
+      for (auto v : field.value.get_array().value_unsafe()) {
+        Kind k = ScalarKind(v);
+        if (k == Kind::kBad || k == Kind::kNull) {
+          return absl::StrCat("field '", key,
+                              "': arrays may hold only numbers, strings and booleans");
+        }
+        if (kind == Kind::kNull) kind = k;
+        else if (k != kind) kind = (k == Kind::kString || kind == Kind::kString) ? Kind::kString
+                                                                                : Kind::kFloat;
+      }
+    } else {
+      kind = ScalarKind(field.value);
+      if (kind == Kind::kBad) {
+        return absl::StrCat("field '", key,
+                            "': nested objects are not supported; flatten it into "
+                            "top-level fields");
+      }
+    }
+    auto it = fixed.find(key);
+    if (it != fixed.end() && kind != Kind::kNull) {
+      ValueType want = it->second;
+      ValueType got = KindType(kind);
+      if (want != ValueType::kString && got > want) {
+        return absl::StrCat("field '", key, "': ", ValueTypeName(got), " value where the schema ",
+                            "requires ", ValueTypeName(want));
+      }
+    }
+  }
+  return "";
+}
+
+void AppendScalar(Column* col, simdjson::dom::element v) {
+  Kind k = ScalarKind(v);
+  ValueType t = KindType(k);
+  if (t > col->type) WidenColumn(col, t);
+  switch (col->type) {
+    case ValueType::kInt:
+      col->ints.push_back(v.is_bool() ? (v.get_bool().value_unsafe() ? 1 : 0)
+                                      : v.get_int64().value_unsafe());
+      break;
+    case ValueType::kFloat:
+      if (v.is_bool()) col->floats.push_back(v.get_bool().value_unsafe() ? 1.0 : 0.0);
+      else if (v.is_int64()) col->floats.push_back(static_cast<double>(v.get_int64().value_unsafe()));
+      else if (v.is_uint64()) col->floats.push_back(static_cast<double>(v.get_uint64().value_unsafe()));
+      else col->floats.push_back(v.get_double().value_unsafe());
+      break;
+    case ValueType::kString:
+      if (k == Kind::kString) {
+        col->PushString(v.get_string().value_unsafe());
+      } else if (v.is_bool()) {
+        col->PushString(v.get_bool().value_unsafe() ? "1" : "0");
+      } else if (v.is_int64()) {
+        col->PushString(std::to_string(v.get_int64().value_unsafe()));
+      } else if (v.is_uint64()) {
+        col->PushString(std::to_string(v.get_uint64().value_unsafe()));
+      } else {
+        col->PushString(FormatDouble(v.get_double().value_unsafe()));
+      }
+      break;
+  }
+}
+
+absl::Status JsonlSource::Decode(const RawBlock& block, Batch* out, BadRowSink* bad) const {
+  out->Clear();
+  out->source = block.file;
+  thread_local simdjson::dom::parser parser;
+  simdjson::padded_string padded(block.data);
+  const char* base = padded.data();
+  const size_t n = block.data.size();
+  absl::flat_hash_map<std::string, size_t> index;
+  absl::flat_hash_set<std::string_view> keys;
+  std::vector<size_t> last_row;  // per column: the last row that set it
+  uint64_t line = block.first_line;
+  size_t pos = 0;
+  size_t row = 0;
+  while (pos < n) {
+    const void* nl = std::memchr(base + pos, '\n', n - pos);
+    size_t end = nl ? static_cast<const char*>(nl) - base : n;
+    size_t next = nl ? end + 1 : n;
+    std::string_view text(base + pos, end - pos);
+    uint64_t this_line = line;
+    ++line;
+    size_t line_pos = pos;
+    pos = next;
+    while (!text.empty() && (text.back() == '\r' || text.back() == ' ' || text.back() == '\t'))
+      text.remove_suffix(1);
+    if (text.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank line
+
+    simdjson::dom::element doc;
+    auto error = parser.parse(text.data(), text.size(), false).get(doc);
+    std::string message;
+    if (error) {
+      message = absl::StrCat("invalid JSON: ", simdjson::error_message(error));
+    } else if (!doc.is_object()) {
+      message = "expected a JSON object on each line";
+    } else {
+      message = CheckRow(doc.get_object().value_unsafe(), fixed_, &keys);
+    }
+    if (!message.empty()) {
+      KILN_RETURN_IF_ERROR(bad->Add({block.file, this_line, std::move(message),
+                                     std::string(base + line_pos, next - line_pos)}));
+      continue;
+    }
+    for (auto field : doc.get_object().value_unsafe()) {
+      if (field.value.is_null()) continue;
+      std::string_view key = field.key;
+      auto [it, inserted] = index.try_emplace(key, out->columns.size());
+      if (inserted) {
+        out->columns.emplace_back();
+        Column& col = out->columns.back();
+        col.name = std::string(key);
+        auto f = fixed_.find(key);
+        col.type = f == fixed_.end() ? ValueType::kInt : f->second;
+        for (size_t r = 0; r < row; ++r) col.AddMissing();
+        last_row.push_back(SIZE_MAX);
+      }
+      Column& col = out->columns[it->second];
+      last_row[it->second] = row;
+      if (field.value.is_array()) {
+        uint32_t count = 0;
+        for (auto v : field.value.get_array().value_unsafe()) {
+          AppendScalar(&col, v);
+          ++count;
+        }
+        col.EndRow(count);
+      } else {
+        AppendScalar(&col, field.value);
+        col.EndRow(1);
+      }
+    }
+    for (size_t c = 0; c < out->columns.size(); ++c) {
+      if (last_row[c] != row) out->columns[c].AddMissing();
+    }
+    out->row_positions.push_back(this_line);
+    ++row;
+  }
+  out->num_rows = row;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<BlockSource>> OpenJsonlSource(Env* env,
+                                                             std::vector<std::string> files,
+                                                             const ReadOptions& options) {
+  if (files.empty()) return absl::InvalidArgumentError("no JSON Lines files given");
+  return std::unique_ptr<BlockSource>(new JsonlSource(env, std::move(files), options));
+}
+
+}  // namespace kiln::data

@@ -1,0 +1,162 @@
+#include "kiln/data/source.h"
+
+#include <condition_variable>
+#include <deque>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+
+namespace kiln::data {
+
+absl::StatusOr<BadRowPolicy> ParseBadRowPolicy(std::string_view s) {
+  if (s == "error") return BadRowPolicy::kError;
+  if (s == "skip") return BadRowPolicy::kSkip;
+  if (s == "quarantine") return BadRowPolicy::kQuarantine;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--bad-rows: unknown policy '", s, "'; valid: error, skip, quarantine"));
+}
+
+BadRowSink::BadRowSink(BadRowPolicy policy, std::string quarantine_path)
+    : policy_(policy), quarantine_path_(std::move(quarantine_path)) {}
+
+BadRowSink::~BadRowSink() = default;
+
+absl::Status BadRowSink::Add(BadRow row) {
+  std::string where = absl::StrCat(row.file, ":", row.line, ": ", row.message);
+  if (policy_ == BadRowPolicy::kError) return absl::InvalidArgumentError(where);
+  std::lock_guard<std::mutex> lock(mu_);
+  ++count_;
+  if (policy_ == BadRowPolicy::kQuarantine && quarantine_status_.ok()) {
+    if (!quarantine_) {
+      if (quarantine_path_.empty()) {
+        quarantine_status_ = absl::InvalidArgumentError("quarantine needs a file path");
+      } else {
+        auto w = AtomicFileWriter::Create(Env::Default(), quarantine_path_);
+        if (w.ok()) quarantine_ = std::move(*w);
+        else quarantine_status_ = w.status();
+      }
+    }
+    if (quarantine_) {
+      std::string raw = row.raw;
+      if (raw.empty() || raw.back() != '\n') raw.push_back('\n');
+      quarantine_status_.Update(quarantine_->Append(raw));
+    }
+  }
+  if (samples_.size() < 20) {
+    row.raw.clear();
+    samples_.push_back(std::move(row));
+  }
+  return absl::OkStatus();
+}
+
+uint64_t BadRowSink::count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return count_;
+}
+
+std::vector<BadRow> BadRowSink::samples() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return samples_;
+}
+
+absl::Status BadRowSink::Finish() {
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_RETURN_IF_ERROR(quarantine_status_);
+  if (quarantine_) return quarantine_->Commit();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> BatchReader::Next(Batch* batch) {
+  KILN_ASSIGN_OR_RETURN(bool more, source_->NextBlock(&block_));
+  if (!more) return false;
+  KILN_RETURN_IF_ERROR(source_->Decode(block_, batch, bad_));
+  batch->block_index = block_.index = next_index_++;
+  return true;
+}
+
+int DefaultThreads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 2 : static_cast<int>(n);
+}
+
+absl::Status ForEachBatchParallel(BlockSource* source, BadRowSink* bad, int num_threads,
+                                  const std::function<absl::Status(int, Batch&)>& fn) {
+  if (num_threads < 1) num_threads = 1;
+  std::mutex mu;
+  std::condition_variable can_push, can_pop;
+  std::deque<RawBlock> queue;
+  const size_t max_queue = static_cast<size_t>(num_threads) * 2;
+  bool done_reading = false;
+  bool stop = false;
+  // The error of the lowest-numbered failing block wins, so the message a user sees is
+  // the first problem in the file whatever the thread timing.
+  absl::Status first_error;
+  uint64_t first_error_block = UINT64_MAX;
+  auto record_error = [&](absl::Status s, uint64_t block) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (block < first_error_block) {
+      first_error = std::move(s);
+      first_error_block = block;
+    }
+    stop = true;
+    can_push.notify_all();
+    can_pop.notify_all();
+  };
+
+  std::vector<std::thread> workers;
+  for (int t = 0; t < num_threads; ++t) {
+    workers.emplace_back([&, t] {
+      Batch batch;
+      for (;;) {
+        RawBlock block;
+        {
+          std::unique_lock<std::mutex> lock(mu);
+          can_pop.wait(lock, [&] { return stop || done_reading || !queue.empty(); });
+          if (stop) return;
+          if (queue.empty()) return;  // done_reading and drained
+          block = std::move(queue.front());
+          queue.pop_front();
+          can_push.notify_one();
+        }
+        absl::Status s = source->Decode(block, &batch, bad);
+        batch.block_index = block.index;
+        if (s.ok()) s = fn(t, batch);
+        if (!s.ok()) {
+          record_error(std::move(s), block.index);
+          return;
+        }
+      }
+    });
+  }
+
+  uint64_t index = 0;
+  for (;;) {
+    RawBlock block;
+    absl::StatusOr<bool> more = source->NextBlock(&block);
+    if (!more.ok()) {
+      // Let the workers finish the blocks before this one: an error there comes first.
+      std::lock_guard<std::mutex> lock(mu);
+      if (index < first_error_block) {
+        first_error = more.status();
+        first_error_block = index;
+      }
+      break;
+    }
+    if (!*more) break;
+    block.index = index++;
+    std::unique_lock<std::mutex> lock(mu);
+    can_push.wait(lock, [&] { return stop || queue.size() < max_queue; });
+    if (stop) break;
+    queue.push_back(std::move(block));
+    can_pop.notify_one();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done_reading = true;
+    can_pop.notify_all();
+  }
+  for (auto& w : workers) w.join();
+  return first_error;
+}
+
+}  // namespace kiln::data
