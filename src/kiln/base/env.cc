@@ -11,13 +11,13 @@
 #include <atomic>
 #include <cstring>
 
-#include "absl/strings/str_cat.h"
+#include "kiln/base/str.h"
 
 namespace kiln {
 namespace {
 
 absl::Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
-  std::string msg = absl::StrCat(path, ": ", what, ": ", std::strerror(err));
+  std::string msg = kiln::StrCat(path, ": ", what, ": ", std::strerror(err));
   switch (err) {
     case ENOENT:
       return absl::NotFoundError(msg);
@@ -99,7 +99,7 @@ class PosixEnv : public Env {
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
       close(fd);
-      return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, expected a file"));
+      return absl::InvalidArgumentError(kiln::StrCat(path, ": is a directory, expected a file"));
     }
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return std::unique_ptr<SequentialFile>(new PosixSequentialFile(path, fd));
@@ -164,7 +164,7 @@ class PosixEnv : public Env {
 
 std::string TempNameFor(const std::string& path) {
   static std::atomic<uint64_t> counter{0};
-  return absl::StrCat(path, ".tmp.", ::getpid(), ".", counter.fetch_add(1));
+  return kiln::StrCat(path, ".tmp.", ::getpid(), ".", counter.fetch_add(1));
 }
 
 }  // namespace
@@ -228,8 +228,8 @@ std::string JoinPath(std::string_view a, std::string_view b) {
   if (a.empty()) return std::string(b);
   if (b.empty()) return std::string(a);
   if (!b.empty() && b.front() == '/') return std::string(b);
-  if (a.back() == '/') return absl::StrCat(a, b);
-  return absl::StrCat(a, "/", b);
+  if (a.back() == '/') return kiln::StrCat(a, b);
+  return kiln::StrCat(a, "/", b);
 }
 
 std::string Dirname(std::string_view path) {

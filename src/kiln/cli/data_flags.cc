@@ -1,6 +1,6 @@
 #include "kiln/cli/data_flags.h"
 
-#include "absl/strings/str_cat.h"
+#include "kiln/base/str.h"
 #include "kiln/validation/schema_io.h"
 
 namespace kiln::cli {
@@ -36,7 +36,7 @@ absl::StatusOr<data::InputSet> DataFlags::Resolve(Env* env) const {
     else if (format == "tfrecord") opts.format = data::Format::kTfRecord;
     else
       return absl::InvalidArgumentError(
-          absl::StrCat("--format: unknown format '", format, "'; valid: csv, jsonl, tfrecord"));
+          kiln::StrCat("--format: unknown format '", format, "'; valid: csv, jsonl, tfrecord"));
   }
   return data::ResolveInput(env, input, opts);
 }
@@ -48,7 +48,7 @@ absl::StatusOr<data::ReadOptions> DataFlags::ReadOptions(Env* env,
     std::string d = delimiter == "\\t" || delimiter == "tab" ? "\t" : delimiter;
     if (d.size() != 1) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--delimiter must be one character, got '", delimiter, "'"));
+          kiln::StrCat("--delimiter must be one character, got '", delimiter, "'"));
     }
     read.delimiter = d[0];
   }

@@ -1,7 +1,7 @@
 // `kiln stats`: TFX StatisticsGen.
 #include <cstdio>
 
-#include "absl/strings/str_cat.h"
+#include "kiln/base/str.h"
 #include "absl/strings/str_format.h"
 #include "kiln/cli/command.h"
 #include "kiln/cli/data_flags.h"
@@ -78,7 +78,7 @@ void AddStatsCommand(CLI::App& root) {
   auto flags = std::make_shared<StatsFlags>();
   CLI::App* app = root.add_subcommand(
       "stats", "Compute feature statistics (TFX StatisticsGen / TFDV)");
-  app->footer(absl::StrCat(
+  app->footer(kiln::StrCat(
       kDataHelp,
       "\n\nWrites DIR/statistics.pb and DIR/statistics.json (tensorflow_metadata "
       "DatasetFeatureStatisticsList; readable by TFDV and Facets) and prints a table. An "

@@ -5,8 +5,8 @@
 #include <cstring>
 #include <optional>
 
-#include "absl/container/flat_hash_set.h"
-#include "absl/strings/str_cat.h"
+#include "kiln/base/str.h"
+#include "kiln/base/string_map.h"
 
 namespace kiln::data {
 
@@ -190,7 +190,7 @@ class CsvSource : public BlockSource {
         if (boundary > 0) break;
         if (buf_.size() > kMaxRowBytes) {
           return absl::InvalidArgumentError(
-              absl::StrCat(files_[file_index_], ":", next_line_,
+              kiln::StrCat(files_[file_index_], ":", next_line_,
                            ": a row longer than 1 GiB (an unclosed quote?)"));
         }
         KILN_RETURN_IF_ERROR(ReadMore(std::max(options_.block_bytes, buf_.size())));
@@ -251,19 +251,19 @@ class CsvSource : public BlockSource {
       boundary = LastRowEnd(buf_.data(), buf_.size());
       if (boundary > 0 || eof_) break;
       if (buf_.size() > kMaxRowBytes) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ":1: header row longer than 1 GiB"));
+        return absl::InvalidArgumentError(kiln::StrCat(path, ":1: header row longer than 1 GiB"));
       }
     }
     size_t skip = 0;
     if (buf_.size() >= 3 && std::memcmp(buf_.data(), "\xEF\xBB\xBF", 3) == 0) skip = 3;
     if (buf_.size() == skip) {
       return absl::InvalidArgumentError(
-          absl::StrCat(path, ": empty file; a CSV file needs a header row"));
+          kiln::StrCat(path, ": empty file; a CSV file needs a header row"));
     }
     std::vector<FieldRef> fields;
     RowResult row = ParseRow(buf_, skip, delim_, &fields);
     if (row.error != RowError::kNone) {
-      return absl::InvalidArgumentError(absl::StrCat(
+      return absl::InvalidArgumentError(kiln::StrCat(
           path, ":1: column ", row.error_field + 1, ": malformed header: ",
           row.error == RowError::kUnterminatedQuote ? "unterminated quoted field"
                                                     : "unexpected character after closing quote"));
@@ -273,14 +273,14 @@ class CsvSource : public BlockSource {
       std::string name = buf_.substr(fields[i].begin, fields[i].len);
       if (fields[i].escaped) name = Unescape(name);
       // Unnamed columns are named as pandas names them.
-      if (name.empty()) name = absl::StrCat("Unnamed: ", i);
+      if (name.empty()) name = kiln::StrCat("Unnamed: ", i);
       header.push_back(std::move(name));
     }
     if (index == 0) {
-      absl::flat_hash_set<std::string> seen;
+      StringSet seen;
       for (size_t i = 0; i < header.size(); ++i) {
         if (!seen.insert(header[i]).second) {
-          return absl::InvalidArgumentError(absl::StrCat(path, ":1: column ", i + 1,
+          return absl::InvalidArgumentError(kiln::StrCat(path, ":1: column ", i + 1,
                                                          ": duplicate column name '",
                                                          header[i], "'"));
         }
@@ -294,7 +294,7 @@ class CsvSource : public BlockSource {
     } else if (header != header_) {
       size_t c = 0;
       while (c < header.size() && c < header_.size() && header[c] == header_[c]) ++c;
-      return absl::InvalidArgumentError(absl::StrCat(
+      return absl::InvalidArgumentError(kiln::StrCat(
           path, ":1: header differs from ", files_[0], " at column ", c + 1, " ('",
           c < header.size() ? header[c] : "<none>", "' vs '",
           c < header_.size() ? header_[c] : "<none>", "')"));
@@ -309,7 +309,7 @@ class CsvSource : public BlockSource {
   std::vector<std::string> files_;
   ReadOptions options_;
   char delim_ = ',';
-  absl::flat_hash_set<std::string> nulls_;
+  StringSet nulls_;
   std::vector<std::string> header_;
   std::vector<std::optional<ValueType>> fixed_;
 
@@ -352,16 +352,16 @@ absl::Status CsvSource::Decode(const RawBlock& block, Batch* out, BadRowSink* ba
     size_t nfields = fields.size() - before;
     std::string message;
     if (r.error == RowError::kUnterminatedQuote) {
-      message = absl::StrCat("column ", r.error_field + 1,
+      message = kiln::StrCat("column ", r.error_field + 1,
                              ": unterminated quoted field (the quote is never closed)");
     } else if (r.error == RowError::kCharAfterQuote) {
-      message = absl::StrCat("column ", r.error_field + 1,
+      message = kiln::StrCat("column ", r.error_field + 1,
                              ": unexpected character after a closing quote");
     } else if (nfields != ncols) {
       message = nfields > ncols
-                    ? absl::StrCat("column ", ncols + 1, ": expected ", ncols,
+                    ? kiln::StrCat("column ", ncols + 1, ": expected ", ncols,
                                    " fields as in the header, found ", nfields)
-                    : absl::StrCat("column ", nfields + 1, ": expected ", ncols,
+                    : kiln::StrCat("column ", nfields + 1, ": expected ", ncols,
                                    " fields as in the header, found ", nfields);
     }
     if (!message.empty()) {
@@ -404,7 +404,7 @@ absl::Status CsvSource::Decode(const RawBlock& block, Batch* out, BadRowSink* ba
         row_ok[r] = 0;
         KILN_RETURN_IF_ERROR(bad->Add(
             {block.file, row_line[r],
-             absl::StrCat("column ", c + 1, " ('", header_[c], "'): '", v.substr(0, 64),
+             kiln::StrCat("column ", c + 1, " ('", header_[c], "'): '", v.substr(0, 64),
                           "' is not ", *fixed_[c] == ValueType::kInt ? "an INT" : "a FLOAT",
                           " as the schema requires"),
              std::string(data.substr(row_bytes[r].first, row_bytes[r].second))}));
@@ -539,7 +539,7 @@ absl::Status CsvWriter::Append(const Batch& batch) {
   for (size_t c = 0; c < schema_.size(); ++c) {
     index[c] = batch.FindColumn(schema_[c].name);
     if (index[c] >= 0 && batch.columns[index[c]].type != schema_[c].type) {
-      return absl::InvalidArgumentError(absl::StrCat("column '", schema_[c].name, "' is ",
+      return absl::InvalidArgumentError(kiln::StrCat("column '", schema_[c].name, "' is ",
                                                      ValueTypeName(batch.columns[index[c]].type),
                                                      ", the CSV schema says ",
                                                      ValueTypeName(schema_[c].type)));

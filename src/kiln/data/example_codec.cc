@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/container/flat_hash_set.h"
-#include "absl/strings/str_cat.h"
+#include "kiln/base/str.h"
+#include "kiln/base/string_map.h"
 #include "tensorflow/core/example/example.pb.h"
 
 namespace kiln::data {
@@ -57,7 +57,7 @@ TfRecordSource::~TfRecordSource() = default;
 absl::StatusOr<std::unique_ptr<TfRecordSource>> TfRecordSource::Open(
     Env* env, std::vector<std::string> files, const ReadOptions& options) {
   for (const std::string& f : files) {
-    if (!env->FileExists(f)) return absl::NotFoundError(absl::StrCat(f, ": no such file"));
+    if (!env->FileExists(f)) return absl::NotFoundError(kiln::StrCat(f, ": no such file"));
   }
   return std::unique_ptr<TfRecordSource>(new TfRecordSource(env, std::move(files), options));
 }
@@ -131,7 +131,7 @@ absl::Status TfRecordSource::Decode(const RawBlock& block, Batch* out, BadRowSin
   out->Clear();
   out->source = block.file;
   tensorflow::Example example;
-  absl::flat_hash_map<std::string, size_t> column_of;
+  StringMap<size_t> column_of;
   // typed[c]: column c's type is fixed (by an override or a feature with a kind); until
   // then it holds only missing and empty rows, so its type can still be chosen.
   std::vector<bool> typed;
@@ -142,7 +142,7 @@ absl::Status TfRecordSource::Decode(const RawBlock& block, Batch* out, BadRowSin
   uint64_t offset = block.byte_offset;
   while (!data.empty()) {
     if (data.size() < 4 || data.size() - 4 < GetLength(data.data())) {
-      return absl::InternalError(absl::StrCat(block.file, ": malformed TFRecord block"));
+      return absl::InternalError(kiln::StrCat(block.file, ": malformed TFRecord block"));
     }
     const std::string_view raw = data.substr(4, GetLength(data.data()));
     data.remove_prefix(4 + raw.size());
@@ -151,7 +151,7 @@ absl::Status TfRecordSource::Decode(const RawBlock& block, Batch* out, BadRowSin
     offset += kTfRecordHeaderBytes + raw.size() + kTfRecordFooterBytes;
     auto bad_row = [&](std::string_view why) {
       return bad->Add(BadRow{block.file, this_record,
-                             absl::StrCat("record ", this_record, " at byte offset ",
+                             kiln::StrCat("record ", this_record, " at byte offset ",
                                           this_offset, ": ", why),
                              std::string(raw)});
     };
@@ -175,14 +175,14 @@ absl::Status TfRecordSource::Decode(const RawBlock& block, Batch* out, BadRowSin
       if (auto o = overrides_.find(*name); o != overrides_.end()) {
         const bool widen = *kind == ValueType::kInt && o->second == ValueType::kFloat;
         if (*kind != o->second && !widen) {
-          problem = absl::StrCat("feature '", *name, "' holds ", ValueTypeName(*kind),
+          problem = kiln::StrCat("feature '", *name, "' holds ", ValueTypeName(*kind),
                                  " values but its type is set to ", ValueTypeName(o->second));
           break;
         }
       } else if (auto c = column_of.find(*name); c != column_of.end() && typed[c->second]) {
         const ValueType earlier = out->columns[c->second].type;
         if (*kind != earlier) {
-          problem = absl::StrCat("feature '", *name, "' holds ", ValueTypeName(*kind),
+          problem = kiln::StrCat("feature '", *name, "' holds ", ValueTypeName(*kind),
                                  " values but ", ValueTypeName(earlier),
                                  " values earlier in the block");
           break;
@@ -264,16 +264,16 @@ absl::StatusOr<std::unique_ptr<ExampleWriter>> ExampleWriter::Create(Env* env,
 }
 
 absl::Status ExampleWriter::Write(const Batch& batch) {
-  absl::flat_hash_set<std::string_view> names;
+  StringViewSet names;
   for (const Column& col : batch.columns) {
     if (col.num_rows() != batch.num_rows || col.offsets.size() != batch.num_rows + 1) {
-      return absl::InvalidArgumentError(absl::StrCat("column '", col.name, "' has ",
+      return absl::InvalidArgumentError(kiln::StrCat("column '", col.name, "' has ",
                                                      col.num_rows(), " rows but the batch has ",
                                                      batch.num_rows));
     }
     if (!names.insert(col.name).second) {
       return absl::InvalidArgumentError(
-          absl::StrCat("column '", col.name, "' appears twice in the batch"));
+          kiln::StrCat("column '", col.name, "' appears twice in the batch"));
     }
   }
   tensorflow::Example example;

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "kiln/base/env.h"
 #include "kiln/base/status.h"
+#include "kiln/base/string_map.h"
 #include "kiln/data/batch.h"
 #include "kiln/data/source.h"
 #include "kiln/data/tfrecord.h"
@@ -71,7 +71,7 @@ class TfRecordSource : public BlockSource {
   std::vector<std::string> files_;
   std::optional<std::string> memory_;  // set for FromMemory; files_ then holds its name
   size_t block_bytes_;
-  absl::flat_hash_map<std::string, ValueType> overrides_;
+  StringMap<ValueType> overrides_;
   size_t next_file_ = 0;
   std::unique_ptr<TFRecordReader> reader_;
   absl::Status pending_error_;  // a corruption found while filling the previous block

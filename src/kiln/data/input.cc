@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <map>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "kiln/base/str.h"
+#include "kiln/base/string_map.h"
+
 #include "kiln/data/csv.h"
 #include "kiln/data/dataset.h"
 #include "kiln/data/example_codec.h"
@@ -54,7 +54,7 @@ absl::StatusOr<std::vector<std::string>> Glob(const std::string& pattern) {
   }
   globfree(&g);
   if (rc != 0 && rc != GLOB_NOMATCH) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot expand '", pattern, "'"));
+    return absl::InvalidArgumentError(kiln::StrCat("cannot expand '", pattern, "'"));
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -78,19 +78,19 @@ absl::StatusOr<std::vector<std::string>> DataFilesIn(Env* env, const std::string
 absl::Status FinishFiles(std::vector<std::string> files, const std::string& spec,
                          const ResolveOptions& options, InputSet* out) {
   if (files.empty()) {
-    return absl::NotFoundError(absl::StrCat("no input files match '", spec, "'"));
+    return absl::NotFoundError(kiln::StrCat("no input files match '", spec, "'"));
   }
   std::optional<Format> format = options.format;
   if (!format) {
     for (const auto& f : files) {
       std::optional<Format> ff = FormatFromName(f);
       if (!ff) {
-        return absl::InvalidArgumentError(absl::StrCat(
+        return absl::InvalidArgumentError(kiln::StrCat(
             f, ": cannot tell the format from the extension; use .csv, .tsv, .jsonl, "
                ".tfrecord (optionally .gz) or pass --format"));
       }
       if (format && *ff != *format) {
-        return absl::InvalidArgumentError(absl::StrCat("'", spec, "' mixes ", FormatName(*format),
+        return absl::InvalidArgumentError(kiln::StrCat("'", spec, "' mixes ", FormatName(*format),
                                                        " and ", FormatName(*ff), " files"));
       }
       format = ff;
@@ -130,15 +130,15 @@ absl::StatusOr<InputSet> ResolveSpans(Env* env, const std::string& spec,
     }
   }
   if (by_span.empty()) {
-    return absl::NotFoundError(absl::StrCat("no span matches '", spec, "'"));
+    return absl::NotFoundError(kiln::StrCat("no span matches '", spec, "'"));
   }
   int64_t span = by_span.rbegin()->first;
   if (options.span) {
     if (!by_span.count(*options.span)) {
       std::vector<std::string> have;
       for (const auto& [s, _] : by_span) have.push_back(std::to_string(s));
-      return absl::NotFoundError(absl::StrCat("span ", *options.span, " not found in '", spec,
-                                              "'; spans present: ", absl::StrJoin(have, ", ")));
+      return absl::NotFoundError(kiln::StrCat("span ", *options.span, " not found in '", spec,
+                                              "'; spans present: ", kiln::StrJoin(have, ", ")));
     }
     span = *options.span;
   }
@@ -171,7 +171,7 @@ absl::StatusOr<InputSet> ResolveInput(Env* env, const std::string& spec,
     if (has_spans) return ResolveSpans(env, JoinPath(spec, "span-{SPAN}"), options);
     if (options.span) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--span given but '", spec, "' has no span-N directories"));
+          kiln::StrCat("--span given but '", spec, "' has no span-N directories"));
     }
     KILN_ASSIGN_OR_RETURN(auto files, DataFilesIn(env, spec));
     KILN_RETURN_IF_ERROR(FinishFiles(std::move(files), spec, options, &out));
@@ -186,7 +186,7 @@ absl::StatusOr<InputSet> ResolveInput(Env* env, const std::string& spec,
     return out;
   }
   if (!env->FileExists(spec)) {
-    return absl::NotFoundError(absl::StrCat(spec, ": no such file or directory"));
+    return absl::NotFoundError(kiln::StrCat(spec, ": no such file or directory"));
   }
   KILN_RETURN_IF_ERROR(FinishFiles({spec}, spec, options, &out));
   return out;
@@ -218,7 +218,7 @@ absl::StatusOr<TableSchema> InferTableSchema(Env* env, const InputSet& input,
     size_t position;
   };
   const int threads = DefaultThreads();
-  std::vector<absl::flat_hash_map<std::string, Seen>> per_thread(threads);
+  std::vector<StringMap<Seen>> per_thread(threads);
   KILN_RETURN_IF_ERROR(ForEachBatchParallel(
       source.get(), bad, threads, [&](int t, Batch& batch) -> absl::Status {
         auto& seen = per_thread[t];
@@ -235,7 +235,7 @@ absl::StatusOr<TableSchema> InferTableSchema(Env* env, const InputSet& input,
         }
         return absl::OkStatus();
       }));
-  absl::flat_hash_map<std::string, Seen> all;
+  StringMap<Seen> all;
   for (auto& m : per_thread) {
     for (auto& [name, s] : m) {
       auto [it, inserted] = all.try_emplace(name, s);

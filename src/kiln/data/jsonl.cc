@@ -5,10 +5,13 @@
 #include <cstring>
 #include <optional>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
-#include "absl/strings/str_cat.h"
+#include "kiln/base/str.h"
+#include "kiln/base/string_map.h"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "simdjson.h"
+#pragma GCC diagnostic pop
 
 namespace kiln::data {
 
@@ -106,7 +109,7 @@ class JsonlSource : public BlockSource {
         }
         if (buf_.size() > kMaxLineBytes) {
           return absl::InvalidArgumentError(
-              absl::StrCat(current_, ":", line_, ": a line longer than 1 GiB"));
+              kiln::StrCat(current_, ":", line_, ": a line longer than 1 GiB"));
         }
         KILN_RETURN_IF_ERROR(ReadMore(std::max(options_.block_bytes, buf_.size())));
       }
@@ -145,7 +148,7 @@ class JsonlSource : public BlockSource {
   Env* env_;
   std::vector<std::string> files_;
   ReadOptions options_;
-  absl::flat_hash_map<std::string, ValueType> fixed_;
+  StringMap<ValueType> fixed_;
   size_t next_file_ = 0;
   std::string current_;
   std::unique_ptr<SequentialFile> file_;
@@ -157,19 +160,21 @@ class JsonlSource : public BlockSource {
 
 // Checks one object and returns an error message, or "" when the row is good.
 std::string CheckRow(simdjson::dom::object obj,
-                     const absl::flat_hash_map<std::string, ValueType>& fixed,
-                     absl::flat_hash_set<std::string_view>* keys) {
+                     const StringMap<ValueType>& fixed,
+                     StringViewSet* keys) {
   keys->clear();
   for (auto field : obj) {
     std::string_view key = field.key;
-    if (!keys->insert(key).second) return absl::StrCat("field '", key, "': duplicate key");
+    if (!keys->insert(key).second) return kiln::StrCat("field '", key, "': duplicate key");
     Kind kind;
     if (field.value.is_array()) {
       kind = Kind::kNull;
-      for (auto v : field.value.get_array().value_unsafe()) {
+      simdjson::dom::array arr;
+      if (field.value.get_array().get(arr)) return "internal: array expected";
+      for (simdjson::dom::element v : arr) {
         Kind k = ScalarKind(v);
         if (k == Kind::kBad || k == Kind::kNull) {
-          return absl::StrCat("field '", key,
+          return kiln::StrCat("field '", key,
                               "': arrays may hold only numbers, strings and booleans");
         }
         if (kind == Kind::kNull) kind = k;
@@ -179,7 +184,7 @@ std::string CheckRow(simdjson::dom::object obj,
     } else {
       kind = ScalarKind(field.value);
       if (kind == Kind::kBad) {
-        return absl::StrCat("field '", key,
+        return kiln::StrCat("field '", key,
                             "': nested objects are not supported; flatten it into "
                             "top-level fields");
       }
@@ -189,7 +194,7 @@ std::string CheckRow(simdjson::dom::object obj,
       ValueType want = it->second;
       ValueType got = KindType(kind);
       if (want != ValueType::kString && got > want) {
-        return absl::StrCat("field '", key, "': ", ValueTypeName(got), " value where the schema ",
+        return kiln::StrCat("field '", key, "': ", ValueTypeName(got), " value where the schema ",
                             "requires ", ValueTypeName(want));
       }
     }
@@ -235,8 +240,8 @@ absl::Status JsonlSource::Decode(const RawBlock& block, Batch* out, BadRowSink* 
   simdjson::padded_string padded(block.data);
   const char* base = padded.data();
   const size_t n = block.data.size();
-  absl::flat_hash_map<std::string, size_t> index;
-  absl::flat_hash_set<std::string_view> keys;
+  StringMap<size_t> index;
+  StringViewSet keys;
   std::vector<size_t> last_row;  // per column: the last row that set it
   uint64_t line = block.first_line;
   size_t pos = 0;
@@ -258,18 +263,22 @@ absl::Status JsonlSource::Decode(const RawBlock& block, Batch* out, BadRowSink* 
     auto error = parser.parse(text.data(), text.size(), false).get(doc);
     std::string message;
     if (error) {
-      message = absl::StrCat("invalid JSON: ", simdjson::error_message(error));
+      message = kiln::StrCat("invalid JSON: ", simdjson::error_message(error));
     } else if (!doc.is_object()) {
       message = "expected a JSON object on each line";
     } else {
-      message = CheckRow(doc.get_object().value_unsafe(), fixed_, &keys);
+      simdjson::dom::object obj;
+      message = doc.get_object().get(obj) ? "expected a JSON object on each line"
+                                          : CheckRow(obj, fixed_, &keys);
     }
     if (!message.empty()) {
       KILN_RETURN_IF_ERROR(bad->Add({block.file, this_line, std::move(message),
                                      std::string(base + line_pos, next - line_pos)}));
       continue;
     }
-    for (auto field : doc.get_object().value_unsafe()) {
+    simdjson::dom::object obj;
+    if (doc.get_object().get(obj)) continue;  // checked above
+    for (auto field : obj) {
       if (field.value.is_null()) continue;
       std::string_view key = field.key;
       auto [it, inserted] = index.try_emplace(key, out->columns.size());
@@ -286,7 +295,9 @@ absl::Status JsonlSource::Decode(const RawBlock& block, Batch* out, BadRowSink* 
       last_row[it->second] = row;
       if (field.value.is_array()) {
         uint32_t count = 0;
-        for (auto v : field.value.get_array().value_unsafe()) {
+        simdjson::dom::array arr;
+        if (field.value.get_array().get(arr)) continue;
+        for (simdjson::dom::element v : arr) {
           AppendScalar(&col, v);
           ++count;
         }

@@ -4,7 +4,7 @@
 #include <deque>
 #include <thread>
 
-#include "absl/strings/str_cat.h"
+#include "kiln/base/str.h"
 
 namespace kiln::data {
 
@@ -13,7 +13,7 @@ absl::StatusOr<BadRowPolicy> ParseBadRowPolicy(std::string_view s) {
   if (s == "skip") return BadRowPolicy::kSkip;
   if (s == "quarantine") return BadRowPolicy::kQuarantine;
   return absl::InvalidArgumentError(
-      absl::StrCat("--bad-rows: unknown policy '", s, "'; valid: error, skip, quarantine"));
+      kiln::StrCat("--bad-rows: unknown policy '", s, "'; valid: error, skip, quarantine"));
 }
 
 BadRowSink::BadRowSink(BadRowPolicy policy, std::string quarantine_path)
@@ -22,7 +22,7 @@ BadRowSink::BadRowSink(BadRowPolicy policy, std::string quarantine_path)
 BadRowSink::~BadRowSink() = default;
 
 absl::Status BadRowSink::Add(BadRow row) {
-  std::string where = absl::StrCat(row.file, ":", row.line, ": ", row.message);
+  std::string where = kiln::StrCat(row.file, ":", row.line, ": ", row.message);
   if (policy_ == BadRowPolicy::kError) return absl::InvalidArgumentError(where);
   std::lock_guard<std::mutex> lock(mu_);
   ++count_;

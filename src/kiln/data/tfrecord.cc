@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "absl/strings/str_cat.h"
 #include "kiln/base/crc32c.h"
+#include "kiln/base/str.h"
 
 namespace kiln::data {
 
@@ -144,7 +144,7 @@ class GzipStream : public ChunkStream {
       }
       // Hand out what was inflated before the damage; the error follows on the next call.
       deferred_ = absl::DataLossError(
-          absl::StrCat("gzip stream is damaged: ", z_.msg != nullptr ? z_.msg : zError(rc)));
+          kiln::StrCat("gzip stream is damaged: ", z_.msg != nullptr ? z_.msg : zError(rc)));
       if (produced > 0) return std::string_view(out_.data(), produced);
       return deferred_;
     }
@@ -215,12 +215,12 @@ absl::StatusOr<std::unique_ptr<TFRecordReader>> TFRecordReader::FromMemory(
 }
 
 absl::Status TFRecordReader::WithContext(const absl::Status& s) const {
-  return absl::Status(s.code(), absl::StrCat(name_, ": record ", next_index_, " at byte offset ",
+  return absl::Status(s.code(), kiln::StrCat(name_, ": record ", next_index_, " at byte offset ",
                                              cur_offset_, compressed_ ? " (uncompressed)" : "",
                                              ": ", s.message()));
 }
 
-absl::Status TFRecordReader::Corrupt(std::string_view what) const {
+absl::Status TFRecordReader::Corrupt(const std::string& what) const {
   return WithContext(absl::DataLossError(what));
 }
 
@@ -271,27 +271,27 @@ absl::StatusOr<bool> TFRecordReader::AppendNext(std::string* out) {
   KILN_ASSIGN_OR_RETURN(size_t got, ReadBytes(header, sizeof(header)));
   if (got == 0) return false;
   if (got < sizeof(header)) {
-    return Corrupt(absl::StrCat("truncated record header (", got, " of 12 bytes)"));
+    return Corrupt(kiln::StrCat("truncated record header (", got, " of 12 bytes)"));
   }
   if (crc32c::Unmask(GetFixed32(header + 8)) != crc32c::Value(header, 8)) {
     return Corrupt("record length fails its CRC check");
   }
   const uint64_t length = GetFixed64(header);
   if (length > options_.max_record_bytes) {
-    return Corrupt(absl::StrCat("record length ", length, " exceeds the limit of ",
+    return Corrupt(kiln::StrCat("record length ", length, " exceeds the limit of ",
                                 options_.max_record_bytes, " bytes"));
   }
   const size_t start = out->size();
   KILN_ASSIGN_OR_RETURN(got, AppendBytes(out, static_cast<size_t>(length)));
   if (got < length) {
     out->resize(start);
-    return Corrupt(absl::StrCat("truncated record data (", got, " of ", length, " bytes)"));
+    return Corrupt(kiln::StrCat("truncated record data (", got, " of ", length, " bytes)"));
   }
   char footer[kTfRecordFooterBytes];
   KILN_ASSIGN_OR_RETURN(got, ReadBytes(footer, sizeof(footer)));
   if (got < sizeof(footer)) {
     out->resize(start);
-    return Corrupt(absl::StrCat("truncated record data CRC (", got, " of 4 bytes)"));
+    return Corrupt(kiln::StrCat("truncated record data CRC (", got, " of 4 bytes)"));
   }
   if (crc32c::Unmask(GetFixed32(footer)) != crc32c::Value(out->data() + start, length)) {
     out->resize(start);
@@ -353,7 +353,7 @@ absl::StatusOr<std::unique_ptr<TFRecordWriter>> TFRecordWriter::Create(Env* env,
                      Z_DEFAULT_STRATEGY) != Z_OK) {
       // deflateEnd on a stream that failed to initialise is harmless (Z_STREAM_ERROR).
       return absl::InvalidArgumentError(
-          absl::StrCat(path, ": cannot start gzip at level ", options.gzip_level));
+          kiln::StrCat(path, ": cannot start gzip at level ", options.gzip_level));
     }
   }
   KILN_ASSIGN_OR_RETURN(auto file, AtomicFileWriter::Create(env, path));

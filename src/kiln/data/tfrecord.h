@@ -80,7 +80,7 @@ class TFRecordReader {
   // (fewer only at the end of the stream).
   absl::StatusOr<size_t> ReadBytes(char* dst, size_t n);
   absl::StatusOr<size_t> AppendBytes(std::string* out, size_t n);
-  absl::Status Corrupt(std::string_view what) const;
+  absl::Status Corrupt(const std::string& what) const;
   absl::Status WithContext(const absl::Status& s) const;
 
   std::unique_ptr<ChunkStream> stream_;

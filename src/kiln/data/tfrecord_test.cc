@@ -8,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kiln/base/crc32c.h"
+#include "kiln/base/str.h"
 #include "kiln/testing/temp_dir.h"
 
 namespace kiln::data {
@@ -251,7 +252,7 @@ void ExpectDataLossAt(const ReadResult& r, size_t good_records, uint64_t index, 
   EXPECT_EQ(r.records.size(), good_records);
   EXPECT_THAT(r.status.message(), HasSubstr("mem.tfrecord"));
   EXPECT_THAT(r.status.message(),
-              HasSubstr(absl::StrCat("record ", index, " at byte offset ", offset)));
+              HasSubstr(kiln::StrCat("record ", index, " at byte offset ", offset)));
   EXPECT_THAT(r.status.message(), HasSubstr(what));
 }
 

@@ -6,7 +6,7 @@
 #include <optional>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/str_cat.h"
+#include "kiln/base/str.h"
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "kiln/base/hash.h"
@@ -467,7 +467,7 @@ absl::Status WriteStatistics(Env* env, const std::string& dir,
   google::protobuf::util::JsonPrintOptions opts;
   opts.add_whitespace = true;
   auto st = google::protobuf::util::MessageToJsonString(stats, &json, opts);
-  if (!st.ok()) return absl::InternalError(absl::StrCat("statistics to JSON: ", st.ToString()));
+  if (!st.ok()) return absl::InternalError(kiln::StrCat("statistics to JSON: ", st.ToString()));
   return WriteFileAtomically(env, JoinPath(dir, "statistics.json"), json);
 }
 

@@ -1,0 +1,308 @@
+#include "kiln/data/csv.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "kiln/data/input.h"
+#include "kiln/testing/temp_dir.h"
+
+namespace kiln::data {
+namespace {
+
+using ::testing::HasSubstr;
+using kiln::testing::TempDir;
+
+// Reads every row of `path` serially into one merged batch (columns by name).
+struct ReadResult {
+  absl::Status status;
+  std::vector<Batch> batches;
+  uint64_t bad = 0;
+  const Column* Col(const std::string& name, size_t b = 0) const {
+    int i = batches.at(b).FindColumn(name);
+    return i < 0 ? nullptr : &batches.at(b).columns[i];
+  }
+};
+
+ReadResult ReadCsv(const std::string& path, ReadOptions opts = {}) {
+  ReadResult r;
+  BadRowSink bad(opts.bad_rows, opts.quarantine_path);
+  auto source = OpenCsvSource(Env::Default(), {path}, opts);
+  if (!source.ok()) {
+    r.status = source.status();
+    return r;
+  }
+  BatchReader reader(std::move(*source), &bad);
+  for (;;) {
+    Batch b;
+    auto more = reader.Next(&b);
+    if (!more.ok()) {
+      r.status = more.status();
+      break;
+    }
+    if (!*more) break;
+    r.batches.push_back(std::move(b));
+  }
+  if (r.status.ok()) r.status = bad.Finish();
+  r.bad = bad.count();
+  return r;
+}
+
+TEST(CsvTest, InfersIntFloatStringAndMissing) {
+  TempDir dir;
+  auto r = ReadCsv(dir.Write("a.csv", "i,f,s\n1,1.5,x\n,2,y\n-3,,\n"));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  ASSERT_EQ(r.batches.size(), 1u);
+  EXPECT_EQ(r.batches[0].num_rows, 3u);
+  const Column* i = r.Col("i");
+  EXPECT_EQ(i->type, ValueType::kInt);
+  EXPECT_EQ(i->present, (std::vector<uint8_t>{1, 0, 1}));
+  EXPECT_EQ(i->ints, (std::vector<int64_t>{1, -3}));
+  const Column* f = r.Col("f");
+  EXPECT_EQ(f->type, ValueType::kFloat);
+  EXPECT_EQ(f->floats, (std::vector<double>{1.5, 2.0}));
+  const Column* s = r.Col("s");
+  EXPECT_EQ(s->type, ValueType::kString);
+  EXPECT_EQ(s->present, (std::vector<uint8_t>{1, 1, 0}));
+  EXPECT_EQ(s->str(1), "y");
+  EXPECT_EQ(r.batches[0].row_positions, (std::vector<uint64_t>{2, 3, 4}));
+}
+
+TEST(CsvTest, Rfc4180QuotingCrlfAndBom) {
+  TempDir dir;
+  std::string text =
+      "\xEF\xBB\xBF" "name,note\r\n"
+      "\"Smith, J\",\"said \"\"hi\"\"\"\r\n"
+      "plain,\"two\r\nlines\"\r\n"
+      "last,x";  // no final newline
+  auto r = ReadCsv(dir.Write("q.csv", text));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  const Column* name = r.Col("name");
+  ASSERT_NE(name, nullptr) << "BOM must not be part of the first column name";
+  ASSERT_EQ(name->num_rows(), 3u);
+  EXPECT_EQ(name->str(0), "Smith, J");
+  const Column* note = r.Col("note");
+  EXPECT_EQ(note->str(0), "said \"hi\"");
+  EXPECT_EQ(note->str(1), "two\r\nlines");
+  EXPECT_EQ(note->str(2), "x");
+  // The third record starts on line 4 because the second spans two lines.
+  EXPECT_EQ(r.batches[0].row_positions, (std::vector<uint64_t>{2, 3, 5}));
+}
+
+TEST(CsvTest, DelimiterAndNullTokens) {
+  TempDir dir;
+  ReadOptions opts;
+  opts.delimiter = ';';
+  opts.null_tokens = {"NA", "null"};
+  auto r = ReadCsv(dir.Write("d.csv", "a;b\n1;NA\nnull;2.5\n"), opts);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.Col("a")->present, (std::vector<uint8_t>{1, 0}));
+  EXPECT_EQ(r.Col("a")->type, ValueType::kInt);
+  EXPECT_EQ(r.Col("b")->type, ValueType::kFloat);
+  EXPECT_EQ(r.Col("b")->floats, (std::vector<double>{2.5}));
+}
+
+TEST(CsvTest, TsvDefaultsToTab) {
+  TempDir dir;
+  auto r = ReadCsv(dir.Write("t.tsv", "a\tb\n1\tx,y\n"));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.Col("b")->str(0), "x,y");
+}
+
+TEST(CsvTest, TypeOverrideMakesNumbersStrings) {
+  TempDir dir;
+  ReadOptions opts;
+  opts.type_overrides = {{"zip", ValueType::kString}};
+  auto r = ReadCsv(dir.Write("z.csv", "zip\n02134\n90210\n"), opts);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.Col("zip")->type, ValueType::kString);
+  EXPECT_EQ(r.Col("zip")->str(0), "02134");
+}
+
+TEST(CsvTest, RaggedRowIsAnErrorNamingFileLineAndColumn) {
+  TempDir dir;
+  std::string path = dir.Write("r.csv", "a,b,c\n1,2,3\n4,5\n6,7,8\n");
+  auto r = ReadCsv(path);
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr(path + ":3: column 3: expected 3 fields"));
+}
+
+TEST(CsvTest, BadRowsSkippedAreCountedAndQuarantinedAreWrittenAside) {
+  TempDir dir;
+  std::string path = dir.Write("r.csv", "a,b\n1,2\n3\n4,5,6\n7,8\n");
+  ReadOptions skip;
+  skip.bad_rows = BadRowPolicy::kSkip;
+  auto r = ReadCsv(path, skip);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.bad, 2u);
+  EXPECT_EQ(r.Col("a")->ints, (std::vector<int64_t>{1, 7}));
+
+  ReadOptions q;
+  q.bad_rows = BadRowPolicy::kQuarantine;
+  q.quarantine_path = dir.File("bad.csv");
+  r = ReadCsv(path, q);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(kiln::testing::ReadAll(dir.File("bad.csv")), "3\n4,5,6\n");
+}
+
+TEST(CsvTest, ValueNotMatchingSchemaTypeIsABadRow) {
+  TempDir dir;
+  ReadOptions opts;
+  opts.type_overrides = {{"age", ValueType::kInt}};
+  std::string path = dir.Write("t.csv", "age,name\n31,a\nold,b\n");
+  auto r = ReadCsv(path, opts);
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_THAT(std::string(r.status.message()),
+              HasSubstr(path + ":3: column 1 ('age'): 'old' is not an INT"));
+}
+
+TEST(CsvTest, UnterminatedQuoteIsReported) {
+  TempDir dir;
+  std::string path = dir.Write("u.csv", "a,b\n1,\"open\n2,3\n");
+  auto r = ReadCsv(path);
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr(path + ":2: column 2: unterminated"));
+}
+
+TEST(CsvTest, CharacterAfterClosingQuoteIsReported) {
+  TempDir dir;
+  std::string path = dir.Write("c.csv", "a,b\n\"x\"y,1\n");
+  auto r = ReadCsv(path);
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr(":2: column 1: unexpected character"));
+}
+
+TEST(CsvTest, EmptyFileIsAClearError) {
+  TempDir dir;
+  std::string path = dir.Write("e.csv", "");
+  auto r = ReadCsv(path);
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr(path + ": empty file"));
+}
+
+TEST(CsvTest, HeaderOnlyFileHasNoRows) {
+  TempDir dir;
+  auto r = ReadCsv(dir.Write("h.csv", "a,b\n"));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_TRUE(r.batches.empty());
+}
+
+TEST(CsvTest, DuplicateHeaderNameIsRejected) {
+  TempDir dir;
+  auto r = ReadCsv(dir.Write("h.csv", "a,b,a\n1,2,3\n"));
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("column 3: duplicate column name 'a'"));
+}
+
+TEST(CsvTest, TenMegabyteFieldAcrossBlocks) {
+  TempDir dir;
+  std::string big(10 << 20, 'z');
+  ReadOptions opts;
+  opts.block_bytes = 1 << 20;  // the field is ten times a block
+  auto r = ReadCsv(dir.Write("big.csv", "id,blob\n1,\"" + big + "\"\n2,small\n"), opts);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  size_t rows = 0;
+  for (const auto& b : r.batches) rows += b.num_rows;
+  EXPECT_EQ(rows, 2u);
+  EXPECT_EQ(r.Col("blob")->str(0).size(), big.size());
+}
+
+TEST(CsvTest, InvalidUtf8IsKeptAsBytes) {
+  TempDir dir;
+  auto r = ReadCsv(dir.Write("u.csv", "s\n\xff\xfe\n"));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.Col("s")->str(0), "\xff\xfe");
+}
+
+TEST(CsvTest, BlankLinesAreSkippedAndLineNumbersStayRight) {
+  TempDir dir;
+  std::string path = dir.Write("b.csv", "a,b\n1,2\n\n3\n");
+  auto r = ReadCsv(path);
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr(path + ":4:"));
+}
+
+TEST(CsvTest, MultipleFilesMustShareTheHeader) {
+  TempDir dir;
+  std::string a = dir.Write("a.csv", "x,y\n1,2\n");
+  std::string b = dir.Write("b.csv", "x,z\n1,2\n");
+  BadRowSink bad(BadRowPolicy::kError);
+  auto source = OpenCsvSource(Env::Default(), {a, b}, {});
+  ASSERT_TRUE(source.ok());
+  BatchReader reader(std::move(*source), &bad);
+  Batch batch;
+  ASSERT_TRUE(reader.Next(&batch).ok());
+  auto more = reader.Next(&batch);
+  ASSERT_FALSE(more.ok());
+  EXPECT_THAT(std::string(more.status().message()), HasSubstr("header differs"));
+}
+
+TEST(CsvTest, ParallelReadSeesEveryRowOnce) {
+  TempDir dir;
+  std::string text = "k,v\n";
+  for (int i = 0; i < 50000; ++i) text += std::to_string(i) + ",\"v " + std::to_string(i) + "\"\n";
+  std::string path = dir.Write("p.csv", text);
+  ReadOptions opts;
+  opts.block_bytes = 64 << 10;
+  auto source = OpenCsvSource(Env::Default(), {path}, opts);
+  ASSERT_TRUE(source.ok());
+  BadRowSink bad(BadRowPolicy::kError);
+  std::vector<int64_t> sums(3, 0), counts(3, 0);
+  ASSERT_TRUE(ForEachBatchParallel(source->get(), &bad, 3, [&](int t, Batch& b) {
+                for (int64_t v : b.columns[0].ints) sums[t] += v;
+                counts[t] += b.num_rows;
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_EQ(counts[0] + counts[1] + counts[2], 50000);
+  EXPECT_EQ(sums[0] + sums[1] + sums[2], int64_t{50000} * 49999 / 2);
+}
+
+TEST(CsvTest, WriterRoundTrip) {
+  TempDir dir;
+  Batch b;
+  b.num_rows = 3;
+  b.columns.resize(2);
+  b.columns[0].name = "n";
+  b.columns[0].type = ValueType::kFloat;
+  b.columns[0].AddFloat(0.1);
+  b.columns[0].AddMissing();
+  b.columns[0].AddFloat(-2.5e300);
+  b.columns[1].name = "s";
+  b.columns[1].type = ValueType::kString;
+  b.columns[1].AddString("a,\"b\"");
+  b.columns[1].AddString("line\nbreak");
+  b.columns[1].AddMissing();
+  auto w = CsvWriter::Create(Env::Default(), dir.File("o.csv"),
+                             {{"n", ValueType::kFloat}, {"s", ValueType::kString}});
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append(b).ok());
+  ASSERT_TRUE((*w)->Finish().ok());
+  auto r = ReadCsv(dir.File("o.csv"));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.Col("n")->floats, (std::vector<double>{0.1, -2.5e300}));
+  EXPECT_EQ(r.Col("n")->present, (std::vector<uint8_t>{1, 0, 1}));
+  EXPECT_EQ(r.Col("s")->str(0), "a,\"b\"");
+  EXPECT_EQ(r.Col("s")->str(1), "line\nbreak");
+}
+
+TEST(NumberParsingTest, AcceptsWhatPandasAccepts) {
+  int64_t i;
+  double d;
+  EXPECT_TRUE(ParseInt64(" +42 ", &i));
+  EXPECT_EQ(i, 42);
+  EXPECT_FALSE(ParseInt64("4.0", &i));
+  EXPECT_FALSE(ParseInt64("99999999999999999999", &i));
+  EXPECT_TRUE(ParseDouble("1e-3", &d));
+  EXPECT_DOUBLE_EQ(d, 1e-3);
+  EXPECT_TRUE(ParseDouble("inf", &d));
+  EXPECT_TRUE(std::isinf(d));
+  EXPECT_TRUE(ParseDouble("NaN", &d));
+  EXPECT_TRUE(std::isnan(d));
+  EXPECT_TRUE(ParseDouble("1e999", &d));
+  EXPECT_TRUE(std::isinf(d));
+  EXPECT_FALSE(ParseDouble("1.2.3", &d));
+  EXPECT_FALSE(ParseDouble("", &d));
+}
+
+}  // namespace
+}  // namespace kiln::data
