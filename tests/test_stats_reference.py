@@ -43,7 +43,9 @@ def test_stats_match_pandas(kiln, tmp_path, name):
     ds = got["datasets"][0]
     assert int(ds["numExamples"]) == ref["num_examples"]
     features = {f["name"]: f for f in ds["features"]}
-    assert list(features) == list(ref["features"]), "features in header order"
+    with open(os.path.join(DATA, name + ".csv")) as f:
+        header = f.readline().strip().split(",")
+    assert list(features) == header, "features in header order"
     for fname, r in ref["features"].items():
         f = features[fname]
         assert f.get("type", "INT") == r["type"], fname
@@ -64,10 +66,10 @@ def test_stats_match_pandas(kiln, tmp_path, name):
             assert int(n.get("numZeros", 0)) == r["num_zeros"], fname
             # Median and quantile boundaries: the exact rank of the returned value must be
             # within the sketch's stated error of the requested one.
-            lo, hi = rank_interval(r["value_counts"], n["median"])
+            lo, hi = rank_interval(r["value_counts"], n.get("median", 0))
             assert lo - RANK_EPS <= 0.5 <= hi + RANK_EPS, (fname, n["median"], lo, hi)
             qh = [h for h in n["histograms"] if h.get("type") == "QUANTILES"][0]
-            edges = [b["lowValue"] for b in qh["buckets"]] + [qh["buckets"][-1]["highValue"]]
+            edges = [b.get("lowValue", 0) for b in qh["buckets"]] + [qh["buckets"][-1].get("highValue", 0)]
             assert len(edges) == 11
             for i, x in enumerate(edges):
                 lo, hi = rank_interval(r["value_counts"], x)

@@ -14,8 +14,8 @@
 #include <limits>
 #include <utility>
 
-#include "absl/container/flat_hash_set.h"
-#include "absl/strings/str_cat.h"
+#include "kiln/base/str.h"
+#include "kiln/base/string_map.h"
 #include "absl/strings/str_join.h"
 #include "kiln/base/crc32c.h"
 #include "nlohmann/json.hpp"
@@ -95,19 +95,19 @@ class Cursor {
   std::string_view s_;
 };
 
-absl::Status Corrupt(std::string_view what) { return absl::DataLossError(what); }
+absl::Status Corrupt(const std::string& what) { return absl::DataLossError(what); }
 
 // Prefixes a status message with where it happened, keeping the code.
-absl::Status Annotate(const absl::Status& s, std::string_view where) {
+absl::Status Annotate(const absl::Status& s, const std::string& where) {
   if (s.ok()) return s;
-  return absl::Status(s.code(), absl::StrCat(where, s.message()));
+  return absl::Status(s.code(), kiln::StrCat(where, s.message()));
 }
 
 absl::Status CheckVersion(uint32_t version) {
   if (version == 0) return Corrupt("format version 0 is not valid");
   if (version > kDatasetFormatVersion) {
     return absl::FailedPreconditionError(
-        absl::StrCat("written in dataset format version ", version,
+        kiln::StrCat("written in dataset format version ", version,
                      ", newer than this kiln reads (", kDatasetFormatVersion,
                      "); upgrade kiln"));
   }
@@ -136,7 +136,7 @@ absl::Status DecodeSchema(Cursor* in, TableSchema* schema) {
   if (n > in->remaining() / 5) return Corrupt("schema column count exceeds its length");
   schema->clear();
   schema->reserve(n);
-  absl::flat_hash_set<std::string_view> names;
+  StringViewSet names;
   for (uint32_t i = 0; i < n; ++i) {
     uint8_t type;
     uint32_t len;
@@ -145,10 +145,10 @@ absl::Status DecodeSchema(Cursor* in, TableSchema* schema) {
       return Corrupt("schema is truncated");
     }
     if (type > static_cast<uint8_t>(ValueType::kString)) {
-      return Corrupt(absl::StrCat("schema column ", i, " has unknown type ", type));
+      return Corrupt(kiln::StrCat("schema column ", i, " has unknown type ", type));
     }
     if (!names.insert(name).second) {
-      return Corrupt(absl::StrCat("schema names column '", name, "' twice"));
+      return Corrupt(kiln::StrCat("schema names column '", name, "' twice"));
     }
     schema->push_back({std::string(name), static_cast<ValueType>(type)});
   }
@@ -157,7 +157,7 @@ absl::Status DecodeSchema(Cursor* in, TableSchema* schema) {
 
 std::string SchemaString(const TableSchema& schema) {
   return absl::StrJoin(schema, ", ", [](std::string* out, const ColumnSpec& c) {
-    absl::StrAppend(out, c.name, ":", ValueTypeName(c.type));
+    StrAppend(out, c.name, ":", ValueTypeName(c.type));
   });
 }
 
@@ -189,7 +189,7 @@ absl::Status ParseFileHeader(std::string_view fixed, FileHeader* h) {
   h->schema_crc = LoadU32(fixed.data() + 16);
   KILN_RETURN_IF_ERROR(CheckVersion(h->version));
   if (h->schema_len > kMaxSchemaBytes) {
-    return Corrupt(absl::StrCat("header schema length ", h->schema_len, " is implausible"));
+    return Corrupt(kiln::StrCat("header schema length ", h->schema_len, " is implausible"));
   }
   return absl::OkStatus();
 }
@@ -279,8 +279,8 @@ absl::Status DecodePayload(const TableSchema& schema, uint32_t rows, std::string
     Column& c = out->columns[ci];
     c.name = schema[ci].name;
     c.type = schema[ci].type;
-    auto bad = [&](std::string_view what) {
-      return Corrupt(absl::StrCat("column '", c.name, "': ", what));
+    auto bad = [&](const std::string& what) {
+      return Corrupt(kiln::StrCat("column '", c.name, "': ", what));
     };
     std::string_view bitmap, counts;
     if (!in.GetBytes((rows + 7) / 8, &bitmap) || !in.GetBytes(size_t{rows} * 4, &counts)) {
@@ -292,7 +292,7 @@ absl::Status DecodePayload(const TableSchema& schema, uint32_t rows, std::string
     for (uint32_t r = 0; r < rows; ++r) {
       bool present = (static_cast<unsigned char>(bitmap[r / 8]) >> (r % 8)) & 1;
       uint32_t n = LoadU32(counts.data() + size_t{r} * 4);
-      if (!present && n != 0) return bad(absl::StrCat("missing row ", r, " has values"));
+      if (!present && n != 0) return bad(kiln::StrCat("missing row ", r, " has values"));
       c.present[r] = present;
       total += n;
       // Every value takes at least 4 bytes, so this bounds the allocation below.
@@ -345,7 +345,7 @@ absl::Status DecodeChunk(const TableSchema& schema, std::string_view chunk, Batc
   KILN_RETURN_IF_ERROR(ParseChunkHeader(chunk, &h));
   std::string_view payload = chunk.substr(kChunkHeaderSize);
   if (payload.size() != h.compressed) {
-    return Corrupt(absl::StrCat("chunk holds ", payload.size(), " payload bytes, header says ",
+    return Corrupt(kiln::StrCat("chunk holds ", payload.size(), " payload bytes, header says ",
                                 h.compressed));
   }
   if (MaskedCrc(payload) != h.payload_crc) return Corrupt("chunk CRC mismatch (data corrupted)");
@@ -358,7 +358,7 @@ absl::Status DecodeChunk(const TableSchema& schema, std::string_view chunk, Batc
   buffer.resize(h.uncompressed);
   size_t n = ZSTD_decompressDCtx(dctx.get(), buffer.data(), buffer.size(), payload.data(),
                                  payload.size());
-  if (ZSTD_isError(n)) return Corrupt(absl::StrCat("zstd: ", ZSTD_getErrorName(n)));
+  if (ZSTD_isError(n)) return Corrupt(kiln::StrCat("zstd: ", ZSTD_getErrorName(n)));
   if (n != h.uncompressed) return Corrupt("decompressed size disagrees with header");
   return DecodePayload(schema, h.rows, std::string_view(buffer.data(), n), out);
 }
@@ -451,7 +451,7 @@ absl::StatusOr<TableSchema> ApplyOverrides(const TableSchema& file_schema,
     for (ColumnSpec& c : out) {
       if (c.name != o.name || c.type == o.type) continue;
       if (o.type < c.type) {
-        return absl::InvalidArgumentError(absl::StrCat(
+        return absl::InvalidArgumentError(kiln::StrCat(
             name, ": column '", c.name, "' is stored as ", ValueTypeName(c.type),
             " and cannot be read as ", ValueTypeName(o.type)));
       }
@@ -463,9 +463,9 @@ absl::StatusOr<TableSchema> ApplyOverrides(const TableSchema& file_schema,
 
 // ---- Memory-mapped or in-memory file bytes -----------------------------------------------
 
-absl::Status ErrnoError(std::string_view what, const std::string& path) {
+absl::Status ErrnoError(const char* what, const std::string& path) {
   int err = errno;
-  std::string msg = absl::StrCat(path, ": ", what, ": ", std::strerror(err));
+  std::string msg = kiln::StrCat(path, ": ", what, ": ", std::strerror(err));
   if (err == ENOENT) return absl::NotFoundError(msg);
   if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(msg);
   return absl::UnknownError(msg);
@@ -492,7 +492,7 @@ DatasetWriter::~DatasetWriter() { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_));
 absl::StatusOr<std::unique_ptr<DatasetWriter>> DatasetWriter::Create(
     Env* env, const std::string& path, TableSchema schema, const DatasetWriterOptions& options) {
   if (options.max_chunk_rows == 0 || options.max_chunk_rows > kMaxChunkRows) {
-    return absl::InvalidArgumentError(absl::StrCat("max_chunk_rows must be in 1..",
+    return absl::InvalidArgumentError(kiln::StrCat("max_chunk_rows must be in 1..",
                                                    kMaxChunkRows, ", got ",
                                                    options.max_chunk_rows));
   }
@@ -500,15 +500,15 @@ absl::StatusOr<std::unique_ptr<DatasetWriter>> DatasetWriter::Create(
     return absl::InvalidArgumentError("max_chunk_bytes must be positive");
   }
   if (options.zstd_level < ZSTD_minCLevel() || options.zstd_level > ZSTD_maxCLevel()) {
-    return absl::InvalidArgumentError(absl::StrCat("zstd level ", options.zstd_level,
+    return absl::InvalidArgumentError(kiln::StrCat("zstd level ", options.zstd_level,
                                                    " is outside ", ZSTD_minCLevel(), "..",
                                                    ZSTD_maxCLevel()));
   }
-  absl::flat_hash_set<std::string_view> names;
+  StringViewSet names;
   for (const ColumnSpec& c : schema) {
     if (!names.insert(c.name).second) {
       return absl::InvalidArgumentError(
-          absl::StrCat(path, ": schema names column '", c.name, "' twice"));
+          kiln::StrCat(path, ": schema names column '", c.name, "' twice"));
     }
   }
   KILN_ASSIGN_OR_RETURN(auto file, AtomicFileWriter::Create(env, path));
@@ -535,7 +535,7 @@ absl::Status DatasetWriter::Append(const Batch& batch) {
 
 absl::Status DatasetWriter::AppendRows(const Batch& batch, std::span<const uint32_t> rows) {
   KILN_RETURN_IF_ERROR(status_);
-  if (finished_) return absl::FailedPreconditionError(absl::StrCat(path_, ": already finished"));
+  if (finished_) return absl::FailedPreconditionError(kiln::StrCat(path_, ": already finished"));
   // Check the whole batch before taking any row, so a rejected batch leaves no trace.
   std::vector<int> source(schema_.size(), -1);
   for (size_t bi = 0; bi < batch.columns.size(); ++bi) {
@@ -543,17 +543,17 @@ absl::Status DatasetWriter::AppendRows(const Batch& batch, std::span<const uint3
     size_t si = 0;
     while (si < schema_.size() && schema_[si].name != bc.name) ++si;
     if (si == schema_.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
+      return absl::InvalidArgumentError(kiln::StrCat(
           path_, ": column '", bc.name, "' is not in the dataset schema (", SchemaString(schema_),
           ")"));
     }
     if (bc.type != schema_[si].type) {
-      return absl::InvalidArgumentError(absl::StrCat(
+      return absl::InvalidArgumentError(kiln::StrCat(
           path_, ": column '", bc.name, "' has type ", ValueTypeName(bc.type),
           ", the dataset schema says ", ValueTypeName(schema_[si].type)));
     }
     if (bc.num_rows() != batch.num_rows) {
-      return absl::InvalidArgumentError(absl::StrCat(path_, ": column '", bc.name, "' has ",
+      return absl::InvalidArgumentError(kiln::StrCat(path_, ": column '", bc.name, "' has ",
                                                      bc.num_rows(), " rows, the batch ",
                                                      batch.num_rows));
     }
@@ -562,7 +562,7 @@ absl::Status DatasetWriter::AppendRows(const Batch& batch, std::span<const uint3
   for (uint32_t r : rows) {
     if (r >= batch.num_rows) {
       return absl::InvalidArgumentError(
-          absl::StrCat(path_, ": row ", r, " is outside the batch (", batch.num_rows, " rows)"));
+          kiln::StrCat(path_, ": row ", r, " is outside the batch (", batch.num_rows, " rows)"));
     }
   }
 
@@ -583,7 +583,7 @@ absl::Status DatasetWriter::AppendRows(const Batch& batch, std::span<const uint3
     }
     auto bitmap_bytes = [&](uint32_t n) { return schema_.size() * ((n + 7) / 8); };
     if (row_bytes + bitmap_bytes(1) > kMaxChunkBytes) {
-      return absl::InvalidArgumentError(absl::StrCat(
+      return absl::InvalidArgumentError(kiln::StrCat(
           path_, ": a row of ", row_bytes, " bytes exceeds the dataset chunk limit of ",
           kMaxChunkBytes));
     }
@@ -612,7 +612,7 @@ absl::Status DatasetWriter::FlushChunk() {
                                compressed_.size(), scratch_.data(), scratch_.size(),
                                options_.zstd_level);
   if (ZSTD_isError(n)) {
-    status_ = absl::InternalError(absl::StrCat(path_, ": zstd: ", ZSTD_getErrorName(n)));
+    status_ = absl::InternalError(kiln::StrCat(path_, ": zstd: ", ZSTD_getErrorName(n)));
     return status_;
   }
   compressed_.resize(n);
@@ -632,7 +632,7 @@ absl::Status DatasetWriter::FlushChunk() {
 
 absl::Status DatasetWriter::Finish() {
   KILN_RETURN_IF_ERROR(status_);
-  if (finished_) return absl::FailedPreconditionError(absl::StrCat(path_, ": already finished"));
+  if (finished_) return absl::FailedPreconditionError(kiln::StrCat(path_, ": already finished"));
   KILN_RETURN_IF_ERROR(FlushChunk());
   std::string footer(kFooterMagic, 4);
   footer.append(EncodeSchema(schema_));
@@ -684,7 +684,7 @@ absl::StatusOr<std::unique_ptr<DatasetReader>> DatasetReader::Open(Env* env,
     }
     if (S_ISDIR(st.st_mode)) {
       ::close(fd);
-      return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, expected a file"));
+      return absl::InvalidArgumentError(kiln::StrCat(path, ": is a directory, expected a file"));
     }
     if (st.st_size > 0) {
       void* map = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
@@ -720,44 +720,44 @@ absl::StatusOr<std::unique_ptr<DatasetReader>> DatasetReader::OpenBuffer(std::st
 }
 
 absl::Status DatasetReader::Parse() {
-  const std::string where = absl::StrCat(name_, ": ");
+  const std::string where = kiln::StrCat(name_, ": ");
   const uint64_t size = bytes_.size();
   if (size < kFileHeaderSize + kTrailerSize) {
     if (size >= 8 && std::memcmp(bytes_.data(), kFileMagic, 8) != 0) {
-      return Corrupt(absl::StrCat(where, "not a kiln dataset file (bad magic at offset 0)"));
+      return Corrupt(kiln::StrCat(where, "not a kiln dataset file (bad magic at offset 0)"));
     }
-    return Corrupt(absl::StrCat(where, "only ", size,
+    return Corrupt(kiln::StrCat(where, "only ", size,
                                 " bytes, too short for a dataset file (truncated?)"));
   }
   // A file that does not even start right is not a dataset; say so rather than "truncated".
   if (std::memcmp(bytes_.data(), kFileMagic, 8) != 0) {
-    return Corrupt(absl::StrCat(where, "not a kiln dataset file (bad magic at offset 0)"));
+    return Corrupt(kiln::StrCat(where, "not a kiln dataset file (bad magic at offset 0)"));
   }
   Trailer t;
   KILN_RETURN_IF_ERROR(Annotate(ParseTrailer(bytes_.substr(size - kTrailerSize), &t), where));
   FileHeader h;
   KILN_RETURN_IF_ERROR(Annotate(ParseFileHeader(bytes_, &h), where));
   if (h.version != t.version) {
-    return Corrupt(absl::StrCat(where, "header says format version ", h.version,
+    return Corrupt(kiln::StrCat(where, "header says format version ", h.version,
                                 ", trailer says ", t.version));
   }
   version_ = t.version;
   const uint64_t header_end = kFileHeaderSize + uint64_t{h.schema_len};
   if (header_end + kTrailerSize > size ||
       t.footer_len > size - kTrailerSize - header_end || t.footer_len > kMaxFooterBytes) {
-    return Corrupt(absl::StrCat(where, "header or footer length exceeds the file (truncated?)"));
+    return Corrupt(kiln::StrCat(where, "header or footer length exceeds the file (truncated?)"));
   }
   KILN_RETURN_IF_ERROR(Annotate(
       ParseHeaderSchema(h, bytes_.substr(kFileHeaderSize, h.schema_len), &schema_), where));
   const uint64_t footer_start = size - kTrailerSize - t.footer_len;
   std::string_view footer_bytes = bytes_.substr(footer_start, t.footer_len);
   if (MaskedCrc(footer_bytes) != t.footer_crc) {
-    return Corrupt(absl::StrCat(where, "footer at offset ", footer_start, ": CRC mismatch"));
+    return Corrupt(kiln::StrCat(where, "footer at offset ", footer_start, ": CRC mismatch"));
   }
   Footer f;
   KILN_RETURN_IF_ERROR(Annotate(ParseFooter(footer_bytes, &f), where));
   if (f.schema != schema_) {
-    return Corrupt(absl::StrCat(where, "footer schema (", SchemaString(f.schema),
+    return Corrupt(kiln::StrCat(where, "footer schema (", SchemaString(f.schema),
                                 ") differs from header schema (", SchemaString(schema_), ")"));
   }
   // Walk the chunk headers: they must tile [header_end, footer_start) exactly and agree
@@ -766,31 +766,31 @@ absl::Status DatasetReader::Parse() {
   chunks_.reserve(f.chunks.size());
   for (size_t i = 0; i < f.chunks.size(); ++i) {
     auto [offset, chunk_rows] = f.chunks[i];
-    std::string at = absl::StrCat(where, "chunk ", i, " at offset ", offset, ": ");
+    std::string at = kiln::StrCat(where, "chunk ", i, " at offset ", offset, ": ");
     if (offset != expected) {
-      return Corrupt(absl::StrCat(at, "footer offset disagrees with the chunk layout (expected ",
+      return Corrupt(kiln::StrCat(at, "footer offset disagrees with the chunk layout (expected ",
                                   expected, ")"));
     }
     if (offset + kChunkHeaderSize > footer_start) {
-      return Corrupt(absl::StrCat(at, "runs into the footer"));
+      return Corrupt(kiln::StrCat(at, "runs into the footer"));
     }
     ChunkHeader ch;
     KILN_RETURN_IF_ERROR(
         Annotate(ParseChunkHeader(bytes_.substr(offset, kChunkHeaderSize), &ch), at));
     if (ch.rows != chunk_rows) {
-      return Corrupt(absl::StrCat(at, "header has ", ch.rows, " rows, footer ", chunk_rows));
+      return Corrupt(kiln::StrCat(at, "header has ", ch.rows, " rows, footer ", chunk_rows));
     }
     expected = offset + kChunkHeaderSize + ch.compressed;
-    if (expected > footer_start) return Corrupt(absl::StrCat(at, "runs into the footer"));
+    if (expected > footer_start) return Corrupt(kiln::StrCat(at, "runs into the footer"));
     chunks_.push_back({offset, chunk_rows, rows});
     rows += chunk_rows;
   }
   if (expected != footer_start) {
-    return Corrupt(absl::StrCat(where, (footer_start - expected),
+    return Corrupt(kiln::StrCat(where, (footer_start - expected),
                                 " unaccounted bytes before the footer"));
   }
   if (rows != f.total_rows) {
-    return Corrupt(absl::StrCat(where, "footer says ", f.total_rows, " rows, chunks hold ", rows));
+    return Corrupt(kiln::StrCat(where, "footer says ", f.total_rows, " rows, chunks hold ", rows));
   }
   num_rows_ = rows;
   return absl::OkStatus();
@@ -799,7 +799,7 @@ absl::Status DatasetReader::Parse() {
 absl::Status DatasetReader::ReadChunk(size_t i, Batch* out) const {
   if (i >= chunks_.size()) {
     return absl::OutOfRangeError(
-        absl::StrCat(name_, ": chunk ", i, " requested, the file has ", chunks_.size()));
+        kiln::StrCat(name_, ": chunk ", i, " requested, the file has ", chunks_.size()));
   }
   const ChunkInfo& c = chunks_[i];
   // Parse() checked the header, so the payload length is within the file.
@@ -807,7 +807,7 @@ absl::Status DatasetReader::ReadChunk(size_t i, Batch* out) const {
   absl::Status s =
       DecodeChunk(schema_, bytes_.substr(c.offset, kChunkHeaderSize + compressed), out);
   out->source = name_;
-  return Annotate(s, absl::StrCat(name_, ": chunk ", i, " at offset ", c.offset, ": "));
+  return Annotate(s, kiln::StrCat(name_, ": chunk ", i, " at offset ", c.offset, ": "));
 }
 
 // ---- Streaming source ------------------------------------------------------------------------
@@ -876,22 +876,22 @@ class DatasetStreamSource : public BlockSource {
       char magic[4];
       KILN_ASSIGN_OR_RETURN(size_t n, ReadFully(cur_.get(), 4, magic));
       if (n < 4) {
-        return Corrupt(absl::StrCat(name, ": ends at offset ", pos_ + n,
+        return Corrupt(kiln::StrCat(name, ": ends at offset ", pos_ + n,
                                     " before its footer (truncated?)"));
       }
       if (std::memcmp(magic, kChunkMagic, 4) == 0) {
         std::string at =
-            absl::StrCat(name, ": chunk ", seen_.size(), " at offset ", pos_, ": ");
+            kiln::StrCat(name, ": chunk ", seen_.size(), " at offset ", pos_, ": ");
         block->data.assign(magic, 4);
         KILN_ASSIGN_OR_RETURN(n, AppendFromFile(cur_.get(), kChunkHeaderSize - 4, &block->data));
         if (n < kChunkHeaderSize - 4) {
-          return Corrupt(absl::StrCat(at, "file ends inside the chunk header (truncated?)"));
+          return Corrupt(kiln::StrCat(at, "file ends inside the chunk header (truncated?)"));
         }
         ChunkHeader h;
         KILN_RETURN_IF_ERROR(Annotate(ParseChunkHeader(block->data, &h), at));
         KILN_ASSIGN_OR_RETURN(n, AppendFromFile(cur_.get(), h.compressed, &block->data));
         if (n < h.compressed) {
-          return Corrupt(absl::StrCat(at, "file ends inside the chunk (truncated?)"));
+          return Corrupt(kiln::StrCat(at, "file ends inside the chunk (truncated?)"));
         }
         block->file = name;
         block->first_line = rows_;
@@ -906,7 +906,7 @@ class DatasetStreamSource : public BlockSource {
         KILN_RETURN_IF_ERROR(FinishFile(name, std::string(magic, 4)));
         continue;
       }
-      return Corrupt(absl::StrCat(name, ": offset ", pos_,
+      return Corrupt(kiln::StrCat(name, ": offset ", pos_,
                                   ": neither a chunk nor the footer starts here"));
     }
   }
@@ -915,7 +915,7 @@ class DatasetStreamSource : public BlockSource {
     absl::Status s = DecodeChunk(file_schema_, block.data, out);
     out->source = block.file;
     if (!s.ok()) {
-      return Annotate(s, absl::StrCat(block.file, ": chunk at offset ", block.byte_offset,
+      return Annotate(s, kiln::StrCat(block.file, ": chunk at offset ", block.byte_offset,
                                       " (rows from ", block.first_line, "): "));
     }
     for (size_t i = 0; i < schema_.size(); ++i) {
@@ -933,14 +933,14 @@ class DatasetStreamSource : public BlockSource {
   absl::Status OpenNext() {
     const Input& in = inputs_[next_++];
     KILN_ASSIGN_OR_RETURN(cur_, in.open());
-    std::string where = absl::StrCat(in.name, ": ");
+    std::string where = kiln::StrCat(in.name, ": ");
     char fixed[kFileHeaderSize];
     KILN_ASSIGN_OR_RETURN(size_t n, ReadFully(cur_.get(), kFileHeaderSize, fixed));
     if (n < kFileHeaderSize) {
       if (n >= 8 && std::memcmp(fixed, kFileMagic, 8) != 0) {
-        return Corrupt(absl::StrCat(where, "not a kiln dataset file (bad magic at offset 0)"));
+        return Corrupt(kiln::StrCat(where, "not a kiln dataset file (bad magic at offset 0)"));
       }
-      return Corrupt(absl::StrCat(where, "only ", n,
+      return Corrupt(kiln::StrCat(where, "only ", n,
                                   " bytes, too short for a dataset file (truncated?)"));
     }
     FileHeader h;
@@ -948,7 +948,7 @@ class DatasetStreamSource : public BlockSource {
     std::string schema_bytes;
     KILN_ASSIGN_OR_RETURN(n, AppendFromFile(cur_.get(), h.schema_len, &schema_bytes));
     if (n < h.schema_len) {
-      return Corrupt(absl::StrCat(where, "file ends inside the header (truncated?)"));
+      return Corrupt(kiln::StrCat(where, "file ends inside the header (truncated?)"));
     }
     TableSchema schema;
     KILN_RETURN_IF_ERROR(Annotate(ParseHeaderSchema(h, schema_bytes, &schema), where));
@@ -957,7 +957,7 @@ class DatasetStreamSource : public BlockSource {
       have_schema_ = true;
     } else if (schema != file_schema_) {
       return absl::FailedPreconditionError(
-          absl::StrCat(where, "schema (", SchemaString(schema), ") differs from the dataset's (",
+          kiln::StrCat(where, "schema (", SchemaString(schema), ") differs from the dataset's (",
                        SchemaString(file_schema_), ")"));
     }
     version_ = h.version;
@@ -971,11 +971,11 @@ class DatasetStreamSource : public BlockSource {
   // Reads the footer and trailer (the rest of the file) and checks them against the chunks
   // streamed.
   absl::Status FinishFile(const std::string& name, std::string tail) {
-    std::string where = absl::StrCat(name, ": footer at offset ", pos_, ": ");
+    std::string where = kiln::StrCat(name, ": footer at offset ", pos_, ": ");
     KILN_ASSIGN_OR_RETURN(size_t n, AppendFromFile(cur_.get(), kMaxFooterBytes, &tail));
-    if (n >= kMaxFooterBytes) return Corrupt(absl::StrCat(where, "implausibly large"));
+    if (n >= kMaxFooterBytes) return Corrupt(kiln::StrCat(where, "implausibly large"));
     if (tail.size() < kTrailerSize + 4) {
-      return Corrupt(absl::StrCat(where, "file ends inside the footer (truncated?)"));
+      return Corrupt(kiln::StrCat(where, "file ends inside the footer (truncated?)"));
     }
     Trailer t;
     KILN_RETURN_IF_ERROR(
@@ -983,23 +983,23 @@ class DatasetStreamSource : public BlockSource {
                  where));
     std::string_view footer_bytes(tail.data(), tail.size() - kTrailerSize);
     if (t.version != version_) {
-      return Corrupt(absl::StrCat(where, "trailer says format version ", t.version,
+      return Corrupt(kiln::StrCat(where, "trailer says format version ", t.version,
                                   ", header ", version_));
     }
     if (t.footer_len != footer_bytes.size()) {
-      return Corrupt(absl::StrCat(where, "trailer says the footer has ", t.footer_len,
+      return Corrupt(kiln::StrCat(where, "trailer says the footer has ", t.footer_len,
                                   " bytes, found ", footer_bytes.size()));
     }
     if (MaskedCrc(footer_bytes) != t.footer_crc) {
-      return Corrupt(absl::StrCat(where, "CRC mismatch"));
+      return Corrupt(kiln::StrCat(where, "CRC mismatch"));
     }
     Footer f;
     KILN_RETURN_IF_ERROR(Annotate(ParseFooter(footer_bytes, &f), where));
     if (f.schema != file_schema_) {
-      return Corrupt(absl::StrCat(where, "schema differs from the file header's"));
+      return Corrupt(kiln::StrCat(where, "schema differs from the file header's"));
     }
     if (f.chunks != seen_ || f.total_rows != rows_) {
-      return Corrupt(absl::StrCat(where, "lists ", f.chunks.size(), " chunks and ",
+      return Corrupt(kiln::StrCat(where, "lists ", f.chunks.size(), " chunks and ",
                                   f.total_rows, " rows; the file holds ", seen_.size(),
                                   " chunks and ", rows_, " rows"));
     }
@@ -1101,7 +1101,7 @@ absl::StatusOr<ValueType> ParseTypeName(std::string_view s) {
   for (ValueType t : {ValueType::kInt, ValueType::kFloat, ValueType::kString}) {
     if (ValueTypeName(t) == s) return t;
   }
-  return Corrupt(absl::StrCat("unknown column type '", s, "'"));
+  return Corrupt(kiln::StrCat("unknown column type '", s, "'"));
 }
 
 // A manifest file path must stay inside the dataset directory.
@@ -1125,18 +1125,18 @@ absl::StatusOr<DatasetManifest> ManifestFromJson(std::string_view text, std::str
   try {
     nlohmann::json j = nlohmann::json::parse(text);
     if (!j.is_object() || j.value("format", "") != kManifestFormat) {
-      return Corrupt(absl::StrCat(name, ": not a kiln dataset manifest (format is not \"",
+      return Corrupt(kiln::StrCat(name, ": not a kiln dataset manifest (format is not \"",
                                   kManifestFormat, "\")"));
     }
     m.format_version = j.at("format_version").get<int>();
     if (m.format_version < 1 || m.format_version > kManifestVersion) {
       if (m.format_version > kManifestVersion) {
         return absl::FailedPreconditionError(
-            absl::StrCat(name, ": manifest format version ", m.format_version,
+            kiln::StrCat(name, ": manifest format version ", m.format_version,
                          " is newer than this kiln reads (", kManifestVersion,
                          "); upgrade kiln"));
       }
-      return Corrupt(absl::StrCat(name, ": bad manifest format version ", m.format_version));
+      return Corrupt(kiln::StrCat(name, ": bad manifest format version ", m.format_version));
     }
     m.created = j.value("created", "");
     const auto& source = j.at("source");
@@ -1161,7 +1161,7 @@ absl::StatusOr<DatasetManifest> ManifestFromJson(std::string_view text, std::str
         DatasetFileInfo file;
         file.path = f.at("path").get<std::string>();
         if (!SafeRelativePath(file.path)) {
-          return Corrupt(absl::StrCat(name, ": file path '", file.path,
+          return Corrupt(kiln::StrCat(name, ": file path '", file.path,
                                       "' leaves the dataset directory"));
         }
         file.rows = f.value("rows", uint64_t{0});
@@ -1172,7 +1172,7 @@ absl::StatusOr<DatasetManifest> ManifestFromJson(std::string_view text, std::str
       m.splits.push_back(std::move(split));
     }
   } catch (const nlohmann::json::exception& e) {
-    return Corrupt(absl::StrCat(name, ": malformed manifest: ", e.what()));
+    return Corrupt(kiln::StrCat(name, ": malformed manifest: ", e.what()));
   }
   return m;
 }
@@ -1181,7 +1181,7 @@ absl::StatusOr<DatasetManifest> ReadManifest(Env* env, const std::string& dir) {
   std::string path = JoinPath(dir, kManifestName);
   if (!env->FileExists(path)) {
     return absl::NotFoundError(
-        absl::StrCat(dir, ": not a kiln dataset (no ", kManifestName, ")"));
+        kiln::StrCat(dir, ": not a kiln dataset (no ", kManifestName, ")"));
   }
   KILN_ASSIGN_OR_RETURN(std::string text, ReadFileToString(env, path));
   return ManifestFromJson(text, path);
@@ -1199,7 +1199,7 @@ absl::StatusOr<std::unique_ptr<BlockSource>> OpenDatasetSource(Env* env, const s
     for (const DatasetFileInfo& f : s.files) files.push_back(JoinPath(dir, f.path));
   }
   if (!found) {
-    return absl::NotFoundError(absl::StrCat(
+    return absl::NotFoundError(kiln::StrCat(
         dir, ": no split '", split, "'; the dataset has: ",
         absl::StrJoin(m.splits, ", ",
                       [](std::string* out, const DatasetSplitInfo& s) { out->append(s.name); })));

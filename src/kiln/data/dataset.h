@@ -61,7 +61,8 @@ class DatasetWriter {
   // Appends every row of `batch`. Columns are matched by name: a schema column the batch
   // lacks is missing in every row. Errors (kInvalidArgument): a batch column that is not in
   // the schema, or whose type differs, or whose row count differs from batch.num_rows; a
-  // single row larger than kMaxChunkBytes. After an error the writer refuses further calls.
+  // single row larger than kMaxChunkBytes. A rejected batch adds no rows; after a write
+  // error the writer refuses further calls.
   absl::Status Append(const Batch& batch);
   // Appends the listed rows of `batch`, in the order given.
   absl::Status AppendRows(const Batch& batch, std::span<const uint32_t> rows);

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/stubs/logging.h>
 
 #include <algorithm>
 #include <utility>
@@ -130,6 +131,9 @@ absl::StatusOr<bool> TfRecordSource::NextBlock(RawBlock* block) {
 absl::Status TfRecordSource::Decode(const RawBlock& block, Batch* out, BadRowSink* bad) const {
   out->Clear();
   out->source = block.file;
+  // protobuf logs a line to stderr for every feature name that is not UTF-8 before the
+  // parse fails; such records are reported as bad rows, so the log would only be noise.
+  google::protobuf::LogSilencer quiet;
   tensorflow::Example example;
   StringMap<size_t> column_of;
   // typed[c]: column c's type is fixed (by an override or a feature with a kind); until

@@ -73,9 +73,12 @@ std::string Row(const Column& c, size_t r) {
       case ValueType::kFloat:
         v.push_back(absl::StrFormat("%.17g", c.floats[i]));
         break;
-      case ValueType::kString:
-        v.push_back(kiln::StrCat("'", absl::CHexEscape(absl::string_view(c.str(i).data(), c.str(i).size())), "'"));
+      case ValueType::kString: {
+        const std::string_view sv = c.str(i);
+        v.push_back(
+            kiln::StrCat("'", absl::CHexEscape(absl::string_view(sv.data(), sv.size())), "'"));
         break;
+      }
     }
   }
   return kiln::StrCat("[", absl::StrJoin(v, ","), "]");
@@ -131,9 +134,9 @@ ReadAll ReadFiles(std::vector<std::string> files, const ReadOptions& options, Ba
 
 // --- the fixture written by TensorBoard's RecordWriter (see make_fixture.py)
 
-class FixtureTest : public ::testing::TestWithParam<const char*> {};
+class TfRecordFixtureTest : public ::testing::TestWithParam<const char*> {};
 
-TEST_P(FixtureTest, ReadsIndependentlyWrittenExamplesExactly) {
+TEST_P(TfRecordFixtureTest, ReadsIndependentlyWrittenExamplesExactly) {
   const std::string path = testing::SourcePath(GetParam());
   BadRowSink sink(BadRowPolicy::kError);
   ReadAll r = ReadFiles({path}, {}, &sink);
@@ -156,7 +159,7 @@ TEST_P(FixtureTest, ReadsIndependentlyWrittenExamplesExactly) {
   EXPECT_EQ(sink.count(), 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(PlainAndGzip, FixtureTest,
+INSTANTIATE_TEST_SUITE_P(PlainAndGzip, TfRecordFixtureTest,
                          ::testing::Values("tests/fixtures/tfrecord/examples.tfrecord",
                                            "tests/fixtures/tfrecord/examples.tfrecord.gz"));
 
@@ -357,7 +360,7 @@ TEST(TfRecordSourceTest, FeatureWithoutKindTakesTypeSeenLater) {
 
 // --- bad rows: record 1 is valid framing around bytes that are not a tf.Example.
 
-class BadRowTest : public ::testing::Test {
+class TfRecordBadRowTest : public ::testing::Test {
  protected:
   void SetUp() override {
     path_ = dir_.File("bad.tfrecord");
@@ -374,7 +377,7 @@ class BadRowTest : public ::testing::Test {
   std::vector<std::string> records_;
 };
 
-TEST_F(BadRowTest, ErrorPolicyStopsNamingFileRecordAndOffset) {
+TEST_F(TfRecordBadRowTest, ErrorPolicyStopsNamingFileRecordAndOffset) {
   BadRowSink sink(BadRowPolicy::kError);
   ReadAll r = ReadFiles({path_}, {}, &sink);
   EXPECT_EQ(r.status.code(), absl::StatusCode::kInvalidArgument);
@@ -383,7 +386,7 @@ TEST_F(BadRowTest, ErrorPolicyStopsNamingFileRecordAndOffset) {
                                      ": not a parseable tf.Example")));
 }
 
-TEST_F(BadRowTest, SkipPolicyLeavesRowOutAndCountsIt) {
+TEST_F(TfRecordBadRowTest, SkipPolicyLeavesRowOutAndCountsIt) {
   BadRowSink sink(BadRowPolicy::kSkip);
   ReadAll r = ReadFiles({path_}, {}, &sink);
   ASSERT_TRUE(r.status.ok()) << r.status;
@@ -398,7 +401,7 @@ TEST_F(BadRowTest, SkipPolicyLeavesRowOutAndCountsIt) {
             kiln::StrCat("record 1 at byte offset ", OffsetOf(1), ": not a parseable tf.Example"));
 }
 
-TEST_F(BadRowTest, QuarantinePolicyWritesRawRecord) {
+TEST_F(TfRecordBadRowTest, QuarantinePolicyWritesRawRecord) {
   std::string qpath = dir_.File("quarantine.bin");
   BadRowSink sink(BadRowPolicy::kQuarantine, qpath);
   ReadAll r = ReadFiles({path_}, {}, &sink);
@@ -408,7 +411,7 @@ TEST_F(BadRowTest, QuarantinePolicyWritesRawRecord) {
   EXPECT_EQ(testing::ReadAll(qpath), "not a proto\n");
 }
 
-TEST_F(BadRowTest, BadRowBeforeCorruptionIsReportedFirst) {
+TEST_F(TfRecordBadRowTest, BadRowBeforeCorruptionIsReportedFirst) {
   std::string bytes = testing::ReadAll(path_);
   bytes.resize(bytes.size() - 2);  // truncate record 2
   std::string path = dir_.Write("bad2.tfrecord", bytes);
@@ -476,9 +479,31 @@ TEST(TfRecordSourceTest, TypeOverridesWidenIntToFloatAndRejectOtherMismatches) {
   std::vector<BadRow> bad = sink.samples();
   ASSERT_EQ(bad.size(), 2u);
   EXPECT_EQ(bad[0].line, 2u);
-  EXPECT_THAT(bad[0].message, HasSubstr("feature 's' holds INT values but its type is set to STRING"));
+  EXPECT_THAT(bad[0].message,
+              HasSubstr("feature 's' holds INT values but its type is set to STRING"));
   EXPECT_EQ(bad[1].line, 3u);
-  EXPECT_THAT(bad[1].message, HasSubstr("feature 'i' holds FLOAT values but its type is set to INT"));
+  EXPECT_THAT(bad[1].message,
+              HasSubstr("feature 'i' holds FLOAT values but its type is set to INT"));
+}
+
+// Hand-encoded: Example{features{feature{key: <key>, value{int64_list{value: [1]}}}}}.
+std::string ExampleWithKey(char key) {
+  return std::string("\x0a\x0c\x0a\x0a\x0a\x01", 6) + key +
+         std::string("\x12\x05\x1a\x03\x0a\x01\x01", 7);
+}
+
+TEST(TfRecordSourceTest, FeatureNameThatIsNotUtf8IsBadRow) {
+  std::string bytes;
+  AppendTfRecord(&bytes, ExampleWithKey('k'));
+  AppendTfRecord(&bytes, ExampleWithKey('\xff'));  // proto3 string keys must be UTF-8
+  auto source = TfRecordSource::FromMemory(bytes, "mem", {});
+  BadRowSink sink(BadRowPolicy::kSkip);
+  ReadAll r = ReadSource(**source, &sink);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(Describe(r.batches[0]), std::vector<std::string>{"k:INT [1]"});
+  ASSERT_EQ(sink.samples().size(), 1u);
+  EXPECT_EQ(sink.samples()[0].line, 1u);
+  EXPECT_EQ(sink.samples()[0].message, "record 1 at byte offset 30: not a parseable tf.Example");
 }
 
 TEST(TfRecordSourceTest, FramingCorruptionIsDataLossEvenWhenSkipping) {

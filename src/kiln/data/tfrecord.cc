@@ -322,7 +322,9 @@ struct TFRecordWriter::Deflater {
         const int rc = deflate(&z, mode);
         if (rc == Z_STREAM_ERROR) return absl::InternalError("zlib deflate failed");
         const size_t produced = out.size() - z.avail_out;
-        if (produced > 0) KILN_RETURN_IF_ERROR(file->Append(std::string_view(out.data(), produced)));
+        if (produced > 0) {
+          KILN_RETURN_IF_ERROR(file->Append(std::string_view(out.data(), produced)));
+        }
         if (mode == Z_FINISH) {
           if (rc == Z_STREAM_END) break;
         } else if (z.avail_out != 0) {

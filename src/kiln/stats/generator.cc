@@ -50,7 +50,7 @@ struct Moments {
 
 struct FeatureAcc {
   explicit FeatureAcc(const StatsOptions& o)
-      : kll(o.kll_k), num_values(o.kll_k), strings(o.max_exact_unique) {}
+      : num_values(o.kll_k), kll(o.kll_k), strings(o.max_exact_unique) {}
   std::string name;
   ValueType type = ValueType::kInt;
   uint64_t first_block = UINT64_MAX;

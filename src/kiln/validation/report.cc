@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
+#include "kiln/validation/stats_view.h"
 #include "nlohmann/json.hpp"
 
 namespace kiln::validation {
@@ -106,15 +107,15 @@ absl::StatusOr<std::string> AnomaliesToJson(const tfmd::Anomalies& anomalies) {
 }
 
 std::string ComparisonsToJson(const std::vector<FeatureComparison>& comparisons) {
-  nlohmann::json arr = nlohmann::json::array();
+  nlohmann::ordered_json arr = nlohmann::ordered_json::array();
   for (const FeatureComparison& c : comparisons) {
-    nlohmann::json ms = nlohmann::json::array();
+    nlohmann::ordered_json ms = nlohmann::ordered_json::array();
     for (const auto& m : c.measurements) {
       ms.push_back({{"type", tfmd::DriftSkewInfo::Measurement::Type_Name(m.type())},
                     {"value", m.value()},
                     {"threshold", m.threshold()}});
     }
-    nlohmann::json item = {{"feature", c.feature},
+    nlohmann::ordered_json item = {{"feature", c.feature},
                            {"kind", c.kind == ComparisonKind::kDrift ? "drift" : "skew"},
                            {"measurements", ms},
                            {"kl_divergence", nullptr},

@@ -10,7 +10,7 @@ namespace {
 // Gathers parser errors and warnings with 1-based positions prefixed by the file name.
 class Collector : public google::protobuf::io::ErrorCollector {
  public:
-  explicit Collector(std::string_view name) : name_(name) {}
+  explicit Collector(std::string_view name) : name_(std::string(name)) {}
   void AddError(int line, int column, const std::string& message) override {
     if (error_.empty()) error_ = Format(line, column, message);
   }
@@ -39,7 +39,7 @@ absl::StatusOr<SchemaParseResult> ParseSchemaText(std::string_view text, std::st
   parser.AllowUnknownField(true);
   if (!parser.ParseFromString(std::string(text), &result.schema)) {
     std::string error = collector.error();
-    if (error.empty()) error = absl::StrCat(name, ": not a Schema text proto");
+    if (error.empty()) error = absl::StrCat(std::string(name), ": not a Schema text proto");
     return absl::InvalidArgumentError(error);
   }
   result.warnings = std::move(collector.warnings());

@@ -47,6 +47,22 @@ bool ParseJson(std::string_view text, DatasetFeatureStatisticsList* out, std::st
   return status.ok();
 }
 
+// True when the file opens like a JSON DatasetFeatureStatisticsList: `{` then the key
+// "datasets". Only the first few kilobytes are read, so a large JSON-lines data file
+// costs nothing to rule out.
+bool StartsLikeStatisticsJson(Env* env, const std::string& path) {
+  auto file = env->NewSequentialFile(path);
+  if (!file.ok()) return false;
+  std::string head(4096, '\0');
+  auto n = (*file)->Read(head.size(), head.data());
+  if (!n.ok()) return false;
+  head.resize(*n);
+  size_t i = head.find_first_not_of(" \t\r\n");
+  if (i == std::string::npos || head[i] != '{') return false;
+  i = head.find_first_not_of(" \t\r\n", i + 1);
+  return i != std::string::npos && head.compare(i, 10, "\"datasets\"") == 0;
+}
+
 std::string Extension(const std::string& path) {
   std::string base = Basename(path);
   size_t dot = base.rfind('.');
@@ -77,13 +93,7 @@ bool IsStatisticsPath(Env* env, const std::string& path) {
   if (ext == ".tfrecord" || ext == ".tfrecords") {
     return absl::StrContains(base, "stats") || absl::StrContains(base, "statistics");
   }
-  if (ext == ".json") {
-    auto text = ReadFileToString(env, path);
-    if (!text.ok()) return false;
-    DatasetFeatureStatisticsList list;
-    std::string error;
-    return ParseJson(*text, &list, &error) && list.datasets_size() > 0;
-  }
+  if (ext == ".json") return StartsLikeStatisticsJson(env, path);
   return false;
 }
 
@@ -131,7 +141,7 @@ absl::StatusOr<DatasetFeatureStatistics> SelectDataset(const DatasetFeatureStati
     for (const auto& d : list.datasets()) {
       if (d.name() == split) return d;
     }
-    return absl::NotFoundError(absl::StrCat("no dataset named '", split,
+    return absl::NotFoundError(absl::StrCat("no dataset named '", std::string(split),
                                             "' in the statistics (have: ",
                                             absl::StrJoin(names, ", "), ")"));
   }

@@ -16,7 +16,7 @@ std::string SerializePathStep(std::string_view step) {
   bool extension = step.size() >= 2 && step.front() == '(' && step.back() == ')' &&
                    step.substr(1, step.size() - 2).find_first_of("()") == std::string_view::npos;
   if (plain || extension) return std::string(step);
-  return absl::StrCat("'", absl::StrReplaceAll(step, {{"'", "''"}}), "'");
+  return absl::StrCat("'", absl::StrReplaceAll(std::string(step), {{"'", "''"}}), "'");
 }
 
 std::string FeatureName(const tfmd::FeatureNameStatistics& feature) {

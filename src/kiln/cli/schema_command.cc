@@ -1,0 +1,127 @@
+// `kiln schema`: TFX SchemaGen (`infer`) and a readable comparison of two schemas (`diff`).
+#include <cstdio>
+
+#include "kiln/base/str.h"
+#include "kiln/cli/command.h"
+#include "kiln/validation/schema_diff.h"
+#include "kiln/validation/schema_infer.h"
+#include "kiln/validation/schema_io.h"
+#include "kiln/validation/statistics_io.h"
+
+namespace kiln::cli {
+namespace {
+
+namespace tfmd = ::tensorflow::metadata::v0;
+
+struct InferFlags {
+  std::string stats;
+  std::string out;
+  std::string split;
+  validation::InferSchemaOptions options;
+  bool quiet = false;
+};
+
+struct DiffFlags {
+  std::string a, b;
+};
+
+void PrintWarnings(const std::vector<std::string>& warnings) {
+  for (const auto& w : warnings) std::fprintf(stderr, "kiln schema: warning: %s\n", w.c_str());
+}
+
+int RunInfer(const InferFlags& f) {
+  Env* env = Env::Default();
+  if (f.options.max_string_domain_size < 0) {
+    return ReportError("schema infer", absl::InvalidArgumentError(
+                                           "--max-string-domain-size must not be negative"));
+  }
+  auto list = validation::LoadStatistics(env, f.stats);
+  if (!list.ok()) return ReportError("schema infer", list.status());
+  auto dataset = validation::SelectDataset(*list, f.split);
+  if (!dataset.ok()) return ReportError("schema infer", dataset.status());
+  auto schema = validation::InferSchema(*dataset, f.options);
+  if (!schema.ok()) return ReportError("schema infer", schema.status());
+  if (auto s = validation::WriteSchema(env, f.out, *schema); !s.ok()) {
+    return ReportError("schema infer", s);
+  }
+  if (!f.quiet) {
+    int required = 0;
+    for (const auto& feature : schema->feature()) {
+      if (feature.presence().min_fraction() >= 1.0) ++required;
+    }
+    std::printf("wrote %s: %d features (%d required), %d string domains, from %llu examples "
+                "of dataset '%s'\n",
+                f.out.c_str(), schema->feature_size(), required, schema->string_domain_size(),
+                static_cast<unsigned long long>(dataset->num_examples()),
+                dataset->name().c_str());
+  }
+  return kExitOk;
+}
+
+int RunDiff(const DiffFlags& f) {
+  Env* env = Env::Default();
+  auto a = validation::ReadSchema(env, f.a);
+  if (!a.ok()) return ReportError("schema diff", a.status());
+  PrintWarnings(a->warnings);
+  auto b = validation::ReadSchema(env, f.b);
+  if (!b.ok()) return ReportError("schema diff", b.status());
+  PrintWarnings(b->warnings);
+  std::vector<std::string> lines = validation::SchemaDiff(a->schema, b->schema);
+  if (lines.empty()) {
+    std::printf("schemas are equivalent\n");
+    return kExitOk;
+  }
+  for (const auto& line : lines) std::printf("%s\n", line.c_str());
+  std::printf("%zu difference(s)\n", lines.size());
+  return kExitFindings;
+}
+
+}  // namespace
+
+void AddSchemaCommand(CLI::App& root) {
+  CLI::App* schema = root.add_subcommand(
+      "schema", "Infer a schema from statistics (TFX SchemaGen), or compare two schemas");
+  schema->require_subcommand(1);
+
+  auto infer = std::make_shared<InferFlags>();
+  CLI::App* app = schema->add_subcommand(
+      "infer", "Infer schema.pbtxt (tensorflow_metadata Schema) from statistics");
+  app->footer(StrCat(
+      "Follows tfdv.infer_schema: types from the statistics; presence min_count 1 and, for a "
+      "feature never missing, min_fraction 1; value_count min = max = N when every example "
+      "has exactly N values (else min 1); a string domain for string features with at most "
+      "--max-string-domain-size distinct values. Edit the result by hand: it is the contract "
+      "`kiln validate` checks data against.\n\n"
+      "--stats takes a statistics directory (as written by `kiln stats`), statistics.pb, "
+      "statistics.json, or TFDV's TFRecord output.\n\n"
+      "Example:\n  kiln stats data/train.csv --out stats/\n  kiln schema infer --stats stats/ "
+      "--out schema.pbtxt\n\n",
+      kExitCodesHelp));
+  app->add_option("--stats", infer->stats, "Statistics to infer from")->required();
+  app->add_option("--out", infer->out, "Schema file to write (text proto)")->required();
+  app->add_option("--split", infer->split,
+                  "Dataset (split) of the statistics to use (default: the only one, or 'all')");
+  app->add_option("--max-string-domain-size", infer->options.max_string_domain_size,
+                  "Largest number of distinct values given a string domain")
+      ->capture_default_str();
+  app->add_flag("--infer-ranges", infer->options.infer_ranges,
+                "Record observed min/max as int_domain / float_domain bounds");
+  app->add_flag("--infer-shape", infer->options.infer_feature_shape,
+                "Write shape {dim {size: N}} for features always present with N values "
+                "(TFDV's infer_feature_shape) instead of value_count");
+  app->add_flag("--quiet,-q", infer->quiet, "Print nothing on success");
+  app->callback([infer] { Exit(RunInfer(*infer)); });
+
+  auto diff = std::make_shared<DiffFlags>();
+  CLI::App* d = schema->add_subcommand("diff", "Show how schema B differs from schema A");
+  d->footer(
+      "Features are matched by name; the order of features and of domain values does not "
+      "matter.\n\nExit codes: 0 the schemas are equivalent, 3 they differ (the differences "
+      "are printed), 1 internal or I/O failure, 2 usage or input error (e.g. a file that "
+      "does not parse, named with line and column)");
+  d->add_option("A", diff->a, "The old schema")->required();
+  d->add_option("B", diff->b, "The new schema")->required();
+  d->callback([diff] { Exit(RunDiff(*diff)); });
+}
+
+}  // namespace kiln::cli

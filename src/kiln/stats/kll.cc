@@ -1,0 +1,299 @@
+#include "kiln/stats/kll.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "kiln/base/crc32c.h"
+#include "kiln/base/hash.h"
+
+namespace kiln::stats {
+namespace {
+
+// Levels below this size compact too often to be worth their bookkeeping (the KLL paper's
+// lower levels may shrink to 2; practical implementations use 8).
+constexpr uint32_t kMinLevelCapacity = 8;
+// More levels than this would need more than 2^64 inputs.
+constexpr uint32_t kMaxLevels = 64;
+constexpr char kMagic[4] = {'K', 'L', 'L', '1'};
+
+void PutU32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutU64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutF64(std::string* out, double v) { PutU64(out, std::bit_cast<uint64_t>(v)); }
+
+// Bounds-checked little-endian reads; every getter fails instead of reading past the end.
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : p_(bytes) {}
+  bool U32(uint32_t* v) {
+    if (p_.size() < 4) return false;
+    *v = 0;
+    for (int i = 0; i < 4; ++i) *v |= uint32_t{static_cast<unsigned char>(p_[i])} << (8 * i);
+    p_.remove_prefix(4);
+    return true;
+  }
+  bool U64(uint64_t* v) {
+    if (p_.size() < 8) return false;
+    *v = 0;
+    for (int i = 0; i < 8; ++i) *v |= uint64_t{static_cast<unsigned char>(p_[i])} << (8 * i);
+    p_.remove_prefix(8);
+    return true;
+  }
+  bool F64(double* v) {
+    uint64_t bits;
+    if (!U64(&bits)) return false;
+    *v = std::bit_cast<double>(bits);
+    return true;
+  }
+  size_t remaining() const { return p_.size(); }
+
+ private:
+  std::string_view p_;
+};
+
+absl::Status Corrupt(std::string_view what) {
+  return absl::DataLossError(std::string("corrupt KLL sketch: ") + std::string(what));
+}
+
+}  // namespace
+
+KllSketch::KllSketch(int k) : KllSketch(k, kDefaultSeed) {}
+
+KllSketch::KllSketch(int k, uint64_t seed) : k_(std::clamp(k, kMinK, kMaxK)), rng_(seed) {
+  levels_.emplace_back();
+  RecomputeCapacities();
+}
+
+uint64_t KllSketch::NextRandom() {
+  // splitmix64: a tiny generator with a full 2^64 period; its output is Mix64 of a counter.
+  rng_ += 0x9e3779b97f4a7c15ULL;
+  return Mix64(rng_);
+}
+
+void KllSketch::RecomputeCapacities() {
+  // The top level holds k values; each level below holds 2/3 of the one above (rounded
+  // up with integers so every machine agrees), but never fewer than kMinLevelCapacity.
+  const size_t levels = levels_.size();
+  level_capacity_.assign(levels, 0);
+  uint64_t cap = static_cast<uint64_t>(k_);
+  capacity_ = 0;
+  for (size_t d = 0; d < levels; ++d) {
+    uint32_t c = static_cast<uint32_t>(std::max<uint64_t>(cap, kMinLevelCapacity));
+    level_capacity_[levels - 1 - d] = c;
+    capacity_ += c;
+    cap = (2 * cap + 2) / 3;
+  }
+  levels_[0].reserve(capacity_);
+}
+
+void KllSketch::AddLevel() {
+  levels_.emplace_back();
+  RecomputeCapacities();
+}
+
+void KllSketch::Compress() {
+  while (size_ >= capacity_) {
+    // Lazy compaction: only the lowest over-full level. Since the sizes sum to at least the
+    // capacities, some level is over-full.
+    size_t h = 0;
+    while (h < levels_.size() && levels_[h].size() < level_capacity_[h]) ++h;
+    if (h == levels_.size()) return;  // unreachable by the pigeonhole argument above
+    if (h + 1 == levels_.size()) {
+      if (levels_.size() == kMaxLevels) return;  // > 2^64 inputs: cannot happen
+      AddLevel();
+    }
+    CompactLevel(h);
+  }
+}
+
+void KllSketch::CompactLevel(size_t h) {
+  std::vector<double>& src = levels_[h];
+  if (h == 0) std::sort(src.begin(), src.end());
+  const size_t len = src.size();
+  const size_t even = len & ~size_t{1};
+  if (even == 0) return;
+  // The coin also depends on the data, so shards built with the same seed decorrelate.
+  const uint64_t coin = Mix64(NextRandom() ^ std::bit_cast<uint64_t>(src[len / 2])) >> 63;
+  scratch_.clear();
+  for (size_t i = coin; i < even; i += 2) scratch_.push_back(src[i]);
+  // An odd value out stays behind (the largest, a choice independent of the coin).
+  if (len & 1) {
+    src[0] = src[len - 1];
+    src.resize(1);
+  } else {
+    src.clear();
+  }
+  std::vector<double>& dst = levels_[h + 1];
+  if (dst.empty()) {
+    dst.swap(scratch_);
+  } else {
+    // Merge through a second buffer; swapping buffers keeps allocations to a warm-up.
+    merged_.resize(dst.size() + scratch_.size());
+    std::merge(dst.begin(), dst.end(), scratch_.begin(), scratch_.end(), merged_.begin());
+    dst.swap(merged_);
+  }
+  size_ -= even / 2;
+  variance_sum_ += std::ldexp(1.0, static_cast<int>(2 * h));
+}
+
+void KllSketch::Merge(const KllSketch& other) {
+  if (&other == this) {
+    KllSketch copy(other);
+    Merge(copy);
+    return;
+  }
+  if (other.n_ == 0) return;
+  n_ += other.n_;
+  min_ = std::min(min_, other.min_);
+  max_ = std::max(max_, other.max_);
+  while (levels_.size() < other.levels_.size()) AddLevel();
+  for (size_t h = 0; h < other.levels_.size(); ++h) {
+    const std::vector<double>& src = other.levels_[h];
+    if (src.empty()) continue;
+    std::vector<double>& dst = levels_[h];
+    const size_t old = dst.size();
+    dst.insert(dst.end(), src.begin(), src.end());
+    if (h > 0) std::inplace_merge(dst.begin(), dst.begin() + old, dst.end());
+  }
+  size_ += other.size_;
+  variance_sum_ += other.variance_sum_;
+  // Order-dependent on purpose: merging the same sketches in the same order reproduces.
+  rng_ = Mix64(rng_ ^ (other.rng_ * 0xbf58476d1ce4e5b9ULL + 0x94d049bb133111ebULL));
+  Compress();
+  levels_[0].reserve(capacity_);
+}
+
+double KllSketch::min() const {
+  return n_ == 0 ? std::numeric_limits<double>::quiet_NaN() : min_;
+}
+
+double KllSketch::max() const {
+  return n_ == 0 ? std::numeric_limits<double>::quiet_NaN() : max_;
+}
+
+double KllSketch::Quantile(double q) const { return Quantiles({q})[0]; }
+
+std::vector<double> KllSketch::Quantiles(const std::vector<double>& qs) const {
+  std::vector<double> out(qs.size(), std::numeric_limits<double>::quiet_NaN());
+  if (n_ == 0) return out;
+  std::vector<std::pair<double, uint64_t>> items;  // (value, weight)
+  items.reserve(size_);
+  for (size_t h = 0; h < levels_.size(); ++h) {
+    for (double v : levels_[h]) items.emplace_back(v, uint64_t{1} << h);
+  }
+  std::sort(items.begin(), items.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<uint64_t> cum(items.size());
+  uint64_t running = 0;
+  for (size_t i = 0; i < items.size(); ++i) cum[i] = running += items[i].second;
+  const double n = static_cast<double>(n_);
+  for (size_t j = 0; j < qs.size(); ++j) {
+    const double q = qs[j];
+    if (!(q > 0)) {
+      out[j] = min_;
+    } else if (q >= 1) {
+      out[j] = max_;
+    } else {
+      const double target = q * n;
+      auto it = std::lower_bound(cum.begin(), cum.end(), target,
+                                 [](uint64_t c, double t) { return static_cast<double>(c) < t; });
+      const double v = it == cum.end() ? max_ : items[it - cum.begin()].first;
+      out[j] = std::clamp(v, min_, max_);
+    }
+  }
+  return out;
+}
+
+double KllSketch::RankErrorBoundAt(double delta) const {
+  if (n_ == 0 || variance_sum_ == 0) return 0;
+  if (!(delta > 0)) return std::numeric_limits<double>::infinity();
+  if (delta >= 1) return 0;
+  return std::sqrt(2 * variance_sum_ * std::log(2 / delta)) / static_cast<double>(n_);
+}
+
+std::string KllSketch::Serialize() const {
+  std::string out(kMagic, sizeof(kMagic));
+  PutU32(&out, static_cast<uint32_t>(k_));
+  PutU64(&out, rng_);
+  PutU64(&out, n_);
+  PutF64(&out, min_);
+  PutF64(&out, max_);
+  PutF64(&out, variance_sum_);
+  PutU32(&out, static_cast<uint32_t>(levels_.size()));
+  for (const auto& level : levels_) PutU32(&out, static_cast<uint32_t>(level.size()));
+  for (const auto& level : levels_) {
+    for (double v : level) PutF64(&out, v);
+  }
+  PutU32(&out, crc32c::Value(out));
+  return out;
+}
+
+absl::StatusOr<KllSketch> KllSketch::Deserialize(std::string_view bytes) {
+  if (bytes.size() < sizeof(kMagic) || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
+    return absl::InvalidArgumentError("not a KLL sketch (bad magic)");
+  }
+  if (bytes.size() < sizeof(kMagic) + 4) return Corrupt("truncated");
+  const std::string_view body = bytes.substr(0, bytes.size() - 4);
+  uint32_t stored_crc;
+  Reader crc_reader(bytes.substr(bytes.size() - 4));
+  crc_reader.U32(&stored_crc);
+  if (crc32c::Value(body) != stored_crc) return Corrupt("checksum mismatch");
+
+  Reader r(body.substr(sizeof(kMagic)));
+  uint32_t k, num_levels;
+  uint64_t rng, n;
+  double mn, mx, var;
+  if (!r.U32(&k) || !r.U64(&rng) || !r.U64(&n) || !r.F64(&mn) || !r.F64(&mx) || !r.F64(&var) ||
+      !r.U32(&num_levels)) {
+    return Corrupt("truncated header");
+  }
+  if (k < static_cast<uint32_t>(kMinK) || k > static_cast<uint32_t>(kMaxK)) {
+    return Corrupt("k out of range");
+  }
+  if (num_levels == 0 || num_levels > kMaxLevels) return Corrupt("bad level count");
+  if (!std::isfinite(var) || var < 0) return Corrupt("bad error accumulator");
+  std::vector<uint32_t> sizes(num_levels);
+  uint64_t total = 0;
+  for (uint32_t& s : sizes) {
+    if (!r.U32(&s)) return Corrupt("truncated level sizes");
+    total += s;
+  }
+  if (r.remaining() != total * 8) return Corrupt("level sizes do not match the length");
+  unsigned __int128 weight = 0;
+  for (uint32_t h = 0; h < num_levels; ++h) weight += static_cast<unsigned __int128>(sizes[h]) << h;
+  if (weight != n) return Corrupt("retained weights do not add up to the count");
+  if (n > 0 && !(mn <= mx)) return Corrupt("bad min/max");
+
+  KllSketch s(static_cast<int>(k), rng);
+  while (s.levels_.size() < num_levels) s.levels_.emplace_back();
+  s.RecomputeCapacities();
+  for (uint32_t h = 0; h < num_levels; ++h) {
+    std::vector<double>& level = s.levels_[h];
+    level.reserve(std::max<size_t>(level.capacity(), sizes[h]));
+    for (uint32_t i = 0; i < sizes[h]; ++i) {
+      double v;
+      r.F64(&v);
+      if (!(v >= mn && v <= mx)) return Corrupt("value outside [min, max] or NaN");
+      if (h > 0 && i > 0 && v < level.back()) return Corrupt("level not sorted");
+      level.push_back(v);
+    }
+  }
+  s.n_ = n;
+  if (n > 0) {
+    s.min_ = mn;
+    s.max_ = mx;
+  }
+  s.variance_sum_ = var;
+  s.size_ = total;
+  if (s.size_ >= s.capacity_) s.Compress();
+  s.levels_[0].reserve(s.capacity_);
+  return s;
+}
+
+}  // namespace kiln::stats
