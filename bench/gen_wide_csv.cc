@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
     for (int c = 0; c < 10; ++c) {
       if (uni(rng) >= 0.03) {
         if (c < 5) {
-          line += kWords[rng() % (c + 2 + c * 2)];
+          line += kWords[rng() % (2 + c * 2)];  // 2 to 10 distinct words
         } else if (c < 8) {
           snprintf(buf, sizeof buf, "user_%06" PRIu64, rng() % 200000);
           line += buf;

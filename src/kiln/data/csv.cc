@@ -202,8 +202,10 @@ class CsvSource : public BlockSource {
       block->file = files_[file_index_];
       block->first_line = next_line_;
       block->byte_offset = offset_;
-      block->data.assign(buf_.data(), boundary);
-      buf_.erase(0, boundary);
+      // Hand the buffer over and keep only the partial row after the boundary.
+      block->data.swap(buf_);
+      buf_.assign(block->data, boundary, std::string::npos);
+      block->data.resize(boundary);
       next_line_ += std::count(block->data.begin(), block->data.end(), '\n');
       offset_ += boundary;
       return true;

@@ -962,7 +962,6 @@ class DatasetStreamSource : public BlockSource {
     }
     version_ = h.version;
     pos_ = kFileHeaderSize + h.schema_len;
-    header_end_ = pos_;
     rows_ = 0;
     seen_.clear();
     return absl::OkStatus();
@@ -1014,7 +1013,7 @@ class DatasetStreamSource : public BlockSource {
   TableSchema schema_;       // as reported, after overrides
   bool have_schema_ = false;
   uint32_t version_ = 0;
-  uint64_t pos_ = 0, header_end_ = 0, rows_ = 0, blocks_ = 0;
+  uint64_t pos_ = 0, rows_ = 0, blocks_ = 0;
   std::vector<std::pair<uint64_t, uint32_t>> seen_;  // chunks of the current file
 };
 

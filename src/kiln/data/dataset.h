@@ -119,7 +119,8 @@ class DatasetReader {
   };
 
   // Memory-maps the file when `env` is Env::Default() (Env has no random-access files),
-  // otherwise reads it through `env` into memory.
+  // otherwise reads it through `env` into memory. Dataset files are never modified in place
+  // (they are replaced by rename), so the mapping stays valid.
   static absl::StatusOr<std::unique_ptr<DatasetReader>> Open(Env* env, const std::string& path);
   // Parses `bytes`, which must outlive the reader; `name` is used in error messages.
   static absl::StatusOr<std::unique_ptr<DatasetReader>> OpenBuffer(std::string name,
@@ -155,7 +156,9 @@ class DatasetReader {
 // the CRC, decompresses and decodes. At the end of each file the footer is checked against
 // the chunks seen, so truncation or a damaged footer is reported (kDataLoss).
 // ReadOptions::type_overrides may widen a column (INT to FLOAT or STRING, FLOAT to STRING);
-// any other type change is kInvalidArgument. Other ReadOptions fields do not apply.
+// any other type change is kInvalidArgument. Other ReadOptions fields do not apply: damage
+// is kDataLoss whatever the bad-row policy. RawBlock::first_line is the 0-based index in its
+// file of the chunk's first row; batches carry no row_positions.
 //
 // Opens the first file to learn the schema (every file must share it).
 absl::StatusOr<std::unique_ptr<BlockSource>> OpenDatasetFiles(Env* env,

@@ -7,11 +7,16 @@
 
 #include "kiln/base/str.h"
 #include "kiln/base/string_map.h"
+// GCC 12 misreads simdjson's result types as dangling; clang has no such warning.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdangling-pointer"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include "simdjson.h"
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 namespace kiln::data {
 
@@ -120,8 +125,10 @@ class JsonlSource : public BlockSource {
       block->file = current_;
       block->first_line = line_;
       block->byte_offset = offset_;
-      block->data.assign(buf_.data(), boundary);
-      buf_.erase(0, boundary);
+      // Hand the buffer over and keep only the partial row after the boundary.
+      block->data.swap(buf_);
+      buf_.assign(block->data, boundary, std::string::npos);
+      block->data.resize(boundary);
       line_ += std::count(block->data.begin(), block->data.end(), '\n');
       offset_ += boundary;
       return true;

@@ -57,6 +57,68 @@ class Reader {
   std::string_view p_;
 };
 
+// Maps a double to an unsigned key with the same order (for non-NaN values; -0 sorts just
+// before +0): negative numbers have all bits flipped, others only the sign bit.
+inline uint64_t OrderedKey(double d) {
+  const uint64_t u = std::bit_cast<uint64_t>(d);
+  return u ^ (static_cast<uint64_t>(static_cast<int64_t>(u) >> 63) | (uint64_t{1} << 63));
+}
+
+inline double FromOrderedKey(uint64_t k) {
+  return std::bit_cast<double>((k >> 63) ? k ^ (uint64_t{1} << 63) : ~k);
+}
+
+// Sorts the level-0 buffer. An LSD radix sort over bytes of the ordered keys, skipping the
+// bytes all values share, costs about half of std::sort on a few hundred random values
+// (std::sort mispredicts a branch on every other comparison).
+void SortValues(std::vector<double>* values, std::vector<uint64_t>* scratch) {
+  const size_t n = values->size();
+  if (n < 64) {
+    std::sort(values->begin(), values->end());
+    return;
+  }
+  scratch->resize(2 * n);
+  uint64_t* src = scratch->data();
+  uint64_t* dst = src + n;
+  uint32_t counts[8][256] = {};
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t k = OrderedKey((*values)[i]);
+    src[i] = k;
+    ++counts[0][k & 0xff];
+    ++counts[1][(k >> 8) & 0xff];
+    ++counts[2][(k >> 16) & 0xff];
+    ++counts[3][(k >> 24) & 0xff];
+    ++counts[4][(k >> 32) & 0xff];
+    ++counts[5][(k >> 40) & 0xff];
+    ++counts[6][(k >> 48) & 0xff];
+    ++counts[7][k >> 56];
+  }
+  for (int b = 0; b < 8; ++b) {
+    uint32_t* c = counts[b];
+    if (c[(src[0] >> (8 * b)) & 0xff] == n) continue;  // every key has this byte
+    uint32_t sum = 0;
+    for (int d = 0; d < 256; ++d) sum += std::exchange(c[d], sum);
+    for (size_t i = 0; i < n; ++i) dst[c[(src[i] >> (8 * b)) & 0xff]++] = src[i];
+    std::swap(src, dst);
+  }
+  for (size_t i = 0; i < n; ++i) (*values)[i] = FromOrderedKey(src[i]);
+}
+
+// Merges sorted a[0, na) with the sorted b[0], b[2], ..., b[2 (nb - 1)] into out. The
+// loop is branch-free on the comparison, which is a coin toss on random data.
+void MergeEveryOther(const double* a, size_t na, const double* b, size_t nb, double* out) {
+  const double* a_end = a + na;
+  const double* b_end = b + 2 * nb;
+  while (a < a_end && b < b_end) {
+    const bool take_b = *b < *a;
+    *out++ = take_b ? *b : *a;
+    a += !take_b;
+    b += 2 * take_b;
+  }
+  while (a < a_end) *out++ = *a++;
+  for (; b < b_end; b += 2) *out++ = *b;
+}
+
 absl::Status Corrupt(std::string_view what) {
   return absl::DataLossError(std::string("corrupt KLL sketch: ") + std::string(what));
 }
@@ -89,6 +151,11 @@ void KllSketch::RecomputeCapacities() {
     capacity_ += c;
     cap = (2 * cap + 2) / 3;
   }
+#ifdef LEVEL0_CAP
+  capacity_ -= level_capacity_[0];
+  level_capacity_[0] = std::max<uint32_t>(level_capacity_[0], LEVEL0_CAP);
+  capacity_ += level_capacity_[0];
+#endif
   levels_[0].reserve(capacity_);
 }
 
@@ -114,29 +181,23 @@ void KllSketch::Compress() {
 
 void KllSketch::CompactLevel(size_t h) {
   std::vector<double>& src = levels_[h];
-  if (h == 0) std::sort(src.begin(), src.end());
+  if (h == 0) SortValues(&src, &sort_keys_);
   const size_t len = src.size();
   const size_t even = len & ~size_t{1};
   if (even == 0) return;
   // The coin also depends on the data, so shards built with the same seed decorrelate.
   const uint64_t coin = Mix64(NextRandom() ^ std::bit_cast<uint64_t>(src[len / 2])) >> 63;
-  scratch_.clear();
-  for (size_t i = coin; i < even; i += 2) scratch_.push_back(src[i]);
+  std::vector<double>& dst = levels_[h + 1];
+  // Merge through a second buffer; swapping buffers keeps allocations to a warm-up.
+  merged_.resize(dst.size() + even / 2);
+  MergeEveryOther(dst.data(), dst.size(), src.data() + coin, even / 2, merged_.data());
+  dst.swap(merged_);
   // An odd value out stays behind (the largest, a choice independent of the coin).
   if (len & 1) {
     src[0] = src[len - 1];
     src.resize(1);
   } else {
     src.clear();
-  }
-  std::vector<double>& dst = levels_[h + 1];
-  if (dst.empty()) {
-    dst.swap(scratch_);
-  } else {
-    // Merge through a second buffer; swapping buffers keeps allocations to a warm-up.
-    merged_.resize(dst.size() + scratch_.size());
-    std::merge(dst.begin(), dst.end(), scratch_.begin(), scratch_.end(), merged_.begin());
-    dst.swap(merged_);
   }
   size_ -= even / 2;
   variance_sum_ += std::ldexp(1.0, static_cast<int>(2 * h));

@@ -48,8 +48,8 @@ class KllSketch {
   explicit KllSketch(int k = 200);
   KllSketch(int k, uint64_t seed);
 
-  // Amortized O(log k) (one sort of a ~k-value buffer per ~k/2 adds); the common case is a
-  // compare for min/max and an append into a preallocated buffer. NaN is ignored.
+  // Amortized O(1): a radix sort of the ~k-value level-0 buffer per ~k/2 adds; the common
+  // case is a compare for min/max and an append into a preallocated buffer. NaN is ignored.
   void Add(double v) {
     if (v != v) return;  // NaN has no rank; it would also break the sort's ordering
     if (v < min_) min_ = v;
@@ -108,7 +108,8 @@ class KllSketch {
   size_t capacity_ = 0;  // sum of level_capacity_
   uint64_t rng_;
   double variance_sum_ = 0;  // S in the header comment
-  std::vector<double> scratch_, merged_;  // reused by CompactLevel
+  std::vector<double> merged_;  // reused by CompactLevel
+  std::vector<uint64_t> sort_keys_;
 };
 
 }  // namespace kiln::stats

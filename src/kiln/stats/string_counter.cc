@@ -72,6 +72,7 @@ StringCounter& StringCounter::operator=(const StringCounter& other) {
   total_length_ = other.total_length_;
   counts_ = Map();
   arena_ = Arena();
+  live_bytes_ = other.live_bytes_;
   counts_.reserve(other.counts_.size());
   for (const auto& [key, count] : other.counts_) {
     counts_.emplace(Key{arena_.Copy(key.value), key.hash}, count);
@@ -86,6 +87,7 @@ bool StringCounter::AddCount(std::string_view value, uint64_t hash, uint64_t cou
   bool inserted = false;
   auto it = counts_.lazy_emplace(Key{value, hash}, [&](const Map::constructor& construct) {
     inserted = true;
+    live_bytes_ += value.size();
     construct(Key{arena_.Copy(value), hash}, 0);
   });
   it->second += count;
@@ -100,7 +102,7 @@ void StringCounter::Add(std::string_view value, uint64_t hash) {
 
 void StringCounter::OnNewValue(uint64_t hash) {
   if (exact_) {
-    if (counts_.size() > options_.exact_cap || arena_.bytes() > options_.exact_byte_cap) {
+    if (counts_.size() > options_.exact_cap || live_bytes_ > options_.exact_byte_cap) {
       StartSketch();
       Reduce();
     }
@@ -129,15 +131,26 @@ void StringCounter::Reduce() {
   std::nth_element(values.begin(), values.begin() + t, values.end(), std::greater<>());
   const uint64_t c = values[t];
   top_error_ += c;
-  // Rebuild the map and arena with the survivors, which drops the bytes of the evicted.
-  Map survivors;
-  Arena arena;
-  survivors.reserve(2 * t);
-  for (const auto& [key, count] : counts_) {
-    if (count > c) survivors.emplace(Key{arena.Copy(key.value), key.hash}, count - c);
+  for (auto it = counts_.begin(); it != counts_.end();) {
+    if (it->second <= c) {
+      live_bytes_ -= it->first.value.size();
+      counts_.erase(it++);
+    } else {
+      it->second -= c;
+      ++it;
+    }
   }
-  counts_ = std::move(survivors);
-  arena_ = std::move(arena);
+  // Keep memory proportional to the table: shrink a map sized for the exact phase, and
+  // re-store the survivors once evicted values make up most of the arena.
+  if (counts_.capacity() > 8 * t) {
+    counts_.rehash(0);
+    counts_.reserve(2 * t);
+  }
+  if (arena_.bytes() > 2 * live_bytes_ + kArenaBlock) {
+    Arena fresh;
+    for (auto& entry : counts_) entry.first.value = fresh.Copy(entry.first.value);
+    arena_ = std::move(fresh);
+  }
 }
 
 void StringCounter::Merge(const StringCounter& other) {
@@ -150,7 +163,7 @@ void StringCounter::Merge(const StringCounter& other) {
   total_length_ += other.total_length_;
   if (exact_ && other.exact_) {
     for (const auto& [key, count] : other.counts_) AddCount(key.value, key.hash, count);
-    if (counts_.size() > options_.exact_cap || arena_.bytes() > options_.exact_byte_cap) {
+    if (counts_.size() > options_.exact_cap || live_bytes_ > options_.exact_byte_cap) {
       StartSketch();
       Reduce();
     }

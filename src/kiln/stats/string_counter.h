@@ -87,7 +87,8 @@ class StringCounter {
     size_t bytes_ = 0;
   };
   struct Key {
-    std::string_view value;
+    // Mutable so the arena can be compacted in place; hash and equality do not change.
+    mutable std::string_view value;
     uint64_t hash;
   };
   struct KeyHash {
@@ -114,6 +115,7 @@ class StringCounter {
   uint64_t total_length_ = 0;
   Map counts_;
   Arena arena_;
+  size_t live_bytes_ = 0;  // bytes of the values in counts_
   std::optional<HyperLogLog> hll_;  // set once not exact
   uint64_t unique_floor_ = 0;       // distinct values known for certain (sketch mode)
   uint64_t top_error_ = 0;

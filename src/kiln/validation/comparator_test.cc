@@ -171,13 +171,16 @@ TEST(CompareTest, FeatureMissingFromControl) {
 
 // Statistics of `values` as kiln's generator lays them out: 10 equal-width buckets
 // between the observed min and max.
-tfmd::FeatureNameStatistics NumericStats(const std::string& name, const std::vector<double>& values) {
+tfmd::FeatureNameStatistics NumericStats(const std::string& name,
+                                         const std::vector<double>& values) {
   auto [lo_it, hi_it] = std::minmax_element(values.begin(), values.end());
   double lo = *lo_it, hi = *hi_it, width = (hi - lo) / 10;
   std::vector<double> counts(10, 0);
   for (double v : values) counts[std::min(9, static_cast<int>((v - lo) / width))] += 1;
   std::vector<std::tuple<double, double, double>> buckets;
-  for (int i = 0; i < 10; ++i) buckets.emplace_back(lo + i * width, lo + (i + 1) * width, counts[i]);
+  for (int i = 0; i < 10; ++i) {
+    buckets.emplace_back(lo + i * width, lo + (i + 1) * width, counts[i]);
+  }
   buckets.back() = {lo + 9 * width, hi, counts[9]};
   return FeatureBuilder::Float(name).Present(values.size(), 0).Range(lo, hi).Histogram(buckets);
 }
@@ -262,7 +265,8 @@ TEST(ValidateWithControlsTest, DriftAndSkewLandInAnomaliesAndDriftSkewInfo) {
   EXPECT_EQ(a.drift_skew_info(0).skew_measurements_size(), 0);
   EXPECT_THAT(a.drift_skew_info(1).path().step(), ElementsAre("price"));
   ASSERT_EQ(a.drift_skew_info(1).skew_measurements_size(), 1);
-  EXPECT_EQ(a.drift_skew_info(1).skew_measurements(0).type(), Measurement::JENSEN_SHANNON_DIVERGENCE);
+  EXPECT_EQ(a.drift_skew_info(1).skew_measurements(0).type(),
+            Measurement::JENSEN_SHANNON_DIVERGENCE);
   EXPECT_EQ(result->comparisons.size(), 2u);
 
   // Without control statistics nothing is compared.

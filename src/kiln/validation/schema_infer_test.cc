@@ -145,7 +145,8 @@ TEST(InferSchemaTest, NoDomainWhenOnlyTopValuesAreKnown) {
   std::map<std::string, double> values;
   for (int i = 0; i < 30; ++i) values["v" + std::to_string(i)] = 30 - i;
   auto stats = Dataset(
-      465, {FeatureBuilder::String("s").Present(465, 0).Values(values, false).TruncateTopValues(20)});
+      465,
+      {FeatureBuilder::String("s").Present(465, 0).Values(values, false).TruncateTopValues(20)});
   auto schema = InferSchema(stats);
   ASSERT_TRUE(schema.ok());
   EXPECT_EQ(schema->string_domain_size(), 0);

@@ -125,7 +125,8 @@ absl::StatusOr<DatasetFeatureStatisticsList> LoadStatistics(Env* env, const std:
     }
   } else if (!list.ParseFromString(bytes)) {
     return absl::DataLossError(
-        absl::StrCat(file, ": not a binary DatasetFeatureStatisticsList proto"));
+        absl::StrCat(file, ": not a binary DatasetFeatureStatisticsList proto (statistics "
+                           "are what `kiln stats` writes)"));
   }
   if (list.datasets_size() == 0) {
     return absl::InvalidArgumentError(absl::StrCat(file, ": statistics hold no dataset"));
@@ -150,8 +151,9 @@ absl::StatusOr<DatasetFeatureStatistics> SelectDataset(const DatasetFeatureStati
     if (d.name() == "all") return d;
   }
   if (list.datasets_size() == 0) return absl::InvalidArgumentError("statistics hold no dataset");
-  return absl::InvalidArgumentError(absl::StrCat(
-      "statistics hold several datasets (", absl::StrJoin(names, ", "), "); name one with --split"));
+  return absl::InvalidArgumentError(absl::StrCat("statistics hold several datasets (",
+                                                 absl::StrJoin(names, ", "),
+                                                 "); name one with --split"));
 }
 
 }  // namespace kiln::validation

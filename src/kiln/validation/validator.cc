@@ -249,6 +249,9 @@ class FeatureCheck {
     if (!feature_.has_type()) return true;
     switch (feature_.type()) {
       case tfmd::BYTES:
+        // A numeric domain on a BYTES feature means numbers written as strings (TFDV).
+        if (is_string && feature_.has_int_domain()) return CheckNumericStrings(true);
+        if (is_string && feature_.has_float_domain()) return CheckNumericStrings(false);
         if (is_string) return true;
         break;
       case tfmd::INT:

@@ -49,8 +49,10 @@ struct ValidationResult {
 //   values:   FEATURE_TYPE_LOW_NUMBER_VALUES / FEATURE_TYPE_HIGH_NUMBER_VALUES
 //             (value_count), INVALID_FEATURE_SHAPE (shape).
 //   type:     INT_TYPE_NOT_INT_STRING, FLOAT_TYPE_STRING_NOT_FLOAT (string data for a
-//             numeric feature), UNEXPECTED_DATA_TYPE (other mismatches; INT data is
-//             accepted for a FLOAT feature).
+//             numeric feature, or for a BYTES feature with an int/float domain, that does
+//             not parse as numbers: kiln_non_int_count / kiln_non_float_count, else the
+//             value list), UNEXPECTED_DATA_TYPE (other mismatches; INT data is accepted
+//             for a FLOAT feature).
 //   domains:  INT_TYPE_SMALL_INT / INT_TYPE_BIG_INT, FLOAT_TYPE_SMALL_FLOAT /
 //             FLOAT_TYPE_BIG_FLOAT, FLOAT_TYPE_HAS_NAN, FLOAT_TYPE_HAS_INF,
 //             ENUM_TYPE_UNEXPECTED_STRING_VALUES (honouring
@@ -59,7 +61,8 @@ struct ValidationResult {
 //             FEATURE_TYPE_HIGH_UNIQUE (unique_constraints).
 //   drift/skew: COMPARATOR_L_INFTY_HIGH, COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH,
 //             COMPARATOR_CONTROL_DATA_MISSING, with drift_skew_info measurements.
-// Deprecated schema features are skipped. Environments are ignored.
+// Deprecated schema features are skipped. Environments are ignored, and so are the
+// children of STRUCT features (kiln's data is flat).
 // Errors: kInvalidArgument when the schema names a feature twice.
 absl::StatusOr<ValidationResult> ValidateStatistics(
     const tensorflow::metadata::v0::DatasetFeatureStatistics& stats,

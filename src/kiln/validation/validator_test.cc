@@ -181,7 +181,8 @@ TEST(ValidatorTest, RequiredEverywhereButMissingOnce) {
       Validate(With(Clean(), FeatureBuilder::Int("age").Present(99, 1).Range(18, 90)));
   const tfmd::AnomalyInfo& info = Only(a, "age");
   EXPECT_THAT(Types(info), ElementsAre(Info::FEATURE_TYPE_LOW_FRACTION_PRESENT));
-  EXPECT_EQ(info.description(), "The feature was expected everywhere, but was missing in 1 examples.");
+  EXPECT_EQ(info.description(),
+            "The feature was expected everywhere, but was missing in 1 examples.");
 }
 
 TEST(ValidatorTest, NotPresent) {
@@ -336,6 +337,21 @@ TEST(ValidatorTest, StringIntsAreRangeChecked) {
   auto ages = FeatureBuilder::String("age").Present(100, 0).Values({{"30", 90}, {"300", 10}});
   EXPECT_THAT(Types(Only(Validate(With(Clean(), ages)), "age")),
               ElementsAre(Info::INT_TYPE_BIG_INT));
+}
+
+TEST(ValidatorTest, NumericDomainOnBytesFeature) {
+  // TFDV's convention for numbers stored as strings: BYTES with an int_domain.
+  tfmd::Schema schema = Schema(R"pb(
+    feature { name: "zip" type: BYTES int_domain { min: 1000 max: 9999 } }
+  )pb");
+  auto zips = [](const std::map<std::string, double>& v) {
+    return Dataset(10, {FeatureBuilder::String("zip").Present(10, 0).Values(v)});
+  };
+  EXPECT_FALSE(HasAnomalies(Validate(zips({{"1234", 5}, {"9999", 5}}), schema)));
+  EXPECT_THAT(Types(Only(Validate(zips({{"1234", 5}, {"99999", 5}}), schema), "zip")),
+              ElementsAre(Info::INT_TYPE_BIG_INT));
+  EXPECT_THAT(Types(Only(Validate(zips({{"1234", 5}, {"CH-1", 5}}), schema), "zip")),
+              ElementsAre(Info::INT_TYPE_NOT_INT_STRING));
 }
 
 TEST(ValidatorTest, FloatDataForIntFeatureIsATypeMismatch) {
