@@ -20,16 +20,24 @@ struct ValidateFlags {
   DataFlags data;
   std::string previous;
   std::string serving;
+  std::string previous_split;
+  std::string serving_split;
   std::optional<double> drift_threshold;
   std::string out;
   bool quiet = false;
 };
 
-// The dataset of a control statistics file: the one named like the validated split
-// when it has one, else its only (or "all") dataset.
+// The dataset of a control statistics file: the one named `wanted` when given; else the
+// one named like the validated split when it has one, else its only (or "all") dataset.
 absl::StatusOr<tfmd::DatasetFeatureStatistics> LoadControl(Env* env, const std::string& path,
-                                                           const std::string& split) {
+                                                           const std::string& split,
+                                                           const std::string& wanted) {
   KILN_ASSIGN_OR_RETURN(auto list, validation::LoadStatistics(env, path));
+  if (!wanted.empty()) {
+    auto d = validation::SelectDataset(list, wanted);
+    if (!d.ok()) return absl::Status(d.status().code(), StrCat(path, ": ", d.status().message()));
+    return d;
+  }
   if (!split.empty()) {
     for (const auto& d : list.datasets()) {
       if (d.name() == split) return d;
@@ -95,13 +103,13 @@ int RunValidate(const ValidateFlags& f) {
   options.drift_threshold = f.drift_threshold;
   std::optional<tfmd::DatasetFeatureStatistics> previous, serving;
   if (!f.previous.empty()) {
-    auto p = LoadControl(env, f.previous, stats->name());
+    auto p = LoadControl(env, f.previous, stats->name(), f.previous_split);
     if (!p.ok()) return ReportError("validate", p.status());
     previous = std::move(*p);
     options.previous = &*previous;
   }
   if (!f.serving.empty()) {
-    auto s = LoadControl(env, f.serving, stats->name());
+    auto s = LoadControl(env, f.serving, stats->name(), f.serving_split);
     if (!s.ok()) return ReportError("validate", s.status());
     serving = std::move(*s);
     options.serving = &*serving;
@@ -157,6 +165,10 @@ void AddValidateCommand(CLI::App& root) {
       "For an imported dataset or statistics with several splits: the split to validate");
   app->add_option("--previous", flags->previous,
                   "Statistics of the previous span, for drift (dir, .pb or .json)");
+  app->add_option("--previous-split", flags->previous_split,
+                  "The split of --previous to compare with (default: the same name as the "
+                  "validated one, or its only dataset)");
+  app->add_option("--serving-split", flags->serving_split, "The split of --serving to use");
   app->add_option("--serving", flags->serving,
                   "Statistics of serving data, for training/serving skew (dir, .pb or .json)");
   app->add_option("--drift-threshold", flags->drift_threshold,

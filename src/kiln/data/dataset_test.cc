@@ -435,7 +435,8 @@ TEST_F(CorruptionTest, FlippedPayloadByteIsDataLossNamingTheChunk) {
   absl::Status s = (*r)->ReadChunk(1, &batch);
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(s.message(),
-              HasSubstr(kiln::StrCat(path_, ": chunk 1 at offset ", chunk1_, ": chunk CRC mismatch")));
+              HasSubstr(kiln::StrCat(path_, ": chunk 1 at offset ", chunk1_,
+                                     ": chunk CRC mismatch")));
   EXPECT_TRUE((*r)->ReadChunk(2, &batch).ok());
 
   s = StreamStatus();
@@ -725,7 +726,8 @@ TEST(DatasetSourceTest, ReadsOneSplitOrAllInManifestOrder) {
 
   auto missing = OpenDatasetSource(Env::Default(), dir.path(), "test", {});
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(missing.status().message(), HasSubstr("no split 'test'; the dataset has: eval, train"));
+  EXPECT_THAT(missing.status().message(),
+              HasSubstr("no split 'test'; the dataset has: eval, train"));
 }
 
 }  // namespace

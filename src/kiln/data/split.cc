@@ -130,7 +130,9 @@ absl::StatusOr<SplitConfig> ParseSplitConfig(std::string_view spec_view) {
     config.splits.emplace_back(std::string(absl::StripAsciiWhitespace(parts[0])), weight);
   }
   absl::Status s = CheckConfig(config);
-  if (!s.ok()) return absl::InvalidArgumentError(kiln::StrCat("split spec '", spec, "': ", s.message()));
+  if (!s.ok()) {
+    return absl::InvalidArgumentError(kiln::StrCat("split spec '", spec, "': ", s.message()));
+  }
   return config;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <optional>
 
@@ -84,6 +85,19 @@ struct FeatureAcc {
 
   void AddCommon(const Column& col) {
     const size_t rows = col.num_rows();
+    // The common case (every row holds exactly one value) needs no per-row walk.
+    if (rows > 0 && col.num_values() == rows &&
+        std::memchr(col.present.data(), 0, rows) == nullptr) {
+      bool single = true;
+      for (size_t r = 0; r < rows && single; ++r) single = col.offsets[r + 1] - col.offsets[r] == 1;
+      if (single && all_single) {
+        num_non_missing += rows;
+        tot_num_values += rows;
+        min_num_values = std::min<uint64_t>(min_num_values, 1);
+        max_num_values = std::max<uint64_t>(max_num_values, 1);
+        return;
+      }
+    }
     for (size_t r = 0; r < rows; ++r) {
       if (!col.present[r]) {
         ++num_missing;

@@ -115,7 +115,7 @@ TEST(KllSketchTest, SmallerKHasLargerBoundAndStillHoldsIt) {
   std::sort(data.begin(), data.end());
   EXPECT_LE(MaxRankError(coarse, data), coarse.RankErrorBound());
   EXPECT_LE(MaxRankError(fine, data), fine.RankErrorBound());
-  EXPECT_LT(fine.num_retained(), 3u * 400);
+  EXPECT_LT(fine.num_retained(), 5u * 400);
 }
 
 TEST(KllSketchTest, MergeOfTenDisjointPartsKeepsTheBound) {
@@ -327,8 +327,9 @@ TEST(KllSketchTest, UnsortedUpperLevelIsRejected) {
 TEST(KllSketchTest, MemoryStaysSmall) {
   KllSketch s;
   for (size_t i = 0; i < 4 * kN; ++i) s.Add(static_cast<double>(i % 100003));
-  // Capacities: 200 + 134 + 90 + ... + 8 per extra level, about 3k + 8 log(n/k).
-  EXPECT_LT(s.num_retained(), 800u);
+  // Capacities: a 2k input buffer, then 200 + 134 + 90 + ... + 8 per extra level: about
+  // 5k + 8 log2(n/k), and the lazy policy keeps the total below that.
+  EXPECT_LT(s.num_retained(), 5u * 200);
   EXPECT_EQ(s.count(), 4 * kN);
 }
 
