@@ -10,6 +10,17 @@ const char* const kDataHelp =
     "('logs/*.csv'), a span pattern ('data/span-{SPAN}/*.csv': the newest span unless "
     "--span), a directory of span-N folders, or a dataset written by `kiln import`.";
 
+std::string QuarantinePath(const std::string& dir, const data::InputSet& input) {
+  switch (input.format) {
+    case data::Format::kJsonl:
+      return JoinPath(dir, "quarantine.jsonl");
+    case data::Format::kTfRecord:
+      return JoinPath(dir, "quarantine.tfrecord");
+    default:
+      return JoinPath(dir, "quarantine.csv");
+  }
+}
+
 void DataFlags::Add(CLI::App* app) {
   app->add_option("DATA", input, "Input data (see below)")->required();
   app->add_option("--span", span, "Read this span instead of the newest");

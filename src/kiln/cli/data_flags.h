@@ -31,6 +31,10 @@ struct DataFlags {
   absl::StatusOr<data::ReadOptions> ReadOptions(Env* env, const std::string& quarantine_path) const;
 };
 
+// Where --bad-rows=quarantine writes rejected rows: DIR/quarantine.csv, .jsonl or
+// .tfrecord (TFRecord-framed), matching the input's format.
+std::string QuarantinePath(const std::string& dir, const data::InputSet& input);
+
 // Help text describing DATA, shared by the commands.
 extern const char* const kDataHelp;
 

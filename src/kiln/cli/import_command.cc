@@ -22,7 +22,7 @@ int RunImport(const ImportFlags& f) {
   Env* env = Env::Default();
   auto input = f.data.Resolve(env);
   if (!input.ok()) return ReportError("import", input.status());
-  std::string quarantine = JoinPath(f.out, "quarantine.txt");
+  std::string quarantine = QuarantinePath(f.out, *input);
   auto read = f.data.ReadOptions(env, quarantine);
   if (!read.ok()) return ReportError("import", read.status());
   data::ImportOptions opts;

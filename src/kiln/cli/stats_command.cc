@@ -37,7 +37,7 @@ int RunStats(const StatsFlags& f) {
   Env* env = Env::Default();
   auto input = f.data.Resolve(env);
   if (!input.ok()) return ReportError("stats", input.status());
-  std::string quarantine = JoinPath(f.out, "quarantine.txt");
+  std::string quarantine = QuarantinePath(f.out, *input);
   auto read = f.data.ReadOptions(env, quarantine);
   if (!read.ok()) return ReportError("stats", read.status());
   if (auto s = env->CreateDirs(f.out); !s.ok()) return ReportError("stats", s);

@@ -52,7 +52,7 @@ absl::StatusOr<tfmd::DatasetFeatureStatistics> LoadControl(Env* env, const std::
 // run can use them as --previous.
 absl::StatusOr<tfmd::DatasetFeatureStatistics> ComputeFromData(Env* env, const ValidateFlags& f) {
   KILN_ASSIGN_OR_RETURN(data::InputSet input, f.data.Resolve(env));
-  std::string quarantine = JoinPath(f.out, "quarantine.txt");
+  std::string quarantine = QuarantinePath(f.out, input);
   KILN_ASSIGN_OR_RETURN(data::ReadOptions read, f.data.ReadOptions(env, quarantine));
   // Only string types are taken from the schema: they never make a row unreadable, and
   // keep e.g. zip codes textual. Numeric columns keep their inferred type, so a stray

@@ -1,5 +1,7 @@
 #include "kiln/data/source.h"
 
+#include "kiln/data/tfrecord.h"
+
 #include <condition_variable>
 #include <deque>
 #include <thread>
@@ -37,8 +39,14 @@ absl::Status BadRowSink::Add(BadRow row) {
       }
     }
     if (quarantine_) {
-      std::string raw = row.raw;
-      if (raw.empty() || raw.back() != '\n') raw.push_back('\n');
+      std::string raw;
+      if (quarantine_path_.ends_with(".tfrecord")) {
+        // Binary records keep their TFRecord framing so the file reads back as TFRecord.
+        AppendTfRecord(&raw, row.raw);
+      } else {
+        raw = row.raw;
+        if (raw.empty() || raw.back() != '\n') raw.push_back('\n');
+      }
       quarantine_status_.Update(quarantine_->Append(raw));
     }
   }

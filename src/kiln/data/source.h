@@ -40,7 +40,8 @@ struct ReadOptions {
   // inferred over the whole input.
   std::vector<ColumnSpec> type_overrides;
   BadRowPolicy bad_rows = BadRowPolicy::kError;
-  // Where quarantined rows go (required for kQuarantine).
+  // Where quarantined rows go (required for kQuarantine). Text rows are written one per
+  // line; a path ending in ".tfrecord" gets TFRecord-framed records instead.
   std::string quarantine_path;
   // Target raw bytes per block.
   size_t block_bytes = 4 << 20;

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -272,12 +273,17 @@ TEST(KllSketchTest, EveryTruncationAndBitFlipIsAnError) {
   EXPECT_EQ(KllSketch::Deserialize(bytes + "x").status().code(), absl::StatusCode::kDataLoss);
 }
 
-// Rewrites the 8 bytes at `offset` and re-seals the checksum, to reach the structural checks.
-std::string Patch(std::string bytes, size_t offset, uint64_t value, size_t width = 8) {
-  for (size_t i = 0; i < width; ++i) bytes[offset + i] = static_cast<char>(value >> (8 * i));
+// Recomputes the trailing checksum, so a test can reach the structural checks.
+std::string Reseal(std::string bytes) {
   const uint32_t crc = crc32c::Value(std::string_view(bytes).substr(0, bytes.size() - 4));
   for (size_t i = 0; i < 4; ++i) bytes[bytes.size() - 4 + i] = static_cast<char>(crc >> (8 * i));
   return bytes;
+}
+
+// Rewrites `width` bytes at `offset` (little-endian) and reseals.
+std::string Patch(std::string bytes, size_t offset, uint64_t value, size_t width = 8) {
+  for (size_t i = 0; i < width; ++i) bytes[offset + i] = static_cast<char>(value >> (8 * i));
+  return Reseal(std::move(bytes));
 }
 
 TEST(KllSketchTest, StructurallyInvalidButCheckedBytesAreDataLoss) {
@@ -318,10 +324,37 @@ TEST(KllSketchTest, UnsortedUpperLevelIsRejected) {
   const size_t last = bytes.size() - 4 - 8;
   std::string a = bytes.substr(last - 8, 8), b = bytes.substr(last, 8);
   ASSERT_NE(a, b);
-  std::string swapped = bytes.substr(0, last - 8) + b + a + bytes.substr(last + 8);
-  const uint32_t crc = crc32c::Value(std::string_view(swapped).substr(0, swapped.size() - 4));
-  for (size_t i = 0; i < 4; ++i) swapped[swapped.size() - 4 + i] = static_cast<char>(crc >> (8 * i));
+  const std::string swapped = Reseal(bytes.substr(0, last - 8) + b + a + bytes.substr(last + 8));
   EXPECT_EQ(KllSketch::Deserialize(swapped).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(KllSketchTest, RandomlyMutatedButResealedBytesNeverCrash) {
+  // Past the checksum, the structural checks alone must keep every accepted sketch usable.
+  const std::string bytes = Build(Uniform(3000, 10)).Serialize();
+  std::mt19937_64 rng(11);
+  int accepted = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string bad = bytes;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      bad[4 + rng() % (bad.size() - 8)] = static_cast<char>(rng());
+    }
+    absl::StatusOr<KllSketch> r = KllSketch::Deserialize(Reseal(bad));
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+      continue;
+    }
+    ++accepted;
+    KllSketch s = *std::move(r);
+    const double median = s.Quantile(0.5);
+    EXPECT_TRUE(s.count() == 0 || (median >= s.min() && median <= s.max()));
+    s.Add(1.0);
+    s.Merge(Build({2, 3}));
+    EXPECT_FALSE(std::isnan(s.Quantile(0.5)));
+  }
+  // Some mutations land in values and keep the sketch valid; most are caught.
+  EXPECT_GT(accepted, 0);
+  EXPECT_LT(accepted, 3000);
 }
 
 TEST(KllSketchTest, MemoryStaysSmall) {

@@ -104,13 +104,13 @@ void StringCounter::OnNewValue(uint64_t hash) {
   if (exact_) {
     if (counts_.size() > options_.exact_cap || live_bytes_ > options_.exact_byte_cap) {
       StartSketch();
-      Reduce();
+      ReduceIfFull();
     }
     return;
   }
   hll_->AddHash(hash);
   unique_floor_ = std::max<uint64_t>(unique_floor_, counts_.size());
-  if (counts_.size() >= 2 * options_.top_capacity) Reduce();
+  ReduceIfFull();
 }
 
 void StringCounter::StartSketch() {
@@ -118,6 +118,10 @@ void StringCounter::StartSketch() {
   hll_.emplace(options_.hll_precision);
   for (const auto& entry : counts_) hll_->AddHash(entry.first.hash);
   unique_floor_ = std::max<uint64_t>(unique_floor_, counts_.size());
+}
+
+void StringCounter::ReduceIfFull() {
+  if (counts_.size() >= 2 * options_.top_capacity) Reduce();
 }
 
 void StringCounter::Reduce() {
@@ -165,7 +169,7 @@ void StringCounter::Merge(const StringCounter& other) {
     for (const auto& [key, count] : other.counts_) AddCount(key.value, key.hash, count);
     if (counts_.size() > options_.exact_cap || live_bytes_ > options_.exact_byte_cap) {
       StartSketch();
-      Reduce();
+      ReduceIfFull();
     }
     return;
   }
@@ -182,7 +186,7 @@ void StringCounter::Merge(const StringCounter& other) {
   top_error_ += other.top_error_;
   for (const auto& [key, count] : other.counts_) AddCount(key.value, key.hash, count);
   unique_floor_ = std::max<uint64_t>(unique_floor_, counts_.size());
-  Reduce();
+  ReduceIfFull();
 }
 
 uint64_t StringCounter::Unique() const {

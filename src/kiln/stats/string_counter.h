@@ -108,6 +108,8 @@ class StringCounter {
   void StartSketch();
   // Misra-Gries reduction down to at most options_.top_capacity entries.
   void Reduce();
+  // Reduce() once the table holds 2 * top_capacity entries (amortizes its O(t) cost).
+  void ReduceIfFull();
 
   StringCounterOptions options_;
   bool exact_ = true;
