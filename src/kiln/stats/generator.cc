@@ -157,9 +157,16 @@ struct FeatureAcc {
     for (size_t i = 0; i < n; ++i) {
       std::string_view v = col.str(i);
       strings.Add(v, Hash64(v));
+      // Most strings are plainly not numbers: decide those from the first byte.
+      const unsigned char c0 = v.empty() ? 0 : static_cast<unsigned char>(v[0]);
+      const bool maybe_number = (c0 >= '0' && c0 <= '9') || c0 == '-' || c0 == '+' ||
+                                c0 == '.' || c0 == ' ' || (c0 | 0x20) == 'i' || (c0 | 0x20) == 'n';
       int64_t iv;
       double dv;
-      if (!data::ParseInt64(v, &iv)) {
+      if (!maybe_number) {
+        ++non_int;
+        ++non_float;
+      } else if (!data::ParseInt64(v, &iv)) {
         ++non_int;
         if (!data::ParseDouble(v, &dv)) ++non_float;
       }
