@@ -162,3 +162,17 @@ def test_help_documents_exit_codes(kiln):
         assert "Exit codes" in r.stdout or cmd == "schema", cmd
     r = kiln(check=False)
     assert r.returncode == 2
+
+
+def test_small_int_features_record_every_value_count(kiln, tmp_path):
+    from collections import Counter
+    rows = make_rows()
+    write_all_formats(tmp_path, rows)
+    kiln("stats", tmp_path / "d.csv", "--out", tmp_path / "s", "-q")
+    _, f = feature_map(tmp_path / "s" / "statistics.json")
+    custom = {c["name"]: c for c in f["age"].get("customStats", [])}
+    got = {b["label"]: int(b["sampleCount"])
+           for b in custom["kiln_value_counts"]["rankHistogram"]["buckets"]}
+    assert got == {str(k): v for k, v in Counter(r["age"] for r in rows).items()}
+    # 3000 distinct ids exceed the 1000-value cap: no list, rather than a partial one.
+    assert "kiln_value_counts" not in {c["name"] for c in f["id"].get("customStats", [])}

@@ -51,7 +51,10 @@ struct Moments {
 
 struct FeatureAcc {
   explicit FeatureAcc(const StatsOptions& o)
-      : num_values(o.kll_k), kll(o.kll_k), strings(o.max_exact_unique) {}
+      : num_values(o.kll_k),
+        kll(o.kll_k),
+        int_counts_cap(o.value_counts_cap),
+        strings(o.max_exact_unique) {}
   std::string name;
   ValueType type = ValueType::kInt;
   uint64_t first_block = UINT64_MAX;
@@ -71,6 +74,12 @@ struct FeatureAcc {
   double min = std::numeric_limits<double>::infinity();
   double max = -std::numeric_limits<double>::infinity();
   KllSketch kll;  // finite values
+
+  // INT value counts while there are few distinct values (categorical ints: L-infinity
+  // drift and domain checks need them); dropped once value_counts_cap is exceeded.
+  absl::flat_hash_map<int64_t, uint64_t> int_counts;
+  bool int_counts_overflow = false;
+  size_t int_counts_cap = 0;
 
   // String.
   StringCounter strings;
@@ -114,6 +123,18 @@ struct FeatureAcc {
         for (uint64_t i = 0; i + 1 < num_non_missing; ++i) num_values.Add(1);
       }
       if (!all_single) num_values.Add(k);
+    }
+  }
+
+  void CountInts(const std::vector<int64_t>& values) {
+    if (int_counts_overflow) return;
+    for (int64_t v : values) {
+      ++int_counts[v];
+      if (int_counts.size() > int_counts_cap) {
+        int_counts_overflow = true;
+        int_counts = {};
+        return;
+      }
     }
   }
 
@@ -201,6 +222,16 @@ struct FeatureAcc {
     max = std::max(max, o.max);
     kll.Merge(o.kll);
     strings.Merge(o.strings);
+    if (o.int_counts_overflow) {
+      int_counts_overflow = true;
+      int_counts = {};
+    } else if (!int_counts_overflow) {
+      for (const auto& [v, c] : o.int_counts) int_counts[v] += c;
+      if (int_counts.size() > int_counts_cap) {
+        int_counts_overflow = true;
+        int_counts = {};
+      }
+    }
     non_int += o.non_int;
     non_float += o.non_float;
     invalid_utf8 += o.invalid_utf8;
@@ -233,6 +264,7 @@ void Accumulate(const Batch& batch, const StatsOptions& options, ThreadState* st
     switch (col.type) {
       case ValueType::kInt:
         acc.AddNumbers(col.ints);
+        acc.CountInts(col.ints);
         break;
       case ValueType::kFloat:
         acc.AddNumbers(col.floats);
@@ -434,6 +466,24 @@ tfmd::FeatureNameStatistics BuildFeature(const FeatureAcc& acc, const StatsOptio
   FillStandardHistogram(acc, options.num_histogram_buckets, n->add_histograms());
   FillQuantilesHistogram(acc.kll, options.num_quantiles_histogram_buckets, n->add_histograms());
   AddCustomNum(&f, "num_inf", static_cast<double>(acc.num_pos_inf + acc.num_neg_inf));
+  // A FLOAT feature that was INT in some blocks has partial counts: only pure INT ones
+  // report them.
+  if (acc.type == ValueType::kInt && !acc.int_counts_overflow && !acc.int_counts.empty()) {
+    std::vector<std::pair<int64_t, uint64_t>> counts(acc.int_counts.begin(), acc.int_counts.end());
+    std::sort(counts.begin(), counts.end(), [](const auto& a, const auto& b) {
+      return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
+    auto* cs = f.add_custom_stats();
+    cs->set_name("kiln_value_counts");
+    auto* all = cs->mutable_rank_histogram();
+    for (size_t i = 0; i < counts.size(); ++i) {
+      auto* b = all->add_buckets();
+      b->set_low_rank(i);
+      b->set_high_rank(i);
+      b->set_label(std::to_string(counts[i].first));
+      b->set_sample_count(static_cast<double>(counts[i].second));
+    }
+  }
   return f;
 }
 
