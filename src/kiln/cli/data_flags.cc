@@ -21,6 +21,16 @@ std::string QuarantinePath(const std::string& dir, const data::InputSet& input) 
   }
 }
 
+uint64_t InputBytes(Env* env, const data::InputSet& input) {
+  if (input.format == data::Format::kDataset) return 0;
+  uint64_t total = 0;
+  for (const auto& f : input.files) {
+    auto size = env->FileSize(f);
+    if (size.ok()) total += *size;
+  }
+  return total;
+}
+
 void DataFlags::Add(CLI::App* app) {
   app->add_option("DATA", input, "Input data (see below)")->required();
   app->add_option("--span", span, "Read this span instead of the newest");

@@ -35,6 +35,10 @@ struct DataFlags {
 // .tfrecord (TFRecord-framed), matching the input's format.
 std::string QuarantinePath(const std::string& dir, const data::InputSet& input);
 
+// Total size of the input's files (0 for a dataset directory: not known up front). Used
+// for progress percentages only.
+uint64_t InputBytes(Env* env, const data::InputSet& input);
+
 // Help text describing DATA, shared by the commands.
 extern const char* const kDataHelp;
 

@@ -3,6 +3,8 @@
 
 #include "kiln/base/str.h"
 #include "absl/strings/str_format.h"
+#include "kiln/base/progress.h"
+#include "kiln/base/str.h"
 #include "kiln/cli/command.h"
 #include "kiln/cli/data_flags.h"
 #include "kiln/data/dataset.h"
@@ -57,7 +59,11 @@ int RunStats(const StatsFlags& f) {
     data::InputSet in = *input;
     if (!split.empty()) in.split = split;
     std::string name = in.split.empty() ? "all" : in.split;
-    auto ds = stats::ComputeStatistics(env, in, *read, f.options, &bad, name);
+    Progress progress(StrCat("stats ", name), InputBytes(env, in),
+                      !f.quiet && Progress::StderrIsTerminal());
+    stats::StatsOptions options = f.options;
+    options.progress = &progress;
+    auto ds = stats::ComputeStatistics(env, in, *read, options, &bad, name);
     if (!ds.ok()) return ReportError("stats", ds.status());
     *list.add_datasets() = std::move(*ds);
   }

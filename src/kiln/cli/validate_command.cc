@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "kiln/base/str.h"
+#include "kiln/base/progress.h"
 #include "kiln/cli/command.h"
 #include "kiln/cli/data_flags.h"
 #include "kiln/stats/generator.h"
@@ -62,9 +63,12 @@ absl::StatusOr<tfmd::DatasetFeatureStatistics> ComputeFromData(Env* env, const V
   KILN_RETURN_IF_ERROR(env->CreateDirs(f.out));
   data::BadRowSink bad(read.bad_rows, quarantine);
   std::string name = input.split.empty() ? "all" : input.split;
+  Progress progress(StrCat("validate: statistics of ", name), InputBytes(env, input),
+                    !f.quiet && Progress::StderrIsTerminal());
+  stats::StatsOptions options;
+  options.progress = &progress;
   KILN_ASSIGN_OR_RETURN(tfmd::DatasetFeatureStatistics stats,
-                        stats::ComputeStatistics(env, input, read, stats::StatsOptions(), &bad,
-                                                 name));
+                        stats::ComputeStatistics(env, input, read, options, &bad, name));
   KILN_RETURN_IF_ERROR(bad.Finish());
   if (bad.count() > 0) {
     std::fprintf(stderr, "kiln validate: %llu bad row(s) left out of the statistics\n",

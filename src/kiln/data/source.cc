@@ -88,7 +88,8 @@ int DefaultThreads() {
 }
 
 absl::Status ForEachBatchParallel(BlockSource* source, BadRowSink* bad, int num_threads,
-                                  const std::function<absl::Status(int, Batch&)>& fn) {
+                                  const std::function<absl::Status(int, Batch&)>& fn,
+                                  Progress* progress) {
   if (num_threads < 1) num_threads = 1;
   std::mutex mu;
   std::condition_variable can_push, can_pop;
@@ -151,6 +152,7 @@ absl::Status ForEachBatchParallel(BlockSource* source, BadRowSink* bad, int num_
       break;
     }
     if (!*more) break;
+    if (progress) progress->Add(block.data.size());
     block.index = index++;
     std::unique_lock<std::mutex> lock(mu);
     can_push.wait(lock, [&] { return stop || queue.size() < max_queue; });

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kiln/base/env.h"
+#include "kiln/base/progress.h"
 #include "kiln/base/status.h"
 #include "kiln/data/batch.h"
 
@@ -123,8 +124,10 @@ class BatchReader {
 // index is used by one thread at a time, so per-thread accumulators need no locks).
 // Memory stays bounded: at most 2 * num_threads raw blocks are in flight. The first
 // error (by block order) is returned.
+// `progress`, when given, is told the size of every raw block read.
 absl::Status ForEachBatchParallel(BlockSource* source, BadRowSink* bad, int num_threads,
-                                  const std::function<absl::Status(int, Batch&)>& fn);
+                                  const std::function<absl::Status(int, Batch&)>& fn,
+                                  Progress* progress = nullptr);
 
 // Number of worker threads to use by default: the machine's cores.
 int DefaultThreads();

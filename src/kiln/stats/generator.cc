@@ -288,7 +288,8 @@ absl::StatusOr<ThreadState> Pass(Env* env, const data::InputSet& input,
       source.get(), bad, threads, [&](int t, Batch& batch) -> absl::Status {
         Accumulate(batch, options, &states[t], only);
         return absl::OkStatus();
-      }));
+      },
+      options.progress));
   ThreadState total = std::move(states[0]);
   for (size_t t = 1; t < states.size(); ++t) {
     total.num_examples += states[t].num_examples;

@@ -30,6 +30,7 @@ struct StatsOptions {
   size_t value_counts_cap = 1000;
   int kll_k = 200;                           // quantile sketch accuracy
   int threads = 0;                           // 0: one per core
+  Progress* progress = nullptr;              // told of every block read; may be null
 };
 
 // Computes statistics of everything `input` holds (for a dataset artifact, of the split
