@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "kiln/base/str.h"
+#include "kiln/base/progress.h"
 #include "kiln/cli/command.h"
 #include "kiln/cli/data_flags.h"
 #include "kiln/data/importer.h"
@@ -33,6 +34,9 @@ int RunImport(const ImportFlags& f) {
   if (!splits.ok()) return ReportError("import", splits.status());
   opts.splits = *splits;
   opts.splits.partition_feature = f.partition_feature;
+  // Two passes over the input: type inference, then the import itself.
+  Progress progress("import", 2 * InputBytes(env, *input), !f.quiet && Progress::StderrIsTerminal());
+  opts.progress = &progress;
   int64_t start = env->NowMicros();
   auto result = data::ImportDataset(env, *input, opts);
   if (!result.ok()) return ReportError("import", result.status());

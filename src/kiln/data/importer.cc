@@ -22,7 +22,8 @@ std::string SplitFileName(const std::string& split) { return split + "/data-0000
 
 // The source with every column's type fixed, and that schema.
 absl::Status OpenTyped(Env* env, const InputSet& input, const ReadOptions& read,
-                       std::unique_ptr<BlockSource>* source, TableSchema* schema) {
+                       std::unique_ptr<BlockSource>* source, TableSchema* schema,
+                       Progress* progress) {
   KILN_ASSIGN_OR_RETURN(*source, OpenSource(env, input, read));
   *schema = (*source)->KnownSchema();
   if (!schema->empty()) return absl::OkStatus();
@@ -30,7 +31,7 @@ absl::Status OpenTyped(Env* env, const InputSet& input, const ReadOptions& read,
   // otherwise bad rows are counted (and quarantined) by the import pass alone.
   BadRowSink infer_bad(read.bad_rows == BadRowPolicy::kError ? BadRowPolicy::kError
                                                              : BadRowPolicy::kSkip);
-  KILN_ASSIGN_OR_RETURN(*schema, InferTableSchema(env, input, read, &infer_bad));
+  KILN_ASSIGN_OR_RETURN(*schema, InferTableSchema(env, input, read, &infer_bad, progress));
   ReadOptions typed = read;
   typed.type_overrides = *schema;
   KILN_ASSIGN_OR_RETURN(*source, OpenSource(env, input, typed));
@@ -56,7 +57,7 @@ absl::StatusOr<ImportResult> ImportDataset(Env* env, const InputSet& input,
 
   std::unique_ptr<BlockSource> source;
   TableSchema schema;
-  KILN_RETURN_IF_ERROR(OpenTyped(env, input, options.read, &source, &schema));
+  KILN_RETURN_IF_ERROR(OpenTyped(env, input, options.read, &source, &schema, options.progress));
   const std::string& partition = options.splits.partition_feature;
   if (!partition.empty()) {
     bool found = false;
@@ -92,8 +93,10 @@ absl::StatusOr<ImportResult> ImportDataset(Env* env, const InputSet& input,
   std::vector<int> assignment;
   std::vector<std::vector<uint32_t>> rows(splits.size());
   for (;;) {
+    uint64_t before = reader.bytes_read();
     KILN_ASSIGN_OR_RETURN(bool more, reader.Next(&batch));
     if (!more) break;
+    if (options.progress) options.progress->Add(reader.bytes_read() - before);
     assigner.Assign(batch, &assignment);
     for (auto& r : rows) r.clear();
     for (size_t r = 0; r < batch.num_rows; ++r) {

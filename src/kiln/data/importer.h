@@ -23,6 +23,8 @@
 namespace kiln::data {
 
 struct ImportOptions {
+  // Told of the bytes read by both passes (type inference, then the import); may be null.
+  Progress* progress = nullptr;
   // The dataset directory to write (created if needed). Required.
   std::string out_dir;
   // How to read the input (delimiter, null tokens, type overrides, bad-row policy).

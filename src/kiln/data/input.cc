@@ -208,7 +208,8 @@ absl::StatusOr<std::unique_ptr<BlockSource>> OpenSource(Env* env, const InputSet
 }
 
 absl::StatusOr<TableSchema> InferTableSchema(Env* env, const InputSet& input,
-                                             const ReadOptions& options, BadRowSink* bad) {
+                                             const ReadOptions& options, BadRowSink* bad,
+                                             Progress* progress) {
   KILN_ASSIGN_OR_RETURN(auto source, OpenSource(env, input, options));
   TableSchema known = source->KnownSchema();
   if (!known.empty()) return known;
@@ -234,7 +235,8 @@ absl::StatusOr<TableSchema> InferTableSchema(Env* env, const InputSet& input,
           }
         }
         return absl::OkStatus();
-      }));
+      },
+      progress));
   StringMap<Seen> all;
   for (auto& m : per_thread) {
     for (auto& [name, s] : m) {

@@ -51,7 +51,8 @@ absl::StatusOr<std::unique_ptr<BlockSource>> OpenSource(Env* env, const InputSet
 // Reads the whole input once to find each column's type (the widest seen: INT, then
 // FLOAT, then STRING), in first-seen column order. Honors options.type_overrides.
 absl::StatusOr<TableSchema> InferTableSchema(Env* env, const InputSet& input,
-                                             const ReadOptions& options, BadRowSink* bad);
+                                             const ReadOptions& options, BadRowSink* bad,
+                                             Progress* progress = nullptr);
 
 }  // namespace kiln::data
 

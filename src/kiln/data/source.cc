@@ -77,6 +77,7 @@ absl::Status BadRowSink::Finish() {
 absl::StatusOr<bool> BatchReader::Next(Batch* batch) {
   KILN_ASSIGN_OR_RETURN(bool more, source_->NextBlock(&block_));
   if (!more) return false;
+  bytes_read_ += block_.data.size();
   KILN_RETURN_IF_ERROR(source_->Decode(block_, batch, bad_));
   batch->block_index = block_.index = next_index_++;
   return true;

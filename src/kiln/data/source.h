@@ -111,12 +111,15 @@ class BatchReader {
   // Fills `batch` with the next rows; false at the end.
   absl::StatusOr<bool> Next(Batch* batch);
   BlockSource* source() { return source_.get(); }
+  // Raw bytes of every block read so far.
+  uint64_t bytes_read() const { return bytes_read_; }
 
  private:
   std::unique_ptr<BlockSource> source_;
   BadRowSink* bad_;
   RawBlock block_;
   uint64_t next_index_ = 0;
+  uint64_t bytes_read_ = 0;
 };
 
 // Decodes every block of `source` on `num_threads` threads and calls
