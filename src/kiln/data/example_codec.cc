@@ -1,5 +1,9 @@
 #include "kiln/data/example_codec.h"
 
+#include <charconv>
+
+#include "kiln/data/jsonl.h"
+
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/stubs/logging.h>
@@ -176,21 +180,12 @@ absl::Status TfRecordSource::Decode(const RawBlock& block, Batch* out, BadRowSin
     for (const auto& [name, feature] : features) {
       const std::optional<ValueType> kind = KindType(*feature);
       if (!kind) continue;
-      if (auto o = overrides_.find(*name); o != overrides_.end()) {
-        const bool widen = *kind == ValueType::kInt && o->second == ValueType::kFloat;
-        if (*kind != o->second && !widen) {
-          problem = kiln::StrCat("feature '", *name, "' holds ", ValueTypeName(*kind),
-                                 " values but its type is set to ", ValueTypeName(o->second));
-          break;
-        }
-      } else if (auto c = column_of.find(*name); c != column_of.end() && typed[c->second]) {
-        const ValueType earlier = out->columns[c->second].type;
-        if (*kind != earlier) {
-          problem = kiln::StrCat("feature '", *name, "' holds ", ValueTypeName(*kind),
-                                 " values but ", ValueTypeName(earlier),
-                                 " values earlier in the block");
-          break;
-        }
+      // A fixed type may be wider than the record's (INT read as FLOAT, numbers read as
+      // STRING), never narrower.
+      if (auto o = overrides_.find(*name); o != overrides_.end() && *kind > o->second) {
+        problem = kiln::StrCat("feature '", *name, "' holds ", ValueTypeName(*kind),
+                               " values but its type is set to ", ValueTypeName(o->second));
+        break;
       }
     }
     if (!problem.empty()) {
@@ -216,12 +211,18 @@ absl::Status TfRecordSource::Decode(const RawBlock& block, Batch* out, BadRowSin
       if (kind && !typed[it->second]) {
         col.type = *kind;
         typed[it->second] = true;
+      } else if (kind && *kind > col.type) {
+        // The feature changed kind within the block (e.g. int64 here, bytes earlier or
+        // later): widen the column, as the whole input's type will be the wider one.
+        WidenColumn(&col, *kind);
       }
       switch (feature->kind_case()) {
         case tensorflow::Feature::kInt64List: {
           const auto& v = feature->int64_list().value();
           if (col.type == ValueType::kFloat) {
             for (int64_t x : v) col.floats.push_back(static_cast<double>(x));
+          } else if (col.type == ValueType::kString) {
+            for (int64_t x : v) col.PushString(std::to_string(x));
           } else {
             col.ints.insert(col.ints.end(), v.begin(), v.end());
           }
@@ -230,7 +231,15 @@ absl::Status TfRecordSource::Decode(const RawBlock& block, Batch* out, BadRowSin
         }
         case tensorflow::Feature::kFloatList: {
           const auto& v = feature->float_list().value();
-          for (float x : v) col.floats.push_back(x);
+          if (col.type == ValueType::kString) {
+            for (float x : v) {
+              char buf[32];
+              auto r = std::to_chars(buf, buf + sizeof(buf), x);  // shortest float32 text
+              col.PushString(std::string_view(buf, r.ptr - buf));
+            }
+          } else {
+            for (float x : v) col.floats.push_back(x);
+          }
           col.EndRow(static_cast<uint32_t>(v.size()));
           break;
         }

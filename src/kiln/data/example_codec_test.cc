@@ -432,41 +432,38 @@ TEST_F(TfRecordBadRowTest, BadRowBeforeCorruptionIsReportedFirst) {
   }
 }
 
-TEST(TfRecordSourceTest, KindChangeWithinBlockIsBadRowButNotAcrossBlocks) {
+TEST(TfRecordSourceTest, KindChangeWithinBlockWidensTheColumn) {
   std::string bytes;
   AppendTfRecord(&bytes, Ex({{"x", Ints({1})}, {"y", Strs({"p"})}}));
   AppendTfRecord(&bytes, Ex({{"x", Floats({2.5f})}, {"y", Strs({"q"})}}));
-  AppendTfRecord(&bytes, Ex({{"x", Ints({3})}}));
+  AppendTfRecord(&bytes, Ex({{"x", Ints({3})}, {"y", Ints({7})}}));
   {
     auto source = TfRecordSource::FromMemory(bytes, "mem", {});
-    BadRowSink sink(BadRowPolicy::kSkip);
+    BadRowSink sink(BadRowPolicy::kError);
     ReadAll r = ReadSource(**source, &sink);
     ASSERT_TRUE(r.status.ok()) << r.status;
-    // The bad row contributes nothing, not even to 'y'.
-    EXPECT_THAT(Describe(r.batches[0]), ElementsAre("x:INT [1] [3]", "y:STRING ['p'] -"));
-    ASSERT_EQ(sink.samples().size(), 1u);
-    EXPECT_EQ(sink.samples()[0].line, 1u);
-    EXPECT_THAT(sink.samples()[0].message,
-                HasSubstr("feature 'x' holds FLOAT values but INT values earlier in the block"));
+    // Nothing is dropped: INT and FLOAT meet as FLOAT, numbers among strings as text.
+    EXPECT_THAT(Describe(r.batches[0]),
+                ElementsAre("x:FLOAT [1] [2.5] [3]", "y:STRING ['p'] ['q'] ['7']"));
   }
   {
     ReadOptions o;
-    o.block_bytes = 1;  // one record per block
+    o.block_bytes = 1;  // one record per block: each block has its own type
     auto source = TfRecordSource::FromMemory(bytes, "mem", o);
-    BadRowSink sink(BadRowPolicy::kSkip);
+    BadRowSink sink(BadRowPolicy::kError);
     ReadAll r = ReadSource(**source, &sink);
     ASSERT_TRUE(r.status.ok()) << r.status;
     ASSERT_EQ(r.batches.size(), 3u);
     EXPECT_THAT(Describe(r.batches[1]), ElementsAre("x:FLOAT [2.5]", "y:STRING ['q']"));
-    EXPECT_EQ(sink.count(), 0u);
+    EXPECT_THAT(Describe(r.batches[2]), ElementsAre("x:INT [3]", "y:INT [7]"));
   }
 }
 
-TEST(TfRecordSourceTest, TypeOverridesWidenIntToFloatAndRejectOtherMismatches) {
+TEST(TfRecordSourceTest, TypeOverridesWidenAndRejectNarrowing) {
   std::string bytes;
   AppendTfRecord(&bytes, Ex({{"f", Ints({2, -3})}, {"s", Strs({"a"})}, {"i", NoKind()}}));
   AppendTfRecord(&bytes, Ex({{"f", Floats({0.5f})}}));
-  AppendTfRecord(&bytes, Ex({{"s", Ints({1})}}));   // INT where STRING is required
+  AppendTfRecord(&bytes, Ex({{"s", Ints({1})}, {"f", Floats({0.1f})}}));  // read as text
   AppendTfRecord(&bytes, Ex({{"i", Floats({1})}}));  // FLOAT where INT is required
   ReadOptions o;
   o.type_overrides = {{"f", ValueType::kFloat}, {"s", ValueType::kString}, {"i", ValueType::kInt}};
@@ -474,15 +471,13 @@ TEST(TfRecordSourceTest, TypeOverridesWidenIntToFloatAndRejectOtherMismatches) {
   BadRowSink sink(BadRowPolicy::kSkip);
   ReadAll r = ReadSource(**source, &sink);
   ASSERT_TRUE(r.status.ok()) << r.status;
-  EXPECT_THAT(Describe(r.batches[0]), ElementsAre("f:FLOAT [2,-3] [0.5]", "i:INT [] -",
-                                                  "s:STRING ['a'] -"));
+  ASSERT_EQ(r.batches[0].num_rows, 3u);
+  const Column& s_col = r.batches[0].columns[r.batches[0].FindColumn("s")];
+  EXPECT_EQ(s_col.str(1), "1");
   std::vector<BadRow> bad = sink.samples();
-  ASSERT_EQ(bad.size(), 2u);
-  EXPECT_EQ(bad[0].line, 2u);
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_EQ(bad[0].line, 3u);
   EXPECT_THAT(bad[0].message,
-              HasSubstr("feature 's' holds INT values but its type is set to STRING"));
-  EXPECT_EQ(bad[1].line, 3u);
-  EXPECT_THAT(bad[1].message,
               HasSubstr("feature 'i' holds FLOAT values but its type is set to INT"));
 }
 

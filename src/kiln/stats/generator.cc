@@ -507,6 +507,13 @@ absl::StatusOr<tfmd::DatasetFeatureStatistics> ComputeStatistics(
     // Bad rows were already reported by the first pass.
     data::BadRowSink quiet(data::BadRowPolicy::kSkip);
     KILN_ASSIGN_OR_RETURN(ThreadState second, Pass(env, input, again, options, &quiet, &rescan));
+    // The second pass must see exactly the rows the first one did; anything else would
+    // silently change the statistics.
+    if (second.num_examples != state.num_examples) {
+      return absl::InternalError(kiln::StrCat(
+          "re-reading features of mixed type saw ", second.num_examples, " rows, the first pass ",
+          state.num_examples, "; please report this with the input"));
+    }
     for (auto& [fname, acc] : second.features) {
       FeatureAcc& old = *state.features[fname];
       acc->first_block = old.first_block;
