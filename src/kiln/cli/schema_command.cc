@@ -82,6 +82,10 @@ void AddSchemaCommand(CLI::App& root) {
   CLI::App* schema = root.add_subcommand(
       "schema", "Infer a schema from statistics (TFX SchemaGen), or compare two schemas");
   schema->require_subcommand(1);
+  schema->footer(
+      "Examples:\n  kiln schema infer --stats stats/ --split train --out schema.pbtxt\n"
+      "  kiln schema diff old/schema.pbtxt new/schema.pbtxt\n\nExit codes: 0 success, "
+      "3 (diff) the schemas differ, 1 internal or I/O failure, 2 usage or input error");
 
   auto infer = std::make_shared<InferFlags>();
   CLI::App* app = schema->add_subcommand(

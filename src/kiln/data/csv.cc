@@ -339,6 +339,7 @@ class CsvSource : public BlockSource {
           c < header.size() ? header[c] : "<none>", "' vs '",
           c < header_.size() ? header_[c] : "<none>", "')"));
     }
+    if (index == 0) header_line_ = buf_.substr(skip, row.end - skip);
     next_line_ = 1 + row.newlines;
     offset_ = row.end;
     buf_.erase(0, row.end);
@@ -351,6 +352,7 @@ class CsvSource : public BlockSource {
   char delim_ = ',';
   StringSet nulls_;
   std::vector<std::string> header_;
+  std::string header_line_;  // the first file's header row as written, for quarantine
   std::vector<std::optional<ValueType>> fixed_;
 
   size_t file_index_ = 0;
@@ -376,6 +378,7 @@ absl::Status CsvSource::Decode(const RawBlock& block, Batch* out, BadRowSink* ba
   thread_local std::vector<uint32_t> row_start;  // index into `fields` of a good row's first field
   thread_local std::vector<uint64_t> row_line;
   thread_local std::vector<std::pair<uint32_t, uint32_t>> row_bytes;  // for quarantine
+  std::vector<BadRow> found_bad;
   fields.clear();
   row_start.clear();
   row_line.clear();
@@ -414,8 +417,8 @@ absl::Status CsvSource::Decode(const RawBlock& block, Batch* out, BadRowSink* ba
     }
     if (!message.empty()) {
       fields.resize(before);
-      KILN_RETURN_IF_ERROR(bad->Add({block.file, line, std::move(message),
-                                     std::string(data.substr(pos, r.end - pos))}));
+      found_bad.push_back({block.file, line, std::move(message),
+                           std::string(data.substr(pos, r.end - pos))});
     } else {
       row_start.push_back(static_cast<uint32_t>(before));
       row_line.push_back(line);
@@ -438,10 +441,12 @@ absl::Status CsvSource::Decode(const RawBlock& block, Batch* out, BadRowSink* ba
 
   // Pass 2: values that do not fit a fixed column type make their row bad.
   std::vector<uint8_t> row_ok(row_start.size(), 1);
-  for (size_t c = 0; c < ncols; ++c) {
-    if (!fixed_[c] || *fixed_[c] == ValueType::kString) continue;
-    for (size_t r = 0; r < row_start.size(); ++r) {
-      if (!row_ok[r]) continue;
+  std::vector<size_t> checked;
+  for (size_t c = 0; c < ncols; ++c)
+    if (fixed_[c] && *fixed_[c] != ValueType::kString) checked.push_back(c);
+  for (size_t r = 0; r < row_start.size() && !checked.empty(); ++r) {
+    for (size_t c : checked) {
+      if (!row_ok[r]) break;
       const FieldRef& f = fields[row_start[r] + c];
       std::string_view v = text(f);
       if (is_missing(f, v)) continue;
@@ -450,14 +455,21 @@ absl::Status CsvSource::Decode(const RawBlock& block, Batch* out, BadRowSink* ba
       bool fits = *fixed_[c] == ValueType::kInt ? ParseInt64(v, &iv) : ParseDouble(v, &dv);
       if (!fits) {
         row_ok[r] = 0;
-        KILN_RETURN_IF_ERROR(bad->Add(
+        found_bad.push_back(
             {block.file, row_line[r],
              kiln::StrCat("column ", c + 1, " ('", header_[c], "'): '", v.substr(0, 64),
                           "' is not ", *fixed_[c] == ValueType::kInt ? "an INT" : "a FLOAT",
                           " as the schema requires"),
-             std::string(data.substr(row_bytes[r].first, row_bytes[r].second))}));
+             std::string(data.substr(row_bytes[r].first, row_bytes[r].second))});
       }
     }
+  }
+  // Bad rows go to the sink in line order, so "the first error" is the first in the file.
+  if (!found_bad.empty()) {
+    if (bad->policy() == BadRowPolicy::kQuarantine) bad->SetHeader(header_line_);
+    std::stable_sort(found_bad.begin(), found_bad.end(),
+                     [](const BadRow& a, const BadRow& b) { return a.line < b.line; });
+    for (BadRow& row : found_bad) KILN_RETURN_IF_ERROR(bad->Add(std::move(row)));
   }
   std::vector<uint32_t> rows;
   rows.reserve(row_start.size());

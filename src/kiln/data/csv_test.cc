@@ -142,7 +142,26 @@ TEST(CsvTest, BadRowsSkippedAreCountedAndQuarantinedAreWrittenAside) {
   q.quarantine_path = dir.File("bad.csv");
   r = ReadCsv(path, q);
   ASSERT_TRUE(r.status.ok()) << r.status;
-  EXPECT_EQ(kiln::testing::ReadAll(dir.File("bad.csv")), "3\n4,5,6\n");
+  // The quarantine file reads back like the input: header first, rows in order.
+  EXPECT_EQ(kiln::testing::ReadAll(dir.File("bad.csv")), "a,b\n3\n4,5,6\n");
+  EXPECT_EQ(kiln::testing::ReadAll(dir.File("bad.csv.errors")),
+            path + ":3: column 2: expected 2 fields as in the header, found 1\n" + path +
+                ":4: column 3: expected 2 fields as in the header, found 3\n");
+}
+
+TEST(CsvTest, FirstErrorIsTheFirstBadLineWhateverTheColumn) {
+  TempDir dir;
+  ReadOptions opts;
+  opts.type_overrides = {{"a", ValueType::kInt}, {"b", ValueType::kInt}};
+  std::string path = dir.Write("o.csv", "a,b\n1,x\n2,3\nzz,4\n");
+  auto r = ReadCsv(path, opts);
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr(path + ":2: column 2 ('b')"));
+  opts.bad_rows = BadRowPolicy::kQuarantine;
+  opts.quarantine_path = dir.File("q.csv");
+  r = ReadCsv(path, opts);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(kiln::testing::ReadAll(dir.File("q.csv")), "a,b\n1,x\nzz,4\n");
 }
 
 TEST(CsvTest, ValueNotMatchingSchemaTypeIsABadRow) {

@@ -2,7 +2,9 @@
 
 #include "kiln/data/tfrecord.h"
 
+#include <algorithm>
 #include <condition_variable>
+#include <tuple>
 #include <deque>
 #include <thread>
 
@@ -28,33 +30,58 @@ absl::Status BadRowSink::Add(BadRow row) {
   if (policy_ == BadRowPolicy::kError) return absl::InvalidArgumentError(where);
   std::lock_guard<std::mutex> lock(mu_);
   ++count_;
-  if (policy_ == BadRowPolicy::kQuarantine && quarantine_status_.ok()) {
-    if (!quarantine_) {
-      if (quarantine_path_.empty()) {
-        quarantine_status_ = absl::InvalidArgumentError("quarantine needs a file path");
-      } else {
-        auto w = AtomicFileWriter::Create(Env::Default(), quarantine_path_);
-        if (w.ok()) quarantine_ = std::move(*w);
-        else quarantine_status_ = w.status();
-      }
-    }
-    if (quarantine_) {
-      std::string raw;
-      if (quarantine_path_.ends_with(".tfrecord")) {
-        // Binary records keep their TFRecord framing so the file reads back as TFRecord.
-        AppendTfRecord(&raw, row.raw);
-      } else {
-        raw = row.raw;
-        if (raw.empty() || raw.back() != '\n') raw.push_back('\n');
-      }
-      quarantine_status_.Update(quarantine_->Append(raw));
-    }
-  }
   if (samples_.size() < 20) {
-    row.raw.clear();
-    samples_.push_back(std::move(row));
+    BadRow sample = row;
+    sample.raw.clear();
+    samples_.push_back(std::move(sample));
+  }
+  if (policy_ == BadRowPolicy::kQuarantine && quarantine_status_.ok()) {
+    pending_bytes_ += row.raw.size() + row.message.size();
+    pending_.push_back(std::move(row));
+    if (pending_bytes_ > (size_t{256} << 20)) quarantine_status_.Update(FlushLocked());
   }
   return absl::OkStatus();
+}
+
+void BadRowSink::SetHeader(std::string_view header) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (header_set_) return;
+  header_set_ = true;
+  header_ = std::string(header);
+}
+
+absl::Status BadRowSink::FlushLocked() {
+  if (quarantine_path_.empty()) return absl::InvalidArgumentError("quarantine needs a file path");
+  if (!quarantine_) {
+    KILN_ASSIGN_OR_RETURN(quarantine_, AtomicFileWriter::Create(Env::Default(), quarantine_path_));
+    KILN_ASSIGN_OR_RETURN(errors_,
+                          AtomicFileWriter::Create(Env::Default(), quarantine_path_ + ".errors"));
+    const bool framed = quarantine_path_.ends_with(".tfrecord");
+    if (!framed && !header_.empty()) {
+      std::string h = header_;
+      if (h.back() != '\n') h.push_back('\n');
+      KILN_RETURN_IF_ERROR(quarantine_->Append(h));
+    }
+  }
+  std::stable_sort(pending_.begin(), pending_.end(), [](const BadRow& a, const BadRow& b) {
+    return std::tie(a.file, a.line) < std::tie(b.file, b.line);
+  });
+  const bool framed = quarantine_path_.ends_with(".tfrecord");
+  std::string out, errors;
+  for (const BadRow& row : pending_) {
+    if (framed) {
+      // Binary records keep their TFRecord framing so the file reads back as TFRecord.
+      AppendTfRecord(&out, row.raw);
+    } else {
+      out += row.raw;
+      if (row.raw.empty() || row.raw.back() != '\n') out.push_back('\n');
+    }
+    kiln::StrAppend(&errors, row.file, ":", row.line, ": ", row.message, "\n");
+  }
+  pending_.clear();
+  pending_bytes_ = 0;
+  KILN_RETURN_IF_ERROR(quarantine_->Append(out));
+  return errors_->Append(errors);
 }
 
 uint64_t BadRowSink::count() const {
@@ -70,8 +97,10 @@ std::vector<BadRow> BadRowSink::samples() const {
 absl::Status BadRowSink::Finish() {
   std::lock_guard<std::mutex> lock(mu_);
   KILN_RETURN_IF_ERROR(quarantine_status_);
-  if (quarantine_) return quarantine_->Commit();
-  return absl::OkStatus();
+  if (policy_ != BadRowPolicy::kQuarantine || count_ == 0) return absl::OkStatus();
+  KILN_RETURN_IF_ERROR(FlushLocked());
+  KILN_RETURN_IF_ERROR(quarantine_->Commit());
+  return errors_->Commit();
 }
 
 absl::StatusOr<bool> BatchReader::Next(Batch* batch) {

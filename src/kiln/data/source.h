@@ -67,6 +67,12 @@ struct BadRow {
 };
 
 // Counts and samples bad rows across threads; writes quarantined rows. Thread-safe.
+//
+// Under kQuarantine the rows are written, at Finish(), to the quarantine file in input
+// order (file, then line), after the header row when the format has one, so the file
+// reads back like the input; "<quarantine file>.errors" lists "file:line: reason" for
+// each. Rows are held in memory until then, up to 256 MiB; beyond that they are written
+// as they come (each flush sorted on its own).
 class BadRowSink {
  public:
   explicit BadRowSink(BadRowPolicy policy, std::string quarantine_path = "");
@@ -75,18 +81,28 @@ class BadRowSink {
   // Under kError returns the row's error (the caller stops); otherwise records it and
   // returns OK.
   absl::Status Add(BadRow row);
+  // The header row (with its line end) that the quarantine file starts with. The first
+  // call wins; later ones are ignored.
+  void SetHeader(std::string_view header);
   uint64_t count() const;
   std::vector<BadRow> samples() const;  // the first few, without raw bytes
-  // Flushes the quarantine file into place. Call once at the end.
+  // Writes the quarantine file and its .errors list into place. Call once at the end.
   absl::Status Finish();
 
  private:
+  absl::Status FlushLocked();
+
   BadRowPolicy policy_;
   std::string quarantine_path_;
   mutable std::mutex mu_;
   uint64_t count_ = 0;
   std::vector<BadRow> samples_;
+  std::vector<BadRow> pending_;  // quarantined rows not yet written
+  size_t pending_bytes_ = 0;
+  std::string header_;
+  bool header_set_ = false;
   std::unique_ptr<AtomicFileWriter> quarantine_;
+  std::unique_ptr<AtomicFileWriter> errors_;
   absl::Status quarantine_status_;
 };
 
