@@ -1,5 +1,6 @@
 // The `kiln` binary: one subcommand per step of the loop (see `kiln --help`).
 #include <cstdio>
+#include <string>
 
 #include "kiln/cli/command.h"
 
@@ -14,6 +15,20 @@ int main(int argc, char** argv) {
   kiln::cli::AddStatsCommand(app);
   kiln::cli::AddSchemaCommand(app);
   kiln::cli::AddValidateCommand(app);
+  // Name an unknown command instead of CLI11's generic complaint.
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    std::string names;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      known = known || sub->get_name() == argv[1];
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      std::fprintf(stderr, "kiln: unknown command '%s'; commands: %s (see kiln --help)\n",
+                   argv[1], names.c_str());
+      return kiln::cli::kExitUsage;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -53,6 +53,7 @@ int RunStats(const StatsFlags& f) {
     splits.clear();
     for (const auto& s : manifest->splits) splits.push_back(s.name);
   }
+  if (input->span && !f.quiet) std::printf("reading span %lld\n", static_cast<long long>(*input->span));
   int64_t start = env->NowMicros();
   tensorflow::metadata::v0::DatasetFeatureStatisticsList list;
   for (const auto& split : splits) {
@@ -93,15 +94,24 @@ void AddStatsCommand(CLI::App& root) {
       kExitCodesHelp));
   flags->data.Add(app);
   app->add_option("--out", flags->out, "Output directory")->required();
-  app->add_option("--threads", flags->options.threads, "Worker threads (default: all cores)");
+  app->add_option("--threads", flags->options.threads, "Worker threads (default: all cores)")
+      ->check(CLI::Range(1, 256));
   app->add_option("--top-values", flags->options.num_top_values, "Top values kept per string feature")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   app->add_option("--histogram-buckets", flags->options.num_histogram_buckets,
                   "Buckets of the equal-width histogram")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
   app->add_option("--quantile-buckets", flags->options.num_quantiles_histogram_buckets,
                   "Buckets of the quantiles histogram")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  app->add_option("--max-exact-unique", flags->options.max_exact_unique,
+                  "Distinct values per string feature counted exactly; beyond, unique is a "
+                  "HyperLogLog estimate and top values come from a heavy-hitter sketch")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 26));
   app->add_flag("--quiet,-q", flags->quiet, "Do not print the table");
   app->callback([flags] { Exit(RunStats(*flags)); });
 }

@@ -42,6 +42,8 @@ std::optional<Format> FormatFromName(std::string_view path) {
     if (absl::EndsWith(p, ext)) return Format::kJsonl;
   for (const char* ext : {".tfrecord", ".tfrecords", ".tfr"})
     if (absl::EndsWith(p, ext)) return Format::kTfRecord;
+  // TFX ExampleGen writes e.g. data_tfrecord-00000-of-00001.gz.
+  if (Basename(p).find("tfrecord") != std::string::npos) return Format::kTfRecord;
   return std::nullopt;
 }
 
@@ -176,6 +178,16 @@ absl::StatusOr<InputSet> ResolveInput(Env* env, const std::string& spec,
     KILN_ASSIGN_OR_RETURN(auto files, DataFilesIn(env, spec));
     KILN_RETURN_IF_ERROR(FinishFiles(std::move(files), spec, options, &out));
     return out;
+  }
+  if (options.span) {
+    return absl::InvalidArgumentError(kiln::StrCat(
+        "--span ", *options.span, " given but '", spec,
+        "' has no spans; use a pattern with {SPAN} or a directory of span-N folders"));
+  }
+  if (!options.split.empty()) {
+    return absl::InvalidArgumentError(kiln::StrCat(
+        "--split ", options.split, " given but '", spec,
+        "' is not a dataset written by `kiln import`"));
   }
   if (HasGlobChars(spec)) {
     KILN_ASSIGN_OR_RETURN(auto files, Glob(spec));

@@ -54,7 +54,15 @@ struct FeatureAcc {
       : num_values(o.kll_k),
         kll(o.kll_k),
         int_counts_cap(o.value_counts_cap),
-        strings(o.max_exact_unique) {}
+        strings(CounterOptions(o)) {}
+  static StringCounterOptions CounterOptions(const StatsOptions& o) {
+    StringCounterOptions c;
+    c.exact_cap = o.max_exact_unique;
+    // Long distinct values (free text, ids) switch to the sketch early, so memory stays
+    // bounded per feature (and per thread) whatever the data.
+    c.exact_byte_cap = size_t{16} << 20;
+    return c;
+  }
   std::string name;
   ValueType type = ValueType::kInt;
   uint64_t first_block = UINT64_MAX;
@@ -282,7 +290,7 @@ absl::StatusOr<ThreadState> Pass(Env* env, const data::InputSet& input,
                                  data::BadRowSink* bad,
                                  const absl::flat_hash_map<std::string, bool>* only) {
   KILN_ASSIGN_OR_RETURN(auto source, data::OpenSource(env, input, read));
-  int threads = options.threads > 0 ? options.threads : data::DefaultThreads();
+  int threads = std::clamp(options.threads > 0 ? options.threads : data::DefaultThreads(), 1, 256);
   std::vector<ThreadState> states(threads);
   KILN_RETURN_IF_ERROR(data::ForEachBatchParallel(
       source.get(), bad, threads, [&](int t, Batch& batch) -> absl::Status {
@@ -328,31 +336,19 @@ void FillStandardHistogram(const FeatureAcc& acc, int buckets, tfmd::Histogram* 
   double lo = finite ? kll.min() : 0, hi = finite ? kll.max() : 0;
   std::vector<double> counts(buckets, 0.0);
   if (finite > 0) {
-    if (lo == hi) {
-      counts[0] = static_cast<double>(finite);
-    } else {
-      // The sketch's CDF sampled at 1,000 points, interpolated at the bucket edges.
-      constexpr int kSteps = 1000;
-      std::vector<double> qs(kSteps + 1);
-      for (int i = 0; i <= kSteps; ++i) qs[i] = static_cast<double>(i) / kSteps;
-      std::vector<double> pts = kll.Quantiles(qs);
-      auto cdf = [&](double x) {
-        if (x <= pts.front()) return 0.0;
-        if (x >= pts.back()) return 1.0;
-        auto it = std::upper_bound(pts.begin(), pts.end(), x);
-        size_t j = it - pts.begin();  // pts[j-1] <= x < pts[j]
-        double a = pts[j - 1], b = pts[j];
-        double frac = b > a ? (x - a) / (b - a) : 0;
-        return (static_cast<double>(j - 1) + frac) / kSteps;
-      };
-      double width = (hi - lo) / buckets;
-      double prev = 0;
-      for (int i = 0; i < buckets; ++i) {
-        double edge = (i + 1 == buckets) ? hi : lo + width * (i + 1);
-        double c = (i + 1 == buckets) ? 1.0 : cdf(edge);
-        counts[i] = (c - prev) * static_cast<double>(finite);
-        prev = c;
-      }
+    // Every retained value of the sketch, with its weight, into its bucket: exact while
+    // the sketch is exact (small inputs), within the sketch's rank error otherwise. A
+    // value on an inner edge belongs to the bucket above it; the last bucket is closed.
+    const double width = (hi - lo) / buckets;
+    double total = 0;
+    kll.ForEachRetained([&](double v, uint64_t w) {
+      int i = width > 0 ? static_cast<int>((v - lo) / width) : 0;
+      i = std::clamp(i, 0, buckets - 1);
+      counts[i] += static_cast<double>(w);
+      total += static_cast<double>(w);
+    });
+    if (total > 0 && total != static_cast<double>(finite)) {
+      for (double& c : counts) c *= static_cast<double>(finite) / total;
     }
   }
   counts.front() += static_cast<double>(acc.num_neg_inf);
@@ -465,7 +461,9 @@ tfmd::FeatureNameStatistics BuildFeature(const FeatureAcc& acc, const StatsOptio
   n->set_num_zeros(acc.num_zeros);
   if (acc.kll.count() > 0) n->set_median(acc.kll.Quantile(0.5));
   FillStandardHistogram(acc, options.num_histogram_buckets, n->add_histograms());
-  FillQuantilesHistogram(acc.kll, options.num_quantiles_histogram_buckets, n->add_histograms());
+  tfmd::Histogram* quantiles = n->add_histograms();
+  FillQuantilesHistogram(acc.kll, options.num_quantiles_histogram_buckets, quantiles);
+  quantiles->set_num_nan(acc.num_nan);
   AddCustomNum(&f, "num_inf", static_cast<double>(acc.num_pos_inf + acc.num_neg_inf));
   // A FLOAT feature that was INT in some blocks has partial counts: only pure INT ones
   // report them.
@@ -560,7 +558,9 @@ std::string FormatStatisticsTable(const tfmd::DatasetFeatureStatistics& ds) {
     double total = static_cast<double>(c.num_missing() + c.num_non_missing());
     double missing = total > 0 ? 100.0 * c.num_missing() / total : 0.0;
     std::string summary;
-    if (f.has_num_stats()) {
+    if (c.num_non_missing() == 0) {
+      summary = "no values";
+    } else if (f.has_num_stats()) {
       const auto& n = f.num_stats();
       summary = absl::StrFormat("mean %.6g  std %.6g  min %.6g  median %.6g  max %.6g  zeros %d",
                                 n.mean(), n.std_dev(), n.min(), n.median(), n.max(),

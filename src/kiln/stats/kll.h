@@ -82,6 +82,14 @@ class KllSketch {
   // The same bound for failure probability delta per fixed value, delta in (0, 1).
   double RankErrorBoundAt(double delta) const;
 
+  // Calls fn(value, weight) for every retained value (weight 2^level), in no particular
+  // order. The weights add up to count(); while the sketch is exact every weight is 1.
+  template <typename Fn>
+  void ForEachRetained(Fn&& fn) const {
+    for (size_t h = 0; h < levels_.size(); ++h)
+      for (double v : levels_[h]) fn(v, uint64_t{1} << h);
+  }
+
   int k() const { return k_; }
   size_t num_retained() const { return size_; }
 

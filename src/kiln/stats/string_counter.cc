@@ -192,7 +192,8 @@ void StringCounter::Merge(const StringCounter& other) {
 uint64_t StringCounter::Unique() const {
   if (exact_) return counts_.size();
   const uint64_t estimate = static_cast<uint64_t>(std::llround(hll_->Estimate()));
-  return std::max(estimate, unique_floor_);
+  // The estimate can overshoot; there are never more distinct values than values.
+  return std::min(std::max(estimate, unique_floor_), total_);
 }
 
 std::vector<std::pair<std::string, uint64_t>> StringCounter::Top(size_t k) const {
