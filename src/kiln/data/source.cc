@@ -121,10 +121,16 @@ absl::Status ForEachBatchParallel(BlockSource* source, BadRowSink* bad, int num_
                                   const std::function<absl::Status(int, Batch&)>& fn,
                                   Progress* progress) {
   if (num_threads < 1) num_threads = 1;
+  // Block i always goes to worker i % num_threads, through that worker's own bounded
+  // queue. Each worker therefore sees the same blocks in the same order on every run,
+  // and per-worker results merged in worker order are reproducible for a thread count.
+  struct Lane {
+    std::deque<RawBlock> queue;
+    std::condition_variable can_push, can_pop;
+  };
   std::mutex mu;
-  std::condition_variable can_push, can_pop;
-  std::deque<RawBlock> queue;
-  const size_t max_queue = static_cast<size_t>(num_threads) * 2;
+  std::vector<Lane> lanes(num_threads);
+  constexpr size_t kMaxQueued = 2;
   bool done_reading = false;
   bool stop = false;
   // The error of the lowest-numbered failing block wins, so the message a user sees is
@@ -138,24 +144,27 @@ absl::Status ForEachBatchParallel(BlockSource* source, BadRowSink* bad, int num_
       first_error_block = block;
     }
     stop = true;
-    can_push.notify_all();
-    can_pop.notify_all();
+    for (Lane& lane : lanes) {
+      lane.can_push.notify_all();
+      lane.can_pop.notify_all();
+    }
   };
 
   std::vector<std::thread> workers;
   for (int t = 0; t < num_threads; ++t) {
     workers.emplace_back([&, t] {
+      Lane& lane = lanes[t];
       Batch batch;
       for (;;) {
         RawBlock block;
         {
           std::unique_lock<std::mutex> lock(mu);
-          can_pop.wait(lock, [&] { return stop || done_reading || !queue.empty(); });
+          lane.can_pop.wait(lock, [&] { return stop || done_reading || !lane.queue.empty(); });
           if (stop) return;
-          if (queue.empty()) return;  // done_reading and drained
-          block = std::move(queue.front());
-          queue.pop_front();
-          can_push.notify_one();
+          if (lane.queue.empty()) return;  // done_reading and drained
+          block = std::move(lane.queue.front());
+          lane.queue.pop_front();
+          lane.can_push.notify_one();
         }
         absl::Status s = source->Decode(block, &batch, bad);
         batch.block_index = block.index;
@@ -184,16 +193,17 @@ absl::Status ForEachBatchParallel(BlockSource* source, BadRowSink* bad, int num_
     if (!*more) break;
     if (progress) progress->Add(block.data.size());
     block.index = index++;
+    Lane& lane = lanes[block.index % num_threads];
     std::unique_lock<std::mutex> lock(mu);
-    can_push.wait(lock, [&] { return stop || queue.size() < max_queue; });
+    lane.can_push.wait(lock, [&] { return stop || lane.queue.size() < kMaxQueued; });
     if (stop) break;
-    queue.push_back(std::move(block));
-    can_pop.notify_one();
+    lane.queue.push_back(std::move(block));
+    lane.can_pop.notify_one();
   }
   {
     std::lock_guard<std::mutex> lock(mu);
     done_reading = true;
-    can_pop.notify_all();
+    for (Lane& lane : lanes) lane.can_pop.notify_all();
   }
   for (auto& w : workers) w.join();
   return first_error;

@@ -139,10 +139,11 @@ class BatchReader {
 };
 
 // Decodes every block of `source` on `num_threads` threads and calls
-// fn(thread_index, batch) for each decoded batch (in no particular order; each thread
-// index is used by one thread at a time, so per-thread accumulators need no locks).
-// Memory stays bounded: at most 2 * num_threads raw blocks are in flight. The first
-// error (by block order) is returned.
+// fn(thread_index, batch) for each decoded batch. Block i is handled by thread
+// i % num_threads, in order, so per-thread accumulators need no locks and see the same
+// blocks on every run (results merged in thread order are reproducible). Memory stays
+// bounded: at most 2 * num_threads raw blocks are queued. The first error (by block
+// order) is returned.
 // `progress`, when given, is told the size of every raw block read.
 absl::Status ForEachBatchParallel(BlockSource* source, BadRowSink* bad, int num_threads,
                                   const std::function<absl::Status(int, Batch&)>& fn,

@@ -77,7 +77,12 @@ struct FeatureAcc {
   KllSketch num_values;    // only fed when some row has a value count other than 1
 
   // Numeric.
-  Moments moments;  // over non-NaN values (infinities make mean/std infinite or NaN)
+  // Moments of (value - shift) over non-NaN values, where shift is the first finite value
+  // seen: subtracting a typical value first keeps std_dev accurate when the mean is large
+  // compared with the spread (e.g. timestamps). Infinities make mean/std inf or NaN.
+  Moments moments;
+  double shift = 0;
+  bool has_shift = false;
   uint64_t num_nan = 0, num_pos_inf = 0, num_neg_inf = 0, num_zeros = 0;
   double min = std::numeric_limits<double>::infinity();
   double max = -std::numeric_limits<double>::infinity();
@@ -151,6 +156,16 @@ struct FeatureAcc {
     numeric_blocks = true;
     uint64_t n = 0;
     double sum = 0;
+    if (!has_shift) {
+      for (T tv : values) {
+        double v = static_cast<double>(tv);
+        if (std::isfinite(v)) {
+          shift = v;
+          has_shift = true;
+          break;
+        }
+      }
+    }
     for (T tv : values) {
       double v = static_cast<double>(tv);
       if (std::isnan(v)) {
@@ -166,7 +181,7 @@ struct FeatureAcc {
       } else {
         kll.Add(v);
       }
-      sum += v;
+      sum += v - shift;
       ++n;
     }
     if (n == 0) return;
@@ -175,7 +190,7 @@ struct FeatureAcc {
     for (T tv : values) {
       double v = static_cast<double>(tv);
       if (std::isnan(v)) continue;
-      m2 += (v - mean) * (v - mean);
+      m2 += (v - shift - mean) * (v - shift - mean);
     }
     moments.Merge(n, mean, m2);
   }
@@ -221,7 +236,13 @@ struct FeatureAcc {
     }
     all_single = all_single && o.all_single;
     num_values.Merge(o.num_values);
-    moments.Merge(o.moments.n, o.moments.mean, o.moments.m2);
+    if (!has_shift && o.has_shift) {
+      // Adopt the other shift; our moments (if any) hold only infinities.
+      moments.mean -= o.shift;
+      shift = o.shift;
+      has_shift = true;
+    }
+    moments.Merge(o.moments.n, o.moments.mean + (o.shift - shift), o.moments.m2);
     num_nan += o.num_nan;
     num_pos_inf += o.num_pos_inf;
     num_neg_inf += o.num_neg_inf;
@@ -365,9 +386,12 @@ void FillStandardHistogram(const FeatureAcc& acc, int buckets, tfmd::Histogram* 
   }
 }
 
-void FillCommon(const FeatureAcc& acc, const StatsOptions& options, tfmd::CommonStatistics* c) {
+void FillCommon(const FeatureAcc& acc, const StatsOptions& options, uint64_t num_examples,
+                tfmd::CommonStatistics* c) {
   c->set_num_non_missing(acc.num_non_missing);
-  c->set_num_missing(acc.num_missing);
+  // As TFDV: every example without the feature is missing, including those of blocks
+  // (JSON Lines, TFRecord) in which the feature never appeared.
+  c->set_num_missing(num_examples - acc.num_non_missing);
   c->set_tot_num_values(acc.tot_num_values);
   if (acc.num_non_missing > 0) {
     c->set_min_num_values(acc.min_num_values);
@@ -397,13 +421,14 @@ void AddCustomNum(tfmd::FeatureNameStatistics* f, const std::string& name, doubl
   cs->set_num(v);
 }
 
-tfmd::FeatureNameStatistics BuildFeature(const FeatureAcc& acc, const StatsOptions& options) {
+tfmd::FeatureNameStatistics BuildFeature(const FeatureAcc& acc, const StatsOptions& options,
+                                         uint64_t num_examples) {
   tfmd::FeatureNameStatistics f;
   f.set_name(acc.name);
   if (acc.type == ValueType::kString) {
     f.set_type(tfmd::FeatureNameStatistics::STRING);
     auto* s = f.mutable_string_stats();
-    FillCommon(acc, options, s->mutable_common_stats());
+    FillCommon(acc, options, num_examples, s->mutable_common_stats());
     s->set_unique(acc.strings.Unique());
     auto top = acc.strings.Top(std::max(options.num_top_values, options.num_rank_histogram_buckets));
     for (size_t i = 0; i < top.size() && i < static_cast<size_t>(options.num_top_values); ++i) {
@@ -445,9 +470,9 @@ tfmd::FeatureNameStatistics BuildFeature(const FeatureAcc& acc, const StatsOptio
   f.set_type(acc.type == ValueType::kInt ? tfmd::FeatureNameStatistics::INT
                                          : tfmd::FeatureNameStatistics::FLOAT);
   auto* n = f.mutable_num_stats();
-  FillCommon(acc, options, n->mutable_common_stats());
+  FillCommon(acc, options, num_examples, n->mutable_common_stats());
   if (acc.moments.n > 0) {
-    n->set_mean(acc.moments.mean);
+    n->set_mean(acc.moments.mean + acc.shift);
     // The population standard deviation, as TFDV reports it.
     n->set_std_dev(std::sqrt(acc.moments.m2 / static_cast<double>(acc.moments.n)));
     if (acc.num_pos_inf + acc.num_neg_inf > 0) {
@@ -530,7 +555,7 @@ absl::StatusOr<tfmd::DatasetFeatureStatistics> ComputeStatistics(
   tfmd::DatasetFeatureStatistics ds;
   ds.set_name(name);
   ds.set_num_examples(state.num_examples);
-  for (FeatureAcc* acc : order) *ds.add_features() = BuildFeature(*acc, options);
+  for (FeatureAcc* acc : order) *ds.add_features() = BuildFeature(*acc, options, state.num_examples);
   return ds;
 }
 
