@@ -340,7 +340,7 @@ absl::StatusOr<KllSketch> KllSketch::Deserialize(std::string_view bytes) {
     std::vector<double>& level = s.levels_[h];
     level.reserve(std::max<size_t>(level.capacity(), sizes[h]));
     for (uint32_t i = 0; i < sizes[h]; ++i) {
-      double v;
+      double v = 0;
       r.F64(&v);
       if (!(v >= mn && v <= mx)) return Corrupt("value outside [min, max] or NaN");
       if (h > 0 && i > 0 && v < level.back()) return Corrupt("level not sorted");
