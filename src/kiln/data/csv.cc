@@ -11,6 +11,7 @@
 
 #include "kiln/base/str.h"
 #include "kiln/base/string_map.h"
+#include "kiln/data/text_blocks.h"
 
 namespace kiln::data {
 
@@ -166,22 +167,6 @@ RowResult ParseRow(std::string_view data, size_t pos, char delim, std::vector<Fi
   return r;
 }
 
-// Number of '\n' in data[0..n), sixteen bytes at a time.
-uint64_t CountNewlines(const char* d, size_t n) {
-  uint64_t count = 0;
-  size_t i = 0;
-#if defined(__SSE2__)
-  const __m128i nl = _mm_set1_epi8('\n');
-  for (; i + 16 <= n; i += 16) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
-    count += static_cast<uint64_t>(
-        __builtin_popcount(static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)))));
-  }
-#endif
-  for (; i < n; ++i) count += d[i] == '\n';
-  return count;
-}
-
 // Index just past the last line end that is outside quotes in data[0..n), or 0.
 size_t LastRowEnd(const char* d, size_t n) {
   if (std::memchr(d, '"', n) == nullptr) {
@@ -208,12 +193,12 @@ std::string Unescape(std::string_view s) {
   return out;
 }
 
-constexpr size_t kMaxRowBytes = size_t{1} << 30;
-
 class CsvSource : public BlockSource {
  public:
   CsvSource(Env* env, std::vector<std::string> files, ReadOptions options)
-      : env_(env), files_(std::move(files)), options_(std::move(options)) {
+      : files_(std::move(files)),
+        options_(std::move(options)),
+        cutter_(env, options_.block_bytes, &LastRowEnd) {
     delim_ = options_.delimiter.value_or(',');
     if (!options_.delimiter && !files_.empty()) {
       const std::string& f = files_[0];
@@ -226,43 +211,12 @@ class CsvSource : public BlockSource {
 
   absl::StatusOr<bool> NextBlock(RawBlock* block) override {
     for (;;) {
-      if (!file_) {
+      if (!cutter_.is_open()) {
         if (file_index_ + 1 >= files_.size()) return false;
         KILN_RETURN_IF_ERROR(OpenFile(file_index_ + 1));
       }
-      size_t boundary = 0;
-      for (;;) {
-        if (!eof_ && buf_.size() < options_.block_bytes) {
-          KILN_RETURN_IF_ERROR(ReadMore(options_.block_bytes - buf_.size()));
-          continue;
-        }
-        if (eof_) {
-          boundary = buf_.size();
-          break;
-        }
-        boundary = LastRowEnd(buf_.data(), buf_.size());
-        if (boundary > 0) break;
-        if (buf_.size() > kMaxRowBytes) {
-          return absl::InvalidArgumentError(
-              kiln::StrCat(files_[file_index_], ":", next_line_,
-                           ": a row longer than 1 GiB (an unclosed quote?)"));
-        }
-        KILN_RETURN_IF_ERROR(ReadMore(std::max(options_.block_bytes, buf_.size())));
-      }
-      if (boundary == 0) {  // this file is done
-        file_.reset();
-        continue;
-      }
-      block->file = files_[file_index_];
-      block->first_line = next_line_;
-      block->byte_offset = offset_;
-      // Hand the buffer over and keep only the partial row after the boundary.
-      block->data.swap(buf_);
-      buf_.assign(block->data, boundary, std::string::npos);
-      block->data.resize(boundary);
-      next_line_ += CountNewlines(block->data.data(), block->data.size());
-      offset_ += boundary;
-      return true;
+      KILN_ASSIGN_OR_RETURN(bool got, cutter_.Next(block));
+      if (got) return true;
     }
   }
 
@@ -278,46 +232,19 @@ class CsvSource : public BlockSource {
   }
 
  private:
-  absl::Status ReadMore(size_t want) {
-    want = std::max<size_t>(want, 1 << 16);
-    size_t old = buf_.size();
-    buf_.resize(old + want);
-    auto n = file_->Read(want, buf_.data() + old);
-    if (!n.ok()) {
-      buf_.resize(old);
-      return n.status();
-    }
-    buf_.resize(old + *n);
-    if (*n == 0) eof_ = true;
-    return absl::OkStatus();
-  }
-
   // Opens files_[index] and consumes its header row.
   absl::Status OpenFile(size_t index) {
     file_index_ = index;
     const std::string& path = files_[index];
-    KILN_ASSIGN_OR_RETURN(file_, env_->NewSequentialFile(path));
-    buf_.clear();
-    eof_ = false;
-    offset_ = 0;
-    next_line_ = 1;
-    size_t boundary = 0;
-    for (;;) {
-      KILN_RETURN_IF_ERROR(ReadMore(1 << 16));
-      boundary = LastRowEnd(buf_.data(), buf_.size());
-      if (boundary > 0 || eof_) break;
-      if (buf_.size() > kMaxRowBytes) {
-        return absl::InvalidArgumentError(kiln::StrCat(path, ":1: header row longer than 1 GiB"));
-      }
-    }
-    size_t skip = 0;
-    if (buf_.size() >= 3 && std::memcmp(buf_.data(), "\xEF\xBB\xBF", 3) == 0) skip = 3;
-    if (buf_.size() == skip) {
+    KILN_RETURN_IF_ERROR(cutter_.Open(path));
+    KILN_RETURN_IF_ERROR(cutter_.FillFirstRow());
+    const std::string_view buf = cutter_.pending();
+    if (buf.empty()) {
       return absl::InvalidArgumentError(
           kiln::StrCat(path, ": empty file; a CSV file needs a header row"));
     }
     std::vector<FieldRef> fields;
-    RowResult row = ParseRow(buf_, skip, delim_, &fields);
+    RowResult row = ParseRow(buf, 0, delim_, &fields);
     if (row.error != RowError::kNone) {
       return absl::InvalidArgumentError(kiln::StrCat(
           path, ":1: column ", row.error_field + 1, ": malformed header: ",
@@ -326,7 +253,7 @@ class CsvSource : public BlockSource {
     }
     std::vector<std::string> header;
     for (size_t i = 0; i < fields.size(); ++i) {
-      std::string name = buf_.substr(fields[i].begin, fields[i].len);
+      std::string name(buf.substr(fields[i].begin, fields[i].len));
       if (fields[i].escaped) name = Unescape(name);
       // Unnamed columns are named as pandas names them.
       if (name.empty()) name = kiln::StrCat("Unnamed: ", i);
@@ -347,6 +274,7 @@ class CsvSource : public BlockSource {
         for (size_t c = 0; c < header_.size(); ++c)
           if (header_[c] == spec.name) fixed_[c] = spec.type;
       }
+      header_line_ = std::string(buf.substr(0, row.end));
     } else if (header != header_) {
       size_t c = 0;
       while (c < header.size() && c < header_.size() && header[c] == header_[c]) ++c;
@@ -355,14 +283,10 @@ class CsvSource : public BlockSource {
           c < header.size() ? header[c] : "<none>", "' vs '",
           c < header_.size() ? header_[c] : "<none>", "')"));
     }
-    if (index == 0) header_line_ = buf_.substr(skip, row.end - skip);
-    next_line_ = 1 + row.newlines;
-    offset_ = row.end;
-    buf_.erase(0, row.end);
+    cutter_.Consume(row.end, row.newlines);
     return absl::OkStatus();
   }
 
-  Env* env_;
   std::vector<std::string> files_;
   ReadOptions options_;
   char delim_ = ',';
@@ -372,11 +296,7 @@ class CsvSource : public BlockSource {
   std::vector<std::optional<ValueType>> fixed_;
 
   size_t file_index_ = 0;
-  std::unique_ptr<SequentialFile> file_;
-  std::string buf_;
-  bool eof_ = false;
-  uint64_t next_line_ = 1;
-  uint64_t offset_ = 0;
+  TextBlockCutter cutter_;
 };
 
 absl::Status CsvSource::Decode(const RawBlock& block, Batch* out, BadRowSink* bad) const {

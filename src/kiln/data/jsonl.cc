@@ -7,6 +7,7 @@
 
 #include "kiln/base/str.h"
 #include "kiln/base/string_map.h"
+#include "kiln/data/text_blocks.h"
 // GCC 12 misreads simdjson's result types as dangling; clang has no such warning.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
@@ -52,8 +53,6 @@ void WidenColumn(Column* col, ValueType to) {
 
 namespace {
 
-constexpr size_t kMaxLineBytes = size_t{1} << 30;
-
 // The kind a JSON scalar maps to, or nullopt for null.
 enum class Kind { kNull, kInt, kFloat, kString, kBad };
 
@@ -79,90 +78,40 @@ ValueType KindType(Kind k) {
                          : (k == Kind::kFloat ? ValueType::kFloat : ValueType::kString);
 }
 
+// Index just past the last line feed in data[0..n), or 0.
+size_t LastLineEnd(const char* d, size_t n) {
+  const void* nl = memrchr(d, '\n', n);
+  return nl ? static_cast<const char*>(nl) - d + 1 : 0;
+}
+
 class JsonlSource : public BlockSource {
  public:
   JsonlSource(Env* env, std::vector<std::string> files, ReadOptions options)
-      : env_(env), files_(std::move(files)), options_(std::move(options)) {
+      : files_(std::move(files)),
+        options_(std::move(options)),
+        cutter_(env, options_.block_bytes, &LastLineEnd) {
     for (const auto& spec : options_.type_overrides) fixed_[spec.name] = spec.type;
   }
 
   absl::StatusOr<bool> NextBlock(RawBlock* block) override {
     for (;;) {
-      if (!file_) {
+      if (!cutter_.is_open()) {
         if (next_file_ >= files_.size()) return false;
-        KILN_ASSIGN_OR_RETURN(file_, env_->NewSequentialFile(files_[next_file_]));
-        current_ = files_[next_file_++];
-        buf_.clear();
-        eof_ = false;
-        line_ = 1;
-        offset_ = 0;
+        KILN_RETURN_IF_ERROR(cutter_.Open(files_[next_file_++]));
       }
-      size_t boundary = 0;
-      for (;;) {
-        if (!eof_ && buf_.size() < options_.block_bytes) {
-          KILN_RETURN_IF_ERROR(ReadMore(options_.block_bytes - buf_.size()));
-          continue;
-        }
-        if (eof_) {
-          boundary = buf_.size();
-          break;
-        }
-        const void* nl = memrchr(buf_.data(), '\n', buf_.size());
-        if (nl) {
-          boundary = static_cast<const char*>(nl) - buf_.data() + 1;
-          break;
-        }
-        if (buf_.size() > kMaxLineBytes) {
-          return absl::InvalidArgumentError(
-              kiln::StrCat(current_, ":", line_, ": a line longer than 1 GiB"));
-        }
-        KILN_RETURN_IF_ERROR(ReadMore(std::max(options_.block_bytes, buf_.size())));
-      }
-      if (boundary == 0) {
-        file_.reset();
-        continue;
-      }
-      block->file = current_;
-      block->first_line = line_;
-      block->byte_offset = offset_;
-      // Hand the buffer over and keep only the partial row after the boundary.
-      block->data.swap(buf_);
-      buf_.assign(block->data, boundary, std::string::npos);
-      block->data.resize(boundary);
-      line_ += std::count(block->data.begin(), block->data.end(), '\n');
-      offset_ += boundary;
-      return true;
+      KILN_ASSIGN_OR_RETURN(bool got, cutter_.Next(block));
+      if (got) return true;
     }
   }
 
   absl::Status Decode(const RawBlock& block, Batch* out, BadRowSink* bad) const override;
 
  private:
-  absl::Status ReadMore(size_t want) {
-    want = std::max<size_t>(want, 1 << 16);
-    size_t old = buf_.size();
-    buf_.resize(old + want);
-    auto n = file_->Read(want, buf_.data() + old);
-    if (!n.ok()) {
-      buf_.resize(old);
-      return n.status();
-    }
-    buf_.resize(old + *n);
-    if (*n == 0) eof_ = true;
-    return absl::OkStatus();
-  }
-
-  Env* env_;
   std::vector<std::string> files_;
   ReadOptions options_;
   StringMap<ValueType> fixed_;
   size_t next_file_ = 0;
-  std::string current_;
-  std::unique_ptr<SequentialFile> file_;
-  std::string buf_;
-  bool eof_ = false;
-  uint64_t line_ = 1;
-  uint64_t offset_ = 0;
+  TextBlockCutter cutter_;
 };
 
 // Checks one object and returns an error message, or "" when the row is good.

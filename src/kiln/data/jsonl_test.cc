@@ -93,6 +93,41 @@ TEST(JsonlTest, SchemaTypeMismatchIsABadRow) {
   EXPECT_THAT(std::string(b.status().message()), HasSubstr(":2: field 'n': FLOAT value"));
 }
 
+TEST(JsonlTest, ByteOrderMarkIsSkipped) {
+  TempDir dir;
+  auto b = ReadOne(dir.Write("bom.jsonl", "\xEF\xBB\xBF{\"a\": 1}\n{\"a\": 2}\n"));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->columns[0].ints, (std::vector<int64_t>{1, 2}));
+}
+
+TEST(JsonlTest, SmallBlocksKeepEveryLineAndItsNumber) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 3000; ++i) text += "{\"i\": " + std::to_string(i) + "}\n";
+  ReadOptions opts;
+  opts.block_bytes = 4096;
+  BadRowSink bad(BadRowPolicy::kError);
+  auto source = OpenJsonlSource(Env::Default(), {dir.Write("s.jsonl", text)}, opts);
+  ASSERT_TRUE(source.ok());
+  BatchReader reader(std::move(*source), &bad);
+  int64_t next = 0;
+  size_t blocks = 0;
+  for (;;) {
+    Batch b;
+    auto more = reader.Next(&b);
+    ASSERT_TRUE(more.ok()) << more.status();
+    if (!*more) break;
+    ++blocks;
+    for (size_t r = 0; r < b.num_rows; ++r) {
+      EXPECT_EQ(b.columns[0].ints[r], next);
+      EXPECT_EQ(b.row_positions[r], static_cast<uint64_t>(next + 1));
+      ++next;
+    }
+  }
+  EXPECT_EQ(next, 3000);
+  EXPECT_GT(blocks, 5u);
+}
+
 TEST(JsonlTest, EmptyFileHasNoRows) {
   TempDir dir;
   auto b = ReadOne(dir.Write("e.jsonl", ""));
