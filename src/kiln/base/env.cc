@@ -191,9 +191,15 @@ absl::StatusOr<std::string> ReadFileToString(Env* env, const std::string& path) 
 absl::StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Create(
     Env* env, const std::string& path) {
   std::string tmp = TempNameFor(path);
-  KILN_ASSIGN_OR_RETURN(auto file, env->NewWritableFile(tmp));
+  auto file = env->NewWritableFile(tmp);
+  if (!file.ok()) {
+    // Name the file the user asked for; the temporary name means nothing to them.
+    return absl::Status(file.status().code(),
+                        kiln::StrCat("cannot write ", path, ": ",
+                                     std::string(file.status().message()).substr(tmp.size() + 2)));
+  }
   return std::unique_ptr<AtomicFileWriter>(
-      new AtomicFileWriter(env, path, std::move(tmp), std::move(file)));
+      new AtomicFileWriter(env, path, std::move(tmp), std::move(*file)));
 }
 
 AtomicFileWriter::~AtomicFileWriter() {

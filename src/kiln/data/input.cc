@@ -112,6 +112,7 @@ absl::StatusOr<InputSet> ResolveSpans(Env* env, const std::string& spec,
   // The span is a directory component or a file name part; glob each candidate.
   KILN_ASSIGN_OR_RETURN(auto matches, Glob(prefix + "*" + suffix));
   std::map<int64_t, std::vector<std::string>> by_span;
+  std::map<int64_t, std::string> empty_spans;  // span directories without data files
   for (const auto& m : matches) {
     if (m.size() < prefix.size() + suffix.size()) continue;
     // The digits right after the prefix are the span.
@@ -126,6 +127,7 @@ absl::StatusOr<InputSet> ResolveSpans(Env* env, const std::string& spec,
     std::string p = m;
     if (env->IsDirectory(p)) {
       KILN_ASSIGN_OR_RETURN(auto files, DataFilesIn(env, p));
+      if (files.empty()) empty_spans[span] = p;
       for (auto& f : files) by_span[span].push_back(std::move(f));
     } else {
       by_span[span].push_back(p);
@@ -135,6 +137,13 @@ absl::StatusOr<InputSet> ResolveSpans(Env* env, const std::string& spec,
     return absl::NotFoundError(kiln::StrCat("no span matches '", spec, "'"));
   }
   int64_t span = by_span.rbegin()->first;
+  if (!empty_spans.empty() && empty_spans.rbegin()->first > span && !options.span) {
+    // The newest span has no data yet (still being written?): say so rather than
+    // quietly reading an older one.
+    return absl::NotFoundError(kiln::StrCat("the newest span, ", empty_spans.rbegin()->first,
+                                            " (", empty_spans.rbegin()->second,
+                                            "), holds no data files; name a span with --span"));
+  }
   if (options.span) {
     if (!by_span.count(*options.span)) {
       std::vector<std::string> have;
@@ -176,6 +185,15 @@ absl::StatusOr<InputSet> ResolveInput(Env* env, const std::string& spec,
           kiln::StrCat("--span given but '", spec, "' has no span-N directories"));
     }
     KILN_ASSIGN_OR_RETURN(auto files, DataFilesIn(env, spec));
+    if (files.empty()) {
+      for (const auto& n : names) {
+        if (absl::EndsWith(n, ".kds") || env->IsDirectory(JoinPath(spec, n))) {
+          return absl::NotFoundError(kiln::StrCat(
+              spec, ": not a kiln dataset (no manifest.json; an import may have been "
+                    "interrupted) and holds no data files"));
+        }
+      }
+    }
     KILN_RETURN_IF_ERROR(FinishFiles(std::move(files), spec, options, &out));
     return out;
   }

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "kiln/testing/temp_dir.h"
 
 namespace kiln::data {
@@ -55,6 +57,26 @@ TEST(ResolveInputTest, NewestSpanUnlessOneIsNamed) {
   auto missing = ResolveInput(Env::Default(), dir.File("data"), opts);
   ASSERT_FALSE(missing.ok());
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("spans present: 1, 2, 10"));
+}
+
+TEST(ResolveInputTest, EmptyNewestSpanIsAnErrorNotAnOlderSpan) {
+  TempDir dir;
+  dir.Write("data/span-1/part.csv", "x\n1\n");
+  std::filesystem::create_directories(dir.File("data/span-2"));
+  auto r = ResolveInput(Env::Default(), dir.File("data"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("the newest span, 2"));
+  ResolveOptions opts;
+  opts.span = 1;
+  EXPECT_TRUE(ResolveInput(Env::Default(), dir.File("data"), opts).ok());
+}
+
+TEST(ResolveInputTest, DirectoryWithoutManifestIsNamedAsAnUnfinishedDataset) {
+  TempDir dir;
+  dir.Write("ds/train/data-00000.kds", "x");
+  auto r = ResolveInput(Env::Default(), dir.File("ds"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("not a kiln dataset"));
 }
 
 TEST(InferTableSchemaTest, WidestTypeOverAllBlocksInHeaderOrder) {
