@@ -358,6 +358,10 @@ class FeatureCheck {
       absl::StrAppend(&description, " Values outside the domain make up ",
                       Percentage(unexpected_count, total),
                       " of all values, more than the allowed ", Fraction(max_off_domain), ".");
+    } else if (unexpected.size() > 1) {
+      // Each value may be rare; say how much they are together.
+      absl::StrAppend(&description, " Together ", Percentage(unexpected_count, total),
+                      " of all values.");
     }
     Add(tfmd::AnomalyInfo::ENUM_TYPE_UNEXPECTED_STRING_VALUES, "Unexpected string values",
         description);

@@ -386,7 +386,8 @@ TEST(ValidatorTest, UnexpectedStringValuesListsEveryOneWithItsShare) {
       {{"Bern", 800}, {"Lima", 5}, {"Oslo", 55}, {"Paris", 140}});
   const tfmd::AnomalyInfo& info = Only(Validate(With(Clean(), city)), "city");
   EXPECT_EQ(info.description(),
-            "Examples contain values missing from the schema: Lima (<1%), Paris (~14%).");
+            "Examples contain values missing from the schema: Lima (<1%), Paris (~14%). "
+            "Together ~14% of all values.");
 }
 
 TEST(ValidatorTest, MinDomainMassToleratesAFewUnexpectedValues) {
@@ -408,7 +409,8 @@ TEST(ValidatorTest, InlineStringDomain) {
   city->mutable_string_domain()->add_value("Bern");  // replaces the reference
   const tfmd::AnomalyInfo& info = Only(Validate(Clean(), schema), "city");
   EXPECT_EQ(info.description(),
-            "Examples contain values missing from the schema: Oslo (~30%), Rome (~20%).");
+            "Examples contain values missing from the schema: Oslo (~30%), Rome (~20%). "
+            "Together ~50% of all values.");
 }
 
 TEST(ValidatorTest, UndeclaredDomainName) {
