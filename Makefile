@@ -39,7 +39,7 @@ fuzz: setup
 	@scripts/fuzz $(or $(FUZZ_SECONDS),60)
 
 format:
-	@clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h' 'fuzz/*.cc')
+	@clang-format -i $$(git ls-files "src/*.cc" "src/*.h" "fuzz/*.cc" "fuzz/*.h" "bench/*.cc")
 
 clean:
 	rm -rf build

@@ -30,8 +30,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 10; ++i) line += "s" + std::to_string(i) + (i == 9 ? "\n" : ",");
   std::fputs(line.c_str(), f);
   uint64_t written = line.size();
-  static const char* kWords[] = {"alpha", "bravo", "charlie", "delta", "echo", "foxtrot",
-                                 "golf", "hotel", "india", "juliet", "kilo", "lima"};
+  static const char* kWords[] = {"alpha", "bravo", "charlie", "delta",  "echo", "foxtrot",
+                                 "golf",  "hotel", "india",   "juliet", "kilo", "lima"};
   char buf[64];
   while (written < target) {
     line.clear();
@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
         continue;
       }
       if (c < 8) {
-        snprintf(buf, sizeof buf, "%" PRId64 ",", static_cast<int64_t>(rng() % (c == 0 ? 2 : 100000)));
+        snprintf(buf, sizeof buf, "%" PRId64 ",",
+                 static_cast<int64_t>(rng() % (c == 0 ? 2 : 100000)));
       } else if (c < 14) {
         snprintf(buf, sizeof buf, "%.4f,", normal(rng) * (c - 7));
       } else {

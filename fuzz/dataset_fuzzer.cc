@@ -10,6 +10,7 @@
 //      mutations almost never keep a CRC right; this is how the column decoder gets fuzzed.
 //   2: the rest becomes a Batch that is written with DatasetWriter and read back; the
 //      rows read must equal the rows written.
+#include <unistd.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -21,8 +22,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include "kiln/base/crc32c.h"
 #include "kiln/data/dataset.h"
@@ -99,8 +98,8 @@ void ReadBothWays(std::string_view file, Batch* all) {
   }
   kiln::data::ReadOptions options;
   options.type_overrides = {{"s", ValueType::kString}, {"f", ValueType::kFloat}};
-  auto source = kiln::data::OpenDatasetStream("fuzz.kds", std::make_unique<MemoryFile>(file),
-                                              options);
+  auto source =
+      kiln::data::OpenDatasetStream("fuzz.kds", std::make_unique<MemoryFile>(file), options);
   if (!source.ok()) return;
   kiln::data::BadRowSink bad(kiln::data::BadRowPolicy::kSkip);
   kiln::data::BatchReader stream(std::move(*source), &bad);

@@ -53,8 +53,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t i = 1;
     while (i < size) {
       const size_t n = std::min<size_t>(data[i], size - i - 1);
-      kiln::data::AppendTfRecord(
-          &input, std::string_view(reinterpret_cast<const char*>(data + i + 1), n));
+      kiln::data::AppendTfRecord(&input,
+                                 std::string_view(reinterpret_cast<const char*>(data + i + 1), n));
       i += 1 + n;
     }
   } else {
@@ -69,8 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                               {"name", kiln::data::ValueType::kInt},
                               {"score", kiln::data::ValueType::kString}};
   }
-  auto source = kiln::data::TfRecordSource::FromMemory(
-      std::move(input), "fuzz.tfrecord", options);
+  auto source = kiln::data::TfRecordSource::FromMemory(std::move(input), "fuzz.tfrecord", options);
   if (!source.ok()) return 0;
   kiln::data::BadRowSink sink(options.bad_rows);
   kiln::data::BatchReader reader(std::move(*source), &sink);

@@ -16,9 +16,12 @@ int64_t NowUs() {
 
 std::string Bytes(double b) {
   char buf[32];
-  if (b >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
-  else if (b >= 1e6) std::snprintf(buf, sizeof buf, "%.0f MB", b / 1e6);
-  else std::snprintf(buf, sizeof buf, "%.0f KB", b / 1e3);
+  if (b >= 1e9)
+    std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
+  else if (b >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.0f MB", b / 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f KB", b / 1e3);
   return buf;
 }
 

@@ -14,10 +14,10 @@
 #define KILN_STATUS_CONCAT_(a, b) KILN_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the current function when `expr` yields a non-OK Status.
-#define KILN_RETURN_IF_ERROR(expr)                 \
-  do {                                             \
-    ::absl::Status kiln_status_ = (expr);          \
-    if (!kiln_status_.ok()) return kiln_status_;   \
+#define KILN_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    ::absl::Status kiln_status_ = (expr);        \
+    if (!kiln_status_.ok()) return kiln_status_; \
   } while (0)
 
 // `lhs = value of expr` or returns its error. `lhs` may declare a variable.

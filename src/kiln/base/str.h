@@ -20,14 +20,14 @@ inline void Append(std::string* out, const std::string& v) { out->append(v); }
 inline void Append(std::string* out, char c) { out->push_back(c); }
 inline void Append(std::string* out, bool b) { out->append(b ? "true" : "false"); }
 template <typename T>
-  requires(std::is_integral_v<T> && !std::is_same_v<T, char> && !std::is_same_v<T, bool>)
-void Append(std::string* out, T v) {
+requires(std::is_integral_v<T> && !std::is_same_v<T, char> &&
+         !std::is_same_v<T, bool>) void Append(std::string* out, T v) {
   char buf[32];
   auto r = std::to_chars(buf, buf + sizeof(buf), v);
   out->append(buf, r.ptr);
 }
 template <typename T>
-  requires std::is_floating_point_v<T>
+requires std::is_floating_point_v<T>
 void Append(std::string* out, T v) {
   // Shortest representation that reads back to the same value.
   char buf[64];
@@ -36,9 +36,8 @@ void Append(std::string* out, T v) {
 }
 // Anything convertible to std::string_view (absl::string_view included).
 template <typename T>
-  requires(!std::is_arithmetic_v<std::decay_t<T>> && !std::is_convertible_v<T, std::string_view> &&
-           requires(const T& t) { std::string(t); })
-void Append(std::string* out, const T& v) {
+requires(!std::is_arithmetic_v<std::decay_t<T>> && !std::is_convertible_v<T, std::string_view> &&
+         requires(const T& t) { std::string(t); }) void Append(std::string* out, const T& v) {
   out->append(std::string(v));
 }
 

@@ -9,8 +9,8 @@ namespace kiln::cli {
 
 int ReportError(std::string_view command, const absl::Status& status) {
   std::string msg(status.message());
-  std::fprintf(stderr, "kiln %.*s: error: %s\n", static_cast<int>(command.size()),
-               command.data(), msg.c_str());
+  std::fprintf(stderr, "kiln %.*s: error: %s\n", static_cast<int>(command.size()), command.data(),
+               msg.c_str());
   switch (status.code()) {
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kNotFound:

@@ -39,8 +39,7 @@ void DataFlags::Add(CLI::App* app) {
   app->add_option("--delimiter", delimiter, "CSV field delimiter (default ',', tab for .tsv)");
   app->add_option("--null-token", null_tokens,
                   "A CSV field value meaning missing (repeatable; empty fields always are)");
-  app->add_option("--schema", schema,
-                  "schema.pbtxt whose feature types override type inference");
+  app->add_option("--schema", schema, "schema.pbtxt whose feature types override type inference");
   app->add_option("--bad-rows", bad_rows,
                   "Rows that do not parse: error (stop, naming file, line and column), "
                   "skip (count and report), quarantine (skip and write them aside)")
@@ -52,9 +51,12 @@ absl::StatusOr<data::InputSet> DataFlags::Resolve(Env* env) const {
   if (span >= 0) opts.span = span;
   opts.split = split;
   if (!format.empty()) {
-    if (format == "csv") opts.format = data::Format::kCsv;
-    else if (format == "jsonl") opts.format = data::Format::kJsonl;
-    else if (format == "tfrecord") opts.format = data::Format::kTfRecord;
+    if (format == "csv")
+      opts.format = data::Format::kCsv;
+    else if (format == "jsonl")
+      opts.format = data::Format::kJsonl;
+    else if (format == "tfrecord")
+      opts.format = data::Format::kTfRecord;
     else
       return absl::InvalidArgumentError(
           kiln::StrCat("--format: unknown format '", format, "'; valid: csv, jsonl, tfrecord"));
@@ -63,7 +65,7 @@ absl::StatusOr<data::InputSet> DataFlags::Resolve(Env* env) const {
 }
 
 absl::StatusOr<data::ReadOptions> DataFlags::ReadOptions(Env* env,
-                                                        const std::string& quarantine_path) const {
+                                                         const std::string& quarantine_path) const {
   data::ReadOptions read;
   if (!delimiter.empty()) {
     std::string d = delimiter == "\\t" || delimiter == "tab" ? "\t" : delimiter;

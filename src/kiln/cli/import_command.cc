@@ -1,8 +1,8 @@
 // `kiln import`: TFX ExampleGen.
 #include <cstdio>
 
-#include "kiln/base/str.h"
 #include "kiln/base/progress.h"
+#include "kiln/base/str.h"
 #include "kiln/cli/command.h"
 #include "kiln/cli/data_flags.h"
 #include "kiln/data/importer.h"
@@ -35,7 +35,8 @@ int RunImport(const ImportFlags& f) {
   opts.splits = *splits;
   opts.splits.partition_feature = f.partition_feature;
   // Two passes over the input: type inference, then the import itself.
-  Progress progress("import", 2 * InputBytes(env, *input), !f.quiet && Progress::StderrIsTerminal());
+  Progress progress("import", 2 * InputBytes(env, *input),
+                    !f.quiet && Progress::StderrIsTerminal());
   opts.progress = &progress;
   int64_t start = env->NowMicros();
   auto result = data::ImportDataset(env, *input, opts);
@@ -44,8 +45,8 @@ int RunImport(const ImportFlags& f) {
   const auto& m = result->manifest;
   if (!f.quiet) {
     std::printf("imported %llu rows, %zu columns from %zu %s file(s)%s into %s (%.2fs)\n",
-                static_cast<unsigned long long>(m.num_rows), m.schema.size(),
-                m.source_files.size(), std::string(data::FormatName(input->format)).c_str(),
+                static_cast<unsigned long long>(m.num_rows), m.schema.size(), m.source_files.size(),
+                std::string(data::FormatName(input->format)).c_str(),
                 m.span ? StrCat(" (span ", *m.span, ")").c_str() : "", f.out.c_str(), secs);
     for (const auto& s : m.splits) {
       std::printf("  %-8s %10llu rows  sha256 %s\n", s.name.c_str(),
@@ -74,14 +75,14 @@ void AddImportCommand(CLI::App& root) {
   auto flags = std::make_shared<ImportFlags>();
   CLI::App* app = root.add_subcommand(
       "import", "Convert data into kiln's columnar dataset with splits (TFX ExampleGen)");
-  app->footer(StrCat(
-      kDataHelp,
-      "\n\nRows are assigned to splits by a hash of their content (or of "
-      "--partition-feature, so that every row of one user lands in one split): the same "
-      "input always gives the same splits and the same fingerprint. DIR/manifest.json is "
-      "written last; a directory without it is not a dataset.\n\nExample:\n  kiln import "
-      "data/span-{SPAN}/*.csv --partition-feature user_id --out datasets/clicks\n\n",
-      kExitCodesHelp));
+  app->footer(
+      StrCat(kDataHelp,
+             "\n\nRows are assigned to splits by a hash of their content (or of "
+             "--partition-feature, so that every row of one user lands in one split): the same "
+             "input always gives the same splits and the same fingerprint. DIR/manifest.json is "
+             "written last; a directory without it is not a dataset.\n\nExample:\n  kiln import "
+             "data/span-{SPAN}/*.csv --partition-feature user_id --out datasets/clicks\n\n",
+             kExitCodesHelp));
   flags->data.Add(app);
   app->add_option("--out", flags->out, "Dataset directory to write")->required();
   app->add_option("--splits", flags->splits, "Split names and weights")->capture_default_str();

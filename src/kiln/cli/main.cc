@@ -24,8 +24,8 @@ int main(int argc, char** argv) {
       names += (names.empty() ? "" : ", ") + sub->get_name();
     }
     if (!known) {
-      std::fprintf(stderr, "kiln: unknown command '%s'; commands: %s (see kiln --help)\n",
-                   argv[1], names.c_str());
+      std::fprintf(stderr, "kiln: unknown command '%s'; commands: %s (see kiln --help)\n", argv[1],
+                   names.c_str());
       return kiln::cli::kExitUsage;
     }
   }

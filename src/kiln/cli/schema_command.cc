@@ -32,8 +32,8 @@ void PrintWarnings(const std::vector<std::string>& warnings) {
 int RunInfer(const InferFlags& f) {
   Env* env = Env::Default();
   if (f.options.max_string_domain_size < 0) {
-    return ReportError("schema infer", absl::InvalidArgumentError(
-                                           "--max-string-domain-size must not be negative"));
+    return ReportError("schema infer",
+                       absl::InvalidArgumentError("--max-string-domain-size must not be negative"));
   }
   auto list = validation::LoadStatistics(env, f.stats);
   if (!list.ok()) return ReportError("schema infer", list.status());
@@ -49,11 +49,11 @@ int RunInfer(const InferFlags& f) {
     for (const auto& feature : schema->feature()) {
       if (feature.presence().min_fraction() >= 1.0) ++required;
     }
-    std::printf("wrote %s: %d features (%d required), %d string domains, from %llu examples "
-                "of dataset '%s'\n",
-                f.out.c_str(), schema->feature_size(), required, schema->string_domain_size(),
-                static_cast<unsigned long long>(dataset->num_examples()),
-                dataset->name().c_str());
+    std::printf(
+        "wrote %s: %d features (%d required), %d string domains, from %llu examples "
+        "of dataset '%s'\n",
+        f.out.c_str(), schema->feature_size(), required, schema->string_domain_size(),
+        static_cast<unsigned long long>(dataset->num_examples()), dataset->name().c_str());
   }
   return kExitOk;
 }

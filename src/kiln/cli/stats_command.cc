@@ -1,7 +1,6 @@
 // `kiln stats`: TFX StatisticsGen.
 #include <cstdio>
 
-#include "kiln/base/str.h"
 #include "absl/strings/str_format.h"
 #include "kiln/base/progress.h"
 #include "kiln/base/str.h"
@@ -53,7 +52,8 @@ int RunStats(const StatsFlags& f) {
     splits.clear();
     for (const auto& s : manifest->splits) splits.push_back(s.name);
   }
-  if (input->span && !f.quiet) std::printf("reading span %lld\n", static_cast<long long>(*input->span));
+  if (input->span && !f.quiet)
+    std::printf("reading span %lld\n", static_cast<long long>(*input->span));
   int64_t start = env->NowMicros();
   tensorflow::metadata::v0::DatasetFeatureStatisticsList list;
   for (const auto& split : splits) {
@@ -72,7 +72,8 @@ int RunStats(const StatsFlags& f) {
   if (auto s = stats::WriteStatistics(env, f.out, list); !s.ok()) return ReportError("stats", s);
   double secs = static_cast<double>(env->NowMicros() - start) / 1e6;
   if (!f.quiet) {
-    for (const auto& ds : list.datasets()) std::printf("%s", stats::FormatStatisticsTable(ds).c_str());
+    for (const auto& ds : list.datasets())
+      std::printf("%s", stats::FormatStatisticsTable(ds).c_str());
     std::printf("wrote %s/statistics.pb and statistics.json (%.2fs)\n", f.out.c_str(), secs);
   }
   PrintBadRows(bad, quarantine);
@@ -83,8 +84,8 @@ int RunStats(const StatsFlags& f) {
 
 void AddStatsCommand(CLI::App& root) {
   auto flags = std::make_shared<StatsFlags>();
-  CLI::App* app = root.add_subcommand(
-      "stats", "Compute feature statistics (TFX StatisticsGen / TFDV)");
+  CLI::App* app =
+      root.add_subcommand("stats", "Compute feature statistics (TFX StatisticsGen / TFDV)");
   app->footer(kiln::StrCat(
       kDataHelp,
       "\n\nWrites DIR/statistics.pb and DIR/statistics.json (tensorflow_metadata "
@@ -96,7 +97,8 @@ void AddStatsCommand(CLI::App& root) {
   app->add_option("--out", flags->out, "Output directory")->required();
   app->add_option("--threads", flags->options.threads, "Worker threads (default: all cores)")
       ->check(CLI::Range(1, 256));
-  app->add_option("--top-values", flags->options.num_top_values, "Top values kept per string feature")
+  app->add_option("--top-values", flags->options.num_top_values,
+                  "Top values kept per string feature")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   app->add_option("--histogram-buckets", flags->options.num_histogram_buckets,

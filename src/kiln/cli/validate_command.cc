@@ -2,8 +2,8 @@
 #include <cstdio>
 #include <optional>
 
-#include "kiln/base/str.h"
 #include "kiln/base/progress.h"
+#include "kiln/base/str.h"
 #include "kiln/cli/command.h"
 #include "kiln/cli/data_flags.h"
 #include "kiln/stats/generator.h"
@@ -162,8 +162,9 @@ void AddValidateCommand(CLI::App& root) {
       "input error"));
   flags->data.Add(app);
   app->get_option("--schema")
-      ->description("The schema (schema.pbtxt) to validate against; its string features are "
-                    "also read as strings")
+      ->description(
+          "The schema (schema.pbtxt) to validate against; its string features are "
+          "also read as strings")
       ->required();
   app->get_option("--split")->description(
       "For an imported dataset or statistics with several splits: the split to validate");

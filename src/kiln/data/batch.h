@@ -28,9 +28,9 @@ struct Column {
   std::vector<uint8_t> present;  // per row: 1 when the feature is present
   // rows+1 entries; row r owns values [offsets[r], offsets[r+1]).
   std::vector<uint32_t> offsets{0};
-  std::vector<int64_t> ints;     // when type == kInt
-  std::vector<double> floats;    // when type == kFloat
-  std::string str_data;          // when type == kString: value i is
+  std::vector<int64_t> ints;             // when type == kInt
+  std::vector<double> floats;            // when type == kFloat
+  std::string str_data;                  // when type == kString: value i is
   std::vector<uint32_t> str_offsets{0};  //   str_data[str_offsets[i], str_offsets[i+1])
 
   size_t num_rows() const { return present.size(); }
@@ -78,7 +78,7 @@ struct Batch {
   // Source position of each row (1-based line for text formats, record index for
   // TFRecord); empty when the source has none. Used to name bad rows.
   std::vector<uint64_t> row_positions;
-  std::string source;  // file the rows came from
+  std::string source;        // file the rows came from
   uint64_t block_index = 0;  // which block of the source (set by ForEachBatchParallel)
 
   void Clear();

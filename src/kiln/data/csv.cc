@@ -67,7 +67,7 @@ struct FieldRef {
 enum class RowError { kNone, kUnterminatedQuote, kCharAfterQuote };
 
 struct RowResult {
-  size_t end;          // position after the row's line end
+  size_t end;  // position after the row's line end
   RowError error = RowError::kNone;
   uint32_t error_field = 0;  // 0-based field where the error is
   uint32_t newlines = 0;     // line ends consumed, including those inside quotes
@@ -123,7 +123,8 @@ RowResult ParseRow(std::string_view data, size_t pos, char delim, std::vector<Fi
         break;
       }
       r.newlines += static_cast<uint32_t>(std::count(d + start, d + close, '\n'));
-      fields->push_back({static_cast<uint32_t>(start), static_cast<uint32_t>(close - start), escaped});
+      fields->push_back(
+          {static_cast<uint32_t>(start), static_cast<uint32_t>(close - start), escaped});
       i = close + 1;
       if (i >= n) break;
       char c = d[i];
@@ -177,8 +178,10 @@ size_t LastRowEnd(const char* d, size_t n) {
   size_t last = 0;
   for (size_t i = 0; i < n; ++i) {
     char c = d[i];
-    if (c == '"') in_quotes = !in_quotes;
-    else if (c == '\n' && !in_quotes) last = i + 1;
+    if (c == '"')
+      in_quotes = !in_quotes;
+    else if (c == '\n' && !in_quotes)
+      last = i + 1;
   }
   return last;
 }
@@ -263,9 +266,8 @@ class CsvSource : public BlockSource {
       StringSet seen;
       for (size_t i = 0; i < header.size(); ++i) {
         if (!seen.insert(header[i]).second) {
-          return absl::InvalidArgumentError(kiln::StrCat(path, ":1: column ", i + 1,
-                                                         ": duplicate column name '",
-                                                         header[i], "'"));
+          return absl::InvalidArgumentError(kiln::StrCat(
+              path, ":1: column ", i + 1, ": duplicate column name '", header[i], "'"));
         }
       }
       header_ = std::move(header);
@@ -278,10 +280,10 @@ class CsvSource : public BlockSource {
     } else if (header != header_) {
       size_t c = 0;
       while (c < header.size() && c < header_.size() && header[c] == header_[c]) ++c;
-      return absl::InvalidArgumentError(kiln::StrCat(
-          path, ":1: header differs from ", files_[0], " at column ", c + 1, " ('",
-          c < header.size() ? header[c] : "<none>", "' vs '",
-          c < header_.size() ? header_[c] : "<none>", "')"));
+      return absl::InvalidArgumentError(
+          kiln::StrCat(path, ":1: header differs from ", files_[0], " at column ", c + 1, " ('",
+                       c < header.size() ? header[c] : "<none>", "' vs '",
+                       c < header_.size() ? header_[c] : "<none>", "')"));
     }
     cutter_.Consume(row.end, row.newlines);
     return absl::OkStatus();
@@ -345,16 +347,15 @@ absl::Status CsvSource::Decode(const RawBlock& block, Batch* out, BadRowSink* ba
       message = kiln::StrCat("column ", r.error_field + 1,
                              ": unexpected character after a closing quote");
     } else if (nfields != ncols) {
-      message = nfields > ncols
-                    ? kiln::StrCat("column ", ncols + 1, ": expected ", ncols,
-                                   " fields as in the header, found ", nfields)
-                    : kiln::StrCat("column ", nfields + 1, ": expected ", ncols,
-                                   " fields as in the header, found ", nfields);
+      message = nfields > ncols ? kiln::StrCat("column ", ncols + 1, ": expected ", ncols,
+                                               " fields as in the header, found ", nfields)
+                                : kiln::StrCat("column ", nfields + 1, ": expected ", ncols,
+                                               " fields as in the header, found ", nfields);
     }
     if (!message.empty()) {
       fields.resize(before);
-      found_bad.push_back({block.file, line, std::move(message),
-                           std::string(data.substr(pos, r.end - pos))});
+      found_bad.push_back(
+          {block.file, line, std::move(message), std::string(data.substr(pos, r.end - pos))});
     } else {
       row_start.push_back(static_cast<uint32_t>(before));
       row_line.push_back(line);
@@ -503,8 +504,7 @@ void AppendNumber(std::string* out, double v) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<BlockSource>> OpenCsvSource(Env* env,
-                                                           std::vector<std::string> files,
+absl::StatusOr<std::unique_ptr<BlockSource>> OpenCsvSource(Env* env, std::vector<std::string> files,
                                                            const ReadOptions& options) {
   if (files.empty()) return absl::InvalidArgumentError("no CSV files given");
   auto source = std::make_unique<CsvSource>(env, std::move(files), options);
@@ -530,10 +530,9 @@ absl::Status CsvWriter::Append(const Batch& batch) {
   for (size_t c = 0; c < schema_.size(); ++c) {
     index[c] = batch.FindColumn(schema_[c].name);
     if (index[c] >= 0 && batch.columns[index[c]].type != schema_[c].type) {
-      return absl::InvalidArgumentError(kiln::StrCat("column '", schema_[c].name, "' is ",
-                                                     ValueTypeName(batch.columns[index[c]].type),
-                                                     ", the CSV schema says ",
-                                                     ValueTypeName(schema_[c].type)));
+      return absl::InvalidArgumentError(kiln::StrCat(
+          "column '", schema_[c].name, "' is ", ValueTypeName(batch.columns[index[c]].type),
+          ", the CSV schema says ", ValueTypeName(schema_[c].type)));
     }
   }
   for (size_t r = 0; r < batch.num_rows; ++r) {

@@ -17,8 +17,7 @@
 
 namespace kiln::data {
 
-absl::StatusOr<std::unique_ptr<BlockSource>> OpenCsvSource(Env* env,
-                                                           std::vector<std::string> files,
+absl::StatusOr<std::unique_ptr<BlockSource>> OpenCsvSource(Env* env, std::vector<std::string> files,
                                                            const ReadOptions& options);
 
 // Writes batches as CSV with a header row; fields are quoted only when needed and

@@ -9,8 +9,8 @@
 namespace kiln::data {
 namespace {
 
-using ::testing::HasSubstr;
 using kiln::testing::TempDir;
+using ::testing::HasSubstr;
 
 // Reads every row of `path` serially into one merged batch (columns by name).
 struct ReadResult {
@@ -70,7 +70,8 @@ TEST(CsvTest, InfersIntFloatStringAndMissing) {
 TEST(CsvTest, Rfc4180QuotingCrlfAndBom) {
   TempDir dir;
   std::string text =
-      "\xEF\xBB\xBF" "name,note\r\n"
+      "\xEF\xBB\xBF"
+      "name,note\r\n"
       "\"Smith, J\",\"said \"\"hi\"\"\"\r\n"
       "plain,\"two\r\nlines\"\r\n"
       "last,x";  // no final newline

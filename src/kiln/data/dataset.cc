@@ -14,10 +14,10 @@
 #include <limits>
 #include <utility>
 
-#include "kiln/base/str.h"
-#include "kiln/base/string_map.h"
 #include "absl/strings/str_join.h"
 #include "kiln/base/crc32c.h"
+#include "kiln/base/str.h"
+#include "kiln/base/string_map.h"
 #include "nlohmann/json.hpp"
 
 namespace kiln::data {
@@ -106,10 +106,9 @@ absl::Status Annotate(const absl::Status& s, const std::string& where) {
 absl::Status CheckVersion(uint32_t version) {
   if (version == 0) return Corrupt("format version 0 is not valid");
   if (version > kDatasetFormatVersion) {
-    return absl::FailedPreconditionError(
-        kiln::StrCat("written in dataset format version ", version,
-                     ", newer than this kiln reads (", kDatasetFormatVersion,
-                     "); upgrade kiln"));
+    return absl::FailedPreconditionError(kiln::StrCat("written in dataset format version ", version,
+                                                      ", newer than this kiln reads (",
+                                                      kDatasetFormatVersion, "); upgrade kiln"));
   }
   return absl::OkStatus();
 }
@@ -345,8 +344,8 @@ absl::Status DecodeChunk(const TableSchema& schema, std::string_view chunk, Batc
   KILN_RETURN_IF_ERROR(ParseChunkHeader(chunk, &h));
   std::string_view payload = chunk.substr(kChunkHeaderSize);
   if (payload.size() != h.compressed) {
-    return Corrupt(kiln::StrCat("chunk holds ", payload.size(), " payload bytes, header says ",
-                                h.compressed));
+    return Corrupt(
+        kiln::StrCat("chunk holds ", payload.size(), " payload bytes, header says ", h.compressed));
   }
   if (MaskedCrc(payload) != h.payload_crc) return Corrupt("chunk CRC mismatch (data corrupted)");
   unsigned long long content = ZSTD_getFrameContentSize(payload.data(), payload.size());
@@ -356,8 +355,8 @@ absl::Status DecodeChunk(const TableSchema& schema, std::string_view chunk, Batc
   thread_local std::string buffer;
   if (dctx == nullptr) return absl::ResourceExhaustedError("cannot create a zstd context");
   buffer.resize(h.uncompressed);
-  size_t n = ZSTD_decompressDCtx(dctx.get(), buffer.data(), buffer.size(), payload.data(),
-                                 payload.size());
+  size_t n =
+      ZSTD_decompressDCtx(dctx.get(), buffer.data(), buffer.size(), payload.data(), payload.size());
   if (ZSTD_isError(n)) return Corrupt(kiln::StrCat("zstd: ", ZSTD_getErrorName(n)));
   if (n != h.uncompressed) return Corrupt("decompressed size disagrees with header");
   return DecodePayload(schema, h.rows, std::string_view(buffer.data(), n), out);
@@ -432,8 +431,10 @@ void WidenColumn(Column* c, ValueType to) {
     c->str_offsets.assign(1, 0);
     size_t n = c->type == ValueType::kInt ? c->ints.size() : c->floats.size();
     for (size_t i = 0; i < n; ++i) {
-      if (c->type == ValueType::kInt) ToChars(c->ints[i], &text);
-      else ToChars(c->floats[i], &text);
+      if (c->type == ValueType::kInt)
+        ToChars(c->ints[i], &text);
+      else
+        ToChars(c->floats[i], &text);
       c->PushString(text);
     }
     c->floats.clear();
@@ -451,9 +452,9 @@ absl::StatusOr<TableSchema> ApplyOverrides(const TableSchema& file_schema,
     for (ColumnSpec& c : out) {
       if (c.name != o.name || c.type == o.type) continue;
       if (o.type < c.type) {
-        return absl::InvalidArgumentError(kiln::StrCat(
-            name, ": column '", c.name, "' is stored as ", ValueTypeName(c.type),
-            " and cannot be read as ", ValueTypeName(o.type)));
+        return absl::InvalidArgumentError(
+            kiln::StrCat(name, ": column '", c.name, "' is stored as ", ValueTypeName(c.type),
+                         " and cannot be read as ", ValueTypeName(o.type)));
       }
       c.type = o.type;
     }
@@ -478,7 +479,9 @@ absl::Status ErrnoError(const char* what, const std::string& path) {
 DatasetWriter::DatasetWriter(std::string path, TableSchema schema,
                              const DatasetWriterOptions& options,
                              std::unique_ptr<AtomicFileWriter> file)
-    : path_(std::move(path)), schema_(std::move(schema)), options_(options),
+    : path_(std::move(path)),
+      schema_(std::move(schema)),
+      options_(options),
       file_(std::move(file)) {
   pending_.resize(schema_.size());
   for (size_t i = 0; i < schema_.size(); ++i) {
@@ -492,9 +495,8 @@ DatasetWriter::~DatasetWriter() { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_));
 absl::StatusOr<std::unique_ptr<DatasetWriter>> DatasetWriter::Create(
     Env* env, const std::string& path, TableSchema schema, const DatasetWriterOptions& options) {
   if (options.max_chunk_rows == 0 || options.max_chunk_rows > kMaxChunkRows) {
-    return absl::InvalidArgumentError(kiln::StrCat("max_chunk_rows must be in 1..",
-                                                   kMaxChunkRows, ", got ",
-                                                   options.max_chunk_rows));
+    return absl::InvalidArgumentError(kiln::StrCat("max_chunk_rows must be in 1..", kMaxChunkRows,
+                                                   ", got ", options.max_chunk_rows));
   }
   if (options.max_chunk_bytes == 0) {
     return absl::InvalidArgumentError("max_chunk_bytes must be positive");
@@ -543,14 +545,14 @@ absl::Status DatasetWriter::AppendRows(const Batch& batch, std::span<const uint3
     size_t si = 0;
     while (si < schema_.size() && schema_[si].name != bc.name) ++si;
     if (si == schema_.size()) {
-      return absl::InvalidArgumentError(kiln::StrCat(
-          path_, ": column '", bc.name, "' is not in the dataset schema (", SchemaString(schema_),
-          ")"));
+      return absl::InvalidArgumentError(kiln::StrCat(path_, ": column '", bc.name,
+                                                     "' is not in the dataset schema (",
+                                                     SchemaString(schema_), ")"));
     }
     if (bc.type != schema_[si].type) {
-      return absl::InvalidArgumentError(kiln::StrCat(
-          path_, ": column '", bc.name, "' has type ", ValueTypeName(bc.type),
-          ", the dataset schema says ", ValueTypeName(schema_[si].type)));
+      return absl::InvalidArgumentError(
+          kiln::StrCat(path_, ": column '", bc.name, "' has type ", ValueTypeName(bc.type),
+                       ", the dataset schema says ", ValueTypeName(schema_[si].type)));
     }
     if (bc.num_rows() != batch.num_rows) {
       return absl::InvalidArgumentError(kiln::StrCat(path_, ": column '", bc.name, "' has ",
@@ -583,17 +585,19 @@ absl::Status DatasetWriter::AppendRows(const Batch& batch, std::span<const uint3
     }
     auto bitmap_bytes = [&](uint32_t n) { return schema_.size() * ((n + 7) / 8); };
     if (row_bytes + bitmap_bytes(1) > kMaxChunkBytes) {
-      return absl::InvalidArgumentError(kiln::StrCat(
-          path_, ": a row of ", row_bytes, " bytes exceeds the dataset chunk limit of ",
-          kMaxChunkBytes));
+      return absl::InvalidArgumentError(kiln::StrCat(path_, ": a row of ", row_bytes,
+                                                     " bytes exceeds the dataset chunk limit of ",
+                                                     kMaxChunkBytes));
     }
     if (pending_rows_ > 0 &&
         pending_bytes_ + row_bytes + bitmap_bytes(pending_rows_ + 1) > kMaxChunkBytes) {
       KILN_RETURN_IF_ERROR(FlushChunk());
     }
     for (size_t si = 0; si < schema_.size(); ++si) {
-      if (source[si] < 0) pending_[si].AddMissing();
-      else pending_[si].AppendRowFrom(batch.columns[source[si]], r);
+      if (source[si] < 0)
+        pending_[si].AddMissing();
+      else
+        pending_[si].AppendRowFrom(batch.columns[source[si]], r);
     }
     ++pending_rows_;
     pending_bytes_ += row_bytes;
@@ -608,9 +612,9 @@ absl::Status DatasetWriter::FlushChunk() {
   if (pending_rows_ == 0) return absl::OkStatus();
   EncodePayload(pending_, pending_rows_, &scratch_);
   compressed_.resize(ZSTD_compressBound(scratch_.size()));
-  size_t n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(cctx_), compressed_.data(),
-                               compressed_.size(), scratch_.data(), scratch_.size(),
-                               options_.zstd_level);
+  size_t n =
+      ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(cctx_), compressed_.data(), compressed_.size(),
+                        scratch_.data(), scratch_.size(), options_.zstd_level);
   if (ZSTD_isError(n)) {
     status_ = absl::InternalError(kiln::StrCat(path_, ": zstd: ", ZSTD_getErrorName(n)));
     return status_;
@@ -726,8 +730,8 @@ absl::Status DatasetReader::Parse() {
     if (size >= 8 && std::memcmp(bytes_.data(), kFileMagic, 8) != 0) {
       return Corrupt(kiln::StrCat(where, "not a kiln dataset file (bad magic at offset 0)"));
     }
-    return Corrupt(kiln::StrCat(where, "only ", size,
-                                " bytes, too short for a dataset file (truncated?)"));
+    return Corrupt(
+        kiln::StrCat(where, "only ", size, " bytes, too short for a dataset file (truncated?)"));
   }
   // A file that does not even start right is not a dataset; say so rather than "truncated".
   if (std::memcmp(bytes_.data(), kFileMagic, 8) != 0) {
@@ -738,13 +742,13 @@ absl::Status DatasetReader::Parse() {
   FileHeader h;
   KILN_RETURN_IF_ERROR(Annotate(ParseFileHeader(bytes_, &h), where));
   if (h.version != t.version) {
-    return Corrupt(kiln::StrCat(where, "header says format version ", h.version,
-                                ", trailer says ", t.version));
+    return Corrupt(kiln::StrCat(where, "header says format version ", h.version, ", trailer says ",
+                                t.version));
   }
   version_ = t.version;
   const uint64_t header_end = kFileHeaderSize + uint64_t{h.schema_len};
-  if (header_end + kTrailerSize > size ||
-      t.footer_len > size - kTrailerSize - header_end || t.footer_len > kMaxFooterBytes) {
+  if (header_end + kTrailerSize > size || t.footer_len > size - kTrailerSize - header_end ||
+      t.footer_len > kMaxFooterBytes) {
     return Corrupt(kiln::StrCat(where, "header or footer length exceeds the file (truncated?)"));
   }
   KILN_RETURN_IF_ERROR(Annotate(
@@ -786,8 +790,8 @@ absl::Status DatasetReader::Parse() {
     rows += chunk_rows;
   }
   if (expected != footer_start) {
-    return Corrupt(kiln::StrCat(where, (footer_start - expected),
-                                " unaccounted bytes before the footer"));
+    return Corrupt(
+        kiln::StrCat(where, (footer_start - expected), " unaccounted bytes before the footer"));
   }
   if (rows != f.total_rows) {
     return Corrupt(kiln::StrCat(where, "footer says ", f.total_rows, " rows, chunks hold ", rows));
@@ -851,9 +855,9 @@ class DatasetStreamSource : public BlockSource {
   };
 
   // `expected` (from a manifest), when set, is the schema every file must have.
-  static absl::StatusOr<std::unique_ptr<BlockSource>> Create(
-      std::vector<Input> inputs, const ReadOptions& options,
-      std::optional<TableSchema> expected) {
+  static absl::StatusOr<std::unique_ptr<BlockSource>> Create(std::vector<Input> inputs,
+                                                             const ReadOptions& options,
+                                                             std::optional<TableSchema> expected) {
     std::unique_ptr<DatasetStreamSource> s(new DatasetStreamSource(std::move(inputs)));
     if (expected.has_value()) {
       s->file_schema_ = std::move(*expected);
@@ -876,12 +880,11 @@ class DatasetStreamSource : public BlockSource {
       char magic[4];
       KILN_ASSIGN_OR_RETURN(size_t n, ReadFully(cur_.get(), 4, magic));
       if (n < 4) {
-        return Corrupt(kiln::StrCat(name, ": ends at offset ", pos_ + n,
-                                    " before its footer (truncated?)"));
+        return Corrupt(
+            kiln::StrCat(name, ": ends at offset ", pos_ + n, " before its footer (truncated?)"));
       }
       if (std::memcmp(magic, kChunkMagic, 4) == 0) {
-        std::string at =
-            kiln::StrCat(name, ": chunk ", seen_.size(), " at offset ", pos_, ": ");
+        std::string at = kiln::StrCat(name, ": chunk ", seen_.size(), " at offset ", pos_, ": ");
         block->data.assign(magic, 4);
         KILN_ASSIGN_OR_RETURN(n, AppendFromFile(cur_.get(), kChunkHeaderSize - 4, &block->data));
         if (n < kChunkHeaderSize - 4) {
@@ -906,8 +909,8 @@ class DatasetStreamSource : public BlockSource {
         KILN_RETURN_IF_ERROR(FinishFile(name, std::string(magic, 4)));
         continue;
       }
-      return Corrupt(kiln::StrCat(name, ": offset ", pos_,
-                                  ": neither a chunk nor the footer starts here"));
+      return Corrupt(
+          kiln::StrCat(name, ": offset ", pos_, ": neither a chunk nor the footer starts here"));
     }
   }
 
@@ -940,8 +943,8 @@ class DatasetStreamSource : public BlockSource {
       if (n >= 8 && std::memcmp(fixed, kFileMagic, 8) != 0) {
         return Corrupt(kiln::StrCat(where, "not a kiln dataset file (bad magic at offset 0)"));
       }
-      return Corrupt(kiln::StrCat(where, "only ", n,
-                                  " bytes, too short for a dataset file (truncated?)"));
+      return Corrupt(
+          kiln::StrCat(where, "only ", n, " bytes, too short for a dataset file (truncated?)"));
     }
     FileHeader h;
     KILN_RETURN_IF_ERROR(Annotate(ParseFileHeader(std::string_view(fixed, n), &h), where));
@@ -956,9 +959,9 @@ class DatasetStreamSource : public BlockSource {
       file_schema_ = std::move(schema);
       have_schema_ = true;
     } else if (schema != file_schema_) {
-      return absl::FailedPreconditionError(
-          kiln::StrCat(where, "schema (", SchemaString(schema), ") differs from the dataset's (",
-                       SchemaString(file_schema_), ")"));
+      return absl::FailedPreconditionError(kiln::StrCat(where, "schema (", SchemaString(schema),
+                                                        ") differs from the dataset's (",
+                                                        SchemaString(file_schema_), ")"));
     }
     version_ = h.version;
     pos_ = kFileHeaderSize + h.schema_len;
@@ -977,13 +980,12 @@ class DatasetStreamSource : public BlockSource {
       return Corrupt(kiln::StrCat(where, "file ends inside the footer (truncated?)"));
     }
     Trailer t;
-    KILN_RETURN_IF_ERROR(
-        Annotate(ParseTrailer(std::string_view(tail).substr(tail.size() - kTrailerSize), &t),
-                 where));
+    KILN_RETURN_IF_ERROR(Annotate(
+        ParseTrailer(std::string_view(tail).substr(tail.size() - kTrailerSize), &t), where));
     std::string_view footer_bytes(tail.data(), tail.size() - kTrailerSize);
     if (t.version != version_) {
-      return Corrupt(kiln::StrCat(where, "trailer says format version ", t.version,
-                                  ", header ", version_));
+      return Corrupt(
+          kiln::StrCat(where, "trailer says format version ", t.version, ", header ", version_));
     }
     if (t.footer_len != footer_bytes.size()) {
       return Corrupt(kiln::StrCat(where, "trailer says the footer has ", t.footer_len,
@@ -998,9 +1000,9 @@ class DatasetStreamSource : public BlockSource {
       return Corrupt(kiln::StrCat(where, "schema differs from the file header's"));
     }
     if (f.chunks != seen_ || f.total_rows != rows_) {
-      return Corrupt(kiln::StrCat(where, "lists ", f.chunks.size(), " chunks and ",
-                                  f.total_rows, " rows; the file holds ", seen_.size(),
-                                  " chunks and ", rows_, " rows"));
+      return Corrupt(kiln::StrCat(where, "lists ", f.chunks.size(), " chunks and ", f.total_rows,
+                                  " rows; the file holds ", seen_.size(), " chunks and ", rows_,
+                                  " rows"));
     }
     cur_.reset();
     return absl::OkStatus();
@@ -1035,8 +1037,9 @@ absl::StatusOr<std::unique_ptr<BlockSource>> OpenDatasetFiles(Env* env,
   return DatasetStreamSource::Create(FileInputs(env, std::move(files)), options, std::nullopt);
 }
 
-absl::StatusOr<std::unique_ptr<BlockSource>> OpenDatasetStream(
-    std::string name, std::unique_ptr<SequentialFile> file, const ReadOptions& options) {
+absl::StatusOr<std::unique_ptr<BlockSource>> OpenDatasetStream(std::string name,
+                                                               std::unique_ptr<SequentialFile> file,
+                                                               const ReadOptions& options) {
   std::vector<DatasetStreamSource::Input> inputs;
   // The opener hands the stream over once; the source never asks twice for one input.
   auto holder = std::make_shared<std::unique_ptr<SequentialFile>>(std::move(file));
@@ -1132,8 +1135,7 @@ absl::StatusOr<DatasetManifest> ManifestFromJson(std::string_view text, std::str
       if (m.format_version > kManifestVersion) {
         return absl::FailedPreconditionError(
             kiln::StrCat(name, ": manifest format version ", m.format_version,
-                         " is newer than this kiln reads (", kManifestVersion,
-                         "); upgrade kiln"));
+                         " is newer than this kiln reads (", kManifestVersion, "); upgrade kiln"));
       }
       return Corrupt(kiln::StrCat(name, ": bad manifest format version ", m.format_version));
     }
@@ -1160,8 +1162,8 @@ absl::StatusOr<DatasetManifest> ManifestFromJson(std::string_view text, std::str
         DatasetFileInfo file;
         file.path = f.at("path").get<std::string>();
         if (!SafeRelativePath(file.path)) {
-          return Corrupt(kiln::StrCat(name, ": file path '", file.path,
-                                      "' leaves the dataset directory"));
+          return Corrupt(
+              kiln::StrCat(name, ": file path '", file.path, "' leaves the dataset directory"));
         }
         file.rows = f.value("rows", uint64_t{0});
         file.bytes = f.value("bytes", uint64_t{0});
@@ -1179,8 +1181,7 @@ absl::StatusOr<DatasetManifest> ManifestFromJson(std::string_view text, std::str
 absl::StatusOr<DatasetManifest> ReadManifest(Env* env, const std::string& dir) {
   std::string path = JoinPath(dir, kManifestName);
   if (!env->FileExists(path)) {
-    return absl::NotFoundError(
-        kiln::StrCat(dir, ": not a kiln dataset (no ", kManifestName, ")"));
+    return absl::NotFoundError(kiln::StrCat(dir, ": not a kiln dataset (no ", kManifestName, ")"));
   }
   KILN_ASSIGN_OR_RETURN(std::string text, ReadFileToString(env, path));
   return ManifestFromJson(text, path);

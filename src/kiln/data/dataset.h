@@ -113,7 +113,7 @@ class DatasetWriter {
 class DatasetReader {
  public:
   struct ChunkInfo {
-    uint64_t offset;     // of the chunk header in the file
+    uint64_t offset;  // of the chunk header in the file
     uint32_t rows;
     uint64_t first_row;  // index in the file of the chunk's first row
   };
@@ -165,8 +165,9 @@ absl::StatusOr<std::unique_ptr<BlockSource>> OpenDatasetFiles(Env* env,
                                                               std::vector<std::string> files,
                                                               const ReadOptions& options);
 // The same over an already open stream (e.g. a pipe, or bytes in memory).
-absl::StatusOr<std::unique_ptr<BlockSource>> OpenDatasetStream(
-    std::string name, std::unique_ptr<SequentialFile> file, const ReadOptions& options);
+absl::StatusOr<std::unique_ptr<BlockSource>> OpenDatasetStream(std::string name,
+                                                               std::unique_ptr<SequentialFile> file,
+                                                               const ReadOptions& options);
 
 // ---- Dataset directories -----------------------------------------------------------
 
@@ -192,7 +193,7 @@ struct DatasetSplitInfo {
 
 struct DatasetManifest {
   int format_version = kManifestVersion;
-  std::string created;  // UTC, RFC 3339
+  std::string created;        // UTC, RFC 3339
   std::string source_format;  // "csv", "jsonl", "tfrecord", "dataset"
   std::vector<std::string> source_files;
   std::optional<int64_t> span;

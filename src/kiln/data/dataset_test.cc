@@ -22,8 +22,7 @@ using ::testing::IsEmpty;
 // read-into-memory path instead of mmap.
 class ForwardingEnv : public Env {
  public:
-  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
-      const std::string& p) override {
+  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& p) override {
     ++opened;
     return base()->NewSequentialFile(p);
   }
@@ -67,19 +66,32 @@ Batch MakeBatch(size_t n) {
   s.type = ValueType::kString;
   l.name = "l";
   l.type = ValueType::kInt;
-  const double specials[] = {0.0, -0.0, std::numeric_limits<double>::infinity(),
+  const double specials[] = {0.0,
+                             -0.0,
+                             std::numeric_limits<double>::infinity(),
                              -std::numeric_limits<double>::infinity(),
-                             std::numeric_limits<double>::quiet_NaN(), 1e-310, 3.25};
+                             std::numeric_limits<double>::quiet_NaN(),
+                             1e-310,
+                             3.25};
   for (size_t r = 0; r < n; ++r) {
-    if (r % 7 == 3) i.AddMissing();
-    else if (r % 11 == 0) i.AddInt(std::numeric_limits<int64_t>::min());
-    else if (r % 13 == 0) i.AddInt(std::numeric_limits<int64_t>::max());
-    else i.AddInt(static_cast<int64_t>(r) * 1000003 - 5);
-    if (r % 5 == 4) f.AddMissing();
-    else f.AddFloat(r < 7 ? specials[r] : r * 0.5);
-    if (r % 9 == 1) s.AddMissing();
-    else if (r % 4 == 0) s.AddString("");
-    else s.AddString("row-" + std::to_string(r));
+    if (r % 7 == 3)
+      i.AddMissing();
+    else if (r % 11 == 0)
+      i.AddInt(std::numeric_limits<int64_t>::min());
+    else if (r % 13 == 0)
+      i.AddInt(std::numeric_limits<int64_t>::max());
+    else
+      i.AddInt(static_cast<int64_t>(r) * 1000003 - 5);
+    if (r % 5 == 4)
+      f.AddMissing();
+    else
+      f.AddFloat(r < 7 ? specials[r] : r * 0.5);
+    if (r % 9 == 1)
+      s.AddMissing();
+    else if (r % 4 == 0)
+      s.AddString("");
+    else
+      s.AddString("row-" + std::to_string(r));
     // List column: r % 4 values; every 6th row missing (an empty list stays present).
     if (r % 6 == 5) {
       l.AddMissing();
@@ -207,8 +219,8 @@ TEST(DatasetTest, NonDefaultEnvReadsThroughTheEnv) {
 
 TEST(DatasetTest, BatchColumnsAreMatchedByNameAndAbsentOnesAreMissing) {
   testing::TempDir dir;
-  TableSchema schema = {{"b", ValueType::kString}, {"a", ValueType::kInt},
-                        {"gone", ValueType::kFloat}};
+  TableSchema schema = {
+      {"b", ValueType::kString}, {"a", ValueType::kInt}, {"gone", ValueType::kFloat}};
   auto w = DatasetWriter::Create(Env::Default(), dir.File("d.kds"), schema);
   ASSERT_TRUE(w.ok());
   Batch batch;
@@ -434,9 +446,8 @@ TEST_F(CorruptionTest, FlippedPayloadByteIsDataLossNamingTheChunk) {
   EXPECT_TRUE((*r)->ReadChunk(0, &batch).ok());
   absl::Status s = (*r)->ReadChunk(1, &batch);
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(s.message(),
-              HasSubstr(kiln::StrCat(path_, ": chunk 1 at offset ", chunk1_,
-                                     ": chunk CRC mismatch")));
+  EXPECT_THAT(s.message(), HasSubstr(kiln::StrCat(path_, ": chunk 1 at offset ", chunk1_,
+                                                  ": chunk CRC mismatch")));
   EXPECT_TRUE((*r)->ReadChunk(2, &batch).ok());
 
   s = StreamStatus();
@@ -470,8 +481,8 @@ TEST_F(CorruptionTest, FlippedFooterByteIsDataLoss) {
 }
 
 TEST_F(CorruptionTest, TruncatedFileIsDataLoss) {
-  for (size_t keep : {bytes_.size() - 1, bytes_.size() - 30, size_t(chunk2_ + 10),
-                      size_t(chunk1_), size_t(25), size_t(10), size_t(0)}) {
+  for (size_t keep : {bytes_.size() - 1, bytes_.size() - 30, size_t(chunk2_ + 10), size_t(chunk1_),
+                      size_t(25), size_t(10), size_t(0)}) {
     Save(bytes_.substr(0, keep));
     absl::Status s = OpenStatus();
     EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << keep << ": " << s;
@@ -499,8 +510,8 @@ TEST_F(CorruptionTest, BadMagicIsDataLoss) {
 
 TEST_F(CorruptionTest, NewerFormatVersionIsFailedPrecondition) {
   std::string b = bytes_;
-  b[8] = 2;                // header version
-  b[b.size() - 12] = 2;    // trailer version
+  b[8] = 2;              // header version
+  b[b.size() - 12] = 2;  // trailer version
   Save(b);
   absl::Status s = OpenStatus();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
@@ -536,8 +547,8 @@ TEST(DatasetTest, OverridesWidenColumnsAndRefuseNarrowing) {
   std::string path = WriteDataset(dir.File("d.kds"), batch);
 
   ReadOptions widen;
-  widen.type_overrides = {{"n", ValueType::kFloat}, {"x", ValueType::kString},
-                          {"not_there", ValueType::kInt}};
+  widen.type_overrides = {
+      {"n", ValueType::kFloat}, {"x", ValueType::kString}, {"not_there", ValueType::kInt}};
   auto source = OpenDatasetFiles(Env::Default(), {path}, widen);
   ASSERT_TRUE(source.ok()) << source.status();
   EXPECT_EQ((*source)->KnownSchema(),
@@ -573,8 +584,8 @@ TEST(DatasetTest, StreamsSeveralFilesInOrderAndRejectsMixedSchemas) {
   Batch a = MakeBatch(10), b = MakeBatch(30);
   WriteDataset(dir.File("a.kds"), a);
   WriteDataset(dir.File("b.kds"), b);
-  auto rows = ReadAllStream(*OpenDatasetFiles(Env::Default(),
-                                              {dir.File("a.kds"), dir.File("b.kds")}, {}));
+  auto rows =
+      ReadAllStream(*OpenDatasetFiles(Env::Default(), {dir.File("a.kds"), dir.File("b.kds")}, {}));
   ASSERT_TRUE(rows.ok()) << rows.status();
   Batch want;
   AppendBatch(a, &want);

@@ -1,18 +1,16 @@
 #include "kiln/data/example_codec.h"
 
-#include <charconv>
-
-#include "kiln/data/jsonl.h"
-
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/stubs/logging.h>
 
 #include <algorithm>
+#include <charconv>
 #include <utility>
 
 #include "kiln/base/str.h"
 #include "kiln/base/string_map.h"
+#include "kiln/data/jsonl.h"
 #include "tensorflow/core/example/example.pb.h"
 
 namespace kiln::data {
@@ -49,8 +47,7 @@ std::optional<ValueType> KindType(const tensorflow::Feature& f) {
 
 // ---------------------------------------------------------------------------- source
 
-TfRecordSource::TfRecordSource(Env* env, std::vector<std::string> files,
-                               const ReadOptions& options)
+TfRecordSource::TfRecordSource(Env* env, std::vector<std::string> files, const ReadOptions& options)
     : env_(env),
       files_(std::move(files)),
       block_bytes_(std::clamp<size_t>(options.block_bytes, 1, kMaxBlockBytes)) {
@@ -59,8 +56,9 @@ TfRecordSource::TfRecordSource(Env* env, std::vector<std::string> files,
 
 TfRecordSource::~TfRecordSource() = default;
 
-absl::StatusOr<std::unique_ptr<TfRecordSource>> TfRecordSource::Open(
-    Env* env, std::vector<std::string> files, const ReadOptions& options) {
+absl::StatusOr<std::unique_ptr<TfRecordSource>> TfRecordSource::Open(Env* env,
+                                                                     std::vector<std::string> files,
+                                                                     const ReadOptions& options) {
   for (const std::string& f : files) {
     if (!env->FileExists(f)) return absl::NotFoundError(kiln::StrCat(f, ": no such file"));
   }
@@ -69,8 +67,7 @@ absl::StatusOr<std::unique_ptr<TfRecordSource>> TfRecordSource::Open(
 
 absl::StatusOr<std::unique_ptr<TfRecordSource>> TfRecordSource::FromMemory(
     std::string data, std::string name, const ReadOptions& options) {
-  std::unique_ptr<TfRecordSource> source(
-      new TfRecordSource(nullptr, {std::move(name)}, options));
+  std::unique_ptr<TfRecordSource> source(new TfRecordSource(nullptr, {std::move(name)}, options));
   source->memory_ = std::move(data);
   return source;
 }
@@ -158,10 +155,10 @@ absl::Status TfRecordSource::Decode(const RawBlock& block, Batch* out, BadRowSin
     const uint64_t this_offset = offset;
     offset += kTfRecordHeaderBytes + raw.size() + kTfRecordFooterBytes;
     auto bad_row = [&](std::string_view why) {
-      return bad->Add(BadRow{block.file, this_record,
-                             kiln::StrCat("record ", this_record, " at byte offset ",
-                                          this_offset, ": ", why),
-                             std::string(raw)});
+      return bad->Add(
+          BadRow{block.file, this_record,
+                 kiln::StrCat("record ", this_record, " at byte offset ", this_offset, ": ", why),
+                 std::string(raw)});
     };
 
     if (!example.ParseFromArray(raw.data(), static_cast<int>(raw.size()))) {
@@ -268,8 +265,8 @@ absl::Status TfRecordSource::Decode(const RawBlock& block, Batch* out, BadRowSin
 ExampleWriter::~ExampleWriter() = default;
 
 absl::StatusOr<std::unique_ptr<ExampleWriter>> ExampleWriter::Create(Env* env,
-                                                                   const std::string& path,
-                                                                   const Options& options) {
+                                                                     const std::string& path,
+                                                                     const Options& options) {
   TFRecordWriter::Options o;
   o.gzip = options.gzip;
   KILN_ASSIGN_OR_RETURN(auto writer, TFRecordWriter::Create(env, path, o));
@@ -280,9 +277,8 @@ absl::Status ExampleWriter::Write(const Batch& batch) {
   StringViewSet names;
   for (const Column& col : batch.columns) {
     if (col.num_rows() != batch.num_rows || col.offsets.size() != batch.num_rows + 1) {
-      return absl::InvalidArgumentError(kiln::StrCat("column '", col.name, "' has ",
-                                                     col.num_rows(), " rows but the batch has ",
-                                                     batch.num_rows));
+      return absl::InvalidArgumentError(kiln::StrCat("column '", col.name, "' has ", col.num_rows(),
+                                                     " rows but the batch has ", batch.num_rows));
     }
     if (!names.insert(col.name).second) {
       return absl::InvalidArgumentError(

@@ -93,8 +93,7 @@ class ExampleWriter {
   };
   static absl::StatusOr<std::unique_ptr<ExampleWriter>> Create(Env* env, const std::string& path,
                                                                const Options& options);
-  static absl::StatusOr<std::unique_ptr<ExampleWriter>> Create(Env* env,
-                                                               const std::string& path) {
+  static absl::StatusOr<std::unique_ptr<ExampleWriter>> Create(Env* env, const std::string& path) {
     return Create(env, path, Options());
   }
   ~ExampleWriter();

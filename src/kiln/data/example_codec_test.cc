@@ -149,12 +149,10 @@ TEST_P(TfRecordFixtureTest, ReadsIndependentlyWrittenExamplesExactly) {
   EXPECT_EQ(r.blocks[0].first_line, 0u);
   EXPECT_EQ(r.blocks[0].byte_offset, 0u);
   EXPECT_THAT(Describe(b),
-              ElementsAre("age:INT [34] [-7] - [0] -",
-                          "emb:FLOAT [1,-2.5,3.25] [0,0,0] - - -",
+              ElementsAre("age:INT [34] [-7] - [0] -", "emb:FLOAT [1,-2.5,3.25] [0,0,0] - - -",
                           "name:STRING ['alice'] ['bob'] [''] ['\\xff\\x00z'] -",
                           "score:FLOAT [0.5] - [0.10000000149011612] - -",
-                          "tags:STRING ['x','y'] [] - ['z'] -",
-                          "nokind:INT - [] - - -",
+                          "tags:STRING ['x','y'] [] - ['z'] -", "nokind:INT - [] - - -",
                           "ids:INT - - [1,2,9223372036854775807,-9223372036854775808] - -"));
   EXPECT_EQ(sink.count(), 0u);
 }
@@ -216,11 +214,11 @@ TEST(ExampleWriterTest, RoundTripsPlainAndGzip) {
     // Features come back in name order within a record: f, i, s. Each column holds the
     // sample's four rows twice.
     auto twice = [](std::string head, std::string rows) { return head + rows + rows; };
-    EXPECT_THAT(Describe(b),
-                ElementsAre(twice("f:FLOAT", " [0.10000000149011612] [-2.5] - "
-                                             "[1.0000000150474662e+30,0.25]"),
-                            twice("i:INT", " [5] - [-1,0,9223372036854775807] []"),
-                            twice("s:STRING", " - ['a\\x00\\x62'] ['','zz'] -")))
+    EXPECT_THAT(Describe(b), ElementsAre(twice("f:FLOAT",
+                                               " [0.10000000149011612] [-2.5] - "
+                                               "[1.0000000150474662e+30,0.25]"),
+                                         twice("i:INT", " [5] - [-1,0,9223372036854775807] []"),
+                                         twice("s:STRING", " - ['a\\x00\\x62'] ['','zz'] -")))
         << "gzip=" << gzip;
   }
 }

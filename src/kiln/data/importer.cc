@@ -66,8 +66,8 @@ absl::StatusOr<ImportResult> ImportDataset(Env* env, const InputSet& input,
       std::vector<std::string> names;
       for (const ColumnSpec& c : schema) names.push_back(c.name);
       return absl::InvalidArgumentError(
-          kiln::StrCat("import: partition feature '", partition, "' is not a column; columns: ",
-                       kiln::StrJoin(names, ", ")));
+          kiln::StrCat("import: partition feature '", partition,
+                       "' is not a column; columns: ", kiln::StrJoin(names, ", ")));
     }
   }
 
@@ -130,8 +130,8 @@ absl::StatusOr<ImportResult> ImportDataset(Env* env, const InputSet& input,
     info.rows = writers[s]->num_rows();
     // One file per split, so the split's byte stream is that file's.
     info.fingerprint = writers[s]->sha256();
-    info.files.push_back({SplitFileName(info.name), info.rows, writers[s]->file_bytes(),
-                          writers[s]->sha256()});
+    info.files.push_back(
+        {SplitFileName(info.name), info.rows, writers[s]->file_bytes(), writers[s]->sha256()});
     total.Update(kiln::StrCat(info.name, "\t", info.fingerprint, "\n"));
     m.num_rows += info.rows;
     m.splits.push_back(std::move(info));

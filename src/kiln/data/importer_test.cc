@@ -241,8 +241,7 @@ TEST_F(ImporterTest, BadRowsAreCountedOrStopTheImport) {
 // moment a crash would hurt most.
 class NoManifestEnv : public Env {
  public:
-  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
-      const std::string& p) override {
+  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& p) override {
     return base()->NewSequentialFile(p);
   }
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& p) override {

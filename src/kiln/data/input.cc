@@ -8,7 +8,6 @@
 #include "absl/strings/match.h"
 #include "kiln/base/str.h"
 #include "kiln/base/string_map.h"
-
 #include "kiln/data/csv.h"
 #include "kiln/data/dataset.h"
 #include "kiln/data/example_codec.h"
@@ -87,9 +86,10 @@ absl::Status FinishFiles(std::vector<std::string> files, const std::string& spec
     for (const auto& f : files) {
       std::optional<Format> ff = FormatFromName(f);
       if (!ff) {
-        return absl::InvalidArgumentError(kiln::StrCat(
-            f, ": cannot tell the format from the extension; use .csv, .tsv, .jsonl, "
-               ".tfrecord (optionally .gz) or pass --format"));
+        return absl::InvalidArgumentError(
+            kiln::StrCat(f,
+                         ": cannot tell the format from the extension; use .csv, .tsv, .jsonl, "
+                         ".tfrecord (optionally .gz) or pass --format"));
       }
       if (format && *ff != *format) {
         return absl::InvalidArgumentError(kiln::StrCat("'", spec, "' mixes ", FormatName(*format),
@@ -140,8 +140,8 @@ absl::StatusOr<InputSet> ResolveSpans(Env* env, const std::string& spec,
   if (!empty_spans.empty() && empty_spans.rbegin()->first > span && !options.span) {
     // The newest span has no data yet (still being written?): say so rather than
     // quietly reading an older one.
-    return absl::NotFoundError(kiln::StrCat("the newest span, ", empty_spans.rbegin()->first,
-                                            " (", empty_spans.rbegin()->second,
+    return absl::NotFoundError(kiln::StrCat("the newest span, ", empty_spans.rbegin()->first, " (",
+                                            empty_spans.rbegin()->second,
                                             "), holds no data files; name a span with --span"));
   }
   if (options.span) {
@@ -176,9 +176,8 @@ absl::StatusOr<InputSet> ResolveInput(Env* env, const std::string& spec,
       return out;
     }
     KILN_ASSIGN_OR_RETURN(auto names, env->ListDir(spec));
-    bool has_spans = std::any_of(names.begin(), names.end(), [](const std::string& n) {
-      return absl::StartsWith(n, "span-");
-    });
+    bool has_spans = std::any_of(names.begin(), names.end(),
+                                 [](const std::string& n) { return absl::StartsWith(n, "span-"); });
     if (has_spans) return ResolveSpans(env, JoinPath(spec, "span-{SPAN}"), options);
     if (options.span) {
       return absl::InvalidArgumentError(
@@ -188,9 +187,10 @@ absl::StatusOr<InputSet> ResolveInput(Env* env, const std::string& spec,
     if (files.empty()) {
       for (const auto& n : names) {
         if (absl::EndsWith(n, ".kds") || env->IsDirectory(JoinPath(spec, n))) {
-          return absl::NotFoundError(kiln::StrCat(
-              spec, ": not a kiln dataset (no manifest.json; an import may have been "
-                    "interrupted) and holds no data files"));
+          return absl::NotFoundError(
+              kiln::StrCat(spec,
+                           ": not a kiln dataset (no manifest.json; an import may have been "
+                           "interrupted) and holds no data files"));
         }
       }
     }
@@ -198,14 +198,13 @@ absl::StatusOr<InputSet> ResolveInput(Env* env, const std::string& spec,
     return out;
   }
   if (options.span) {
-    return absl::InvalidArgumentError(kiln::StrCat(
-        "--span ", *options.span, " given but '", spec,
-        "' has no spans; use a pattern with {SPAN} or a directory of span-N folders"));
+    return absl::InvalidArgumentError(
+        kiln::StrCat("--span ", *options.span, " given but '", spec,
+                     "' has no spans; use a pattern with {SPAN} or a directory of span-N folders"));
   }
   if (!options.split.empty()) {
-    return absl::InvalidArgumentError(kiln::StrCat(
-        "--split ", options.split, " given but '", spec,
-        "' is not a dataset written by `kiln import`"));
+    return absl::InvalidArgumentError(kiln::StrCat("--split ", options.split, " given but '", spec,
+                                                   "' is not a dataset written by `kiln import`"));
   }
   if (HasGlobChars(spec)) {
     KILN_ASSIGN_OR_RETURN(auto files, Glob(spec));
@@ -251,7 +250,8 @@ absl::StatusOr<TableSchema> InferTableSchema(Env* env, const InputSet& input,
   const int threads = DefaultThreads();
   std::vector<StringMap<Seen>> per_thread(threads);
   KILN_RETURN_IF_ERROR(ForEachBatchParallel(
-      source.get(), bad, threads, [&](int t, Batch& batch) -> absl::Status {
+      source.get(), bad, threads,
+      [&](int t, Batch& batch) -> absl::Status {
         auto& seen = per_thread[t];
         for (size_t c = 0; c < batch.columns.size(); ++c) {
           const Column& col = batch.columns[c];

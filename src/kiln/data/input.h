@@ -26,9 +26,9 @@ struct InputSet {
 };
 
 struct ResolveOptions {
-  std::optional<int64_t> span;     // pick this span instead of the newest
-  std::optional<Format> format;    // override detection by extension
-  std::string split;               // dataset artifacts: read only this split
+  std::optional<int64_t> span;   // pick this span instead of the newest
+  std::optional<Format> format;  // override detection by extension
+  std::string split;             // dataset artifacts: read only this split
 };
 
 // Resolves `spec`:

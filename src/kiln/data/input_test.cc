@@ -10,9 +10,9 @@
 namespace kiln::data {
 namespace {
 
+using kiln::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using kiln::testing::TempDir;
 
 TEST(ResolveInputTest, FileGlobAndFormatDetection) {
   TempDir dir;
@@ -83,8 +83,8 @@ TEST(InferTableSchemaTest, WidestTypeOverAllBlocksInHeaderOrder) {
   TempDir dir;
   std::string text = "a,b,c\n";
   for (int i = 0; i < 20000; ++i) text += std::to_string(i) + ",1,x\n";
-  text += "7,2.5,y\n";      // b becomes FLOAT only at the end
-  text += "oops,3,z\n";     // a becomes STRING only at the end
+  text += "7,2.5,y\n";   // b becomes FLOAT only at the end
+  text += "oops,3,z\n";  // a becomes STRING only at the end
   std::string path = dir.Write("w.csv", text);
   auto input = ResolveInput(Env::Default(), path);
   ASSERT_TRUE(input.ok());
@@ -93,9 +93,9 @@ TEST(InferTableSchemaTest, WidestTypeOverAllBlocksInHeaderOrder) {
   BadRowSink bad(BadRowPolicy::kError);
   auto schema = InferTableSchema(Env::Default(), *input, opts, &bad);
   ASSERT_TRUE(schema.ok()) << schema.status();
-  EXPECT_EQ(*schema, (TableSchema{{"a", ValueType::kString},
-                                  {"b", ValueType::kFloat},
-                                  {"c", ValueType::kString}}));
+  EXPECT_EQ(*schema,
+            (TableSchema{
+                {"a", ValueType::kString}, {"b", ValueType::kFloat}, {"c", ValueType::kString}}));
 }
 
 }  // namespace

@@ -115,8 +115,7 @@ class JsonlSource : public BlockSource {
 };
 
 // Checks one object and returns an error message, or "" when the row is good.
-std::string CheckRow(simdjson::dom::object obj,
-                     const StringMap<ValueType>& fixed,
+std::string CheckRow(simdjson::dom::object obj, const StringMap<ValueType>& fixed,
                      StringViewSet* keys) {
   keys->clear();
   for (auto field : obj) {
@@ -133,9 +132,10 @@ std::string CheckRow(simdjson::dom::object obj,
           return kiln::StrCat("field '", key,
                               "': arrays may hold only numbers, strings and booleans");
         }
-        if (kind == Kind::kNull) kind = k;
-        else if (k != kind) kind = (k == Kind::kString || kind == Kind::kString) ? Kind::kString
-                                                                                : Kind::kFloat;
+        if (kind == Kind::kNull)
+          kind = k;
+        else if (k != kind)
+          kind = (k == Kind::kString || kind == Kind::kString) ? Kind::kString : Kind::kFloat;
       }
     } else {
       kind = ScalarKind(field.value);
@@ -168,10 +168,14 @@ void AppendScalar(Column* col, simdjson::dom::element v) {
                                       : v.get_int64().value_unsafe());
       break;
     case ValueType::kFloat:
-      if (v.is_bool()) col->floats.push_back(v.get_bool().value_unsafe() ? 1.0 : 0.0);
-      else if (v.is_int64()) col->floats.push_back(static_cast<double>(v.get_int64().value_unsafe()));
-      else if (v.is_uint64()) col->floats.push_back(static_cast<double>(v.get_uint64().value_unsafe()));
-      else col->floats.push_back(v.get_double().value_unsafe());
+      if (v.is_bool())
+        col->floats.push_back(v.get_bool().value_unsafe() ? 1.0 : 0.0);
+      else if (v.is_int64())
+        col->floats.push_back(static_cast<double>(v.get_int64().value_unsafe()));
+      else if (v.is_uint64())
+        col->floats.push_back(static_cast<double>(v.get_uint64().value_unsafe()));
+      else
+        col->floats.push_back(v.get_double().value_unsafe());
       break;
     case ValueType::kString:
       if (k == Kind::kString) {

@@ -8,8 +8,8 @@
 namespace kiln::data {
 namespace {
 
-using ::testing::HasSubstr;
 using kiln::testing::TempDir;
+using ::testing::HasSubstr;
 
 absl::StatusOr<Batch> ReadOne(const std::string& path, BadRowPolicy policy = BadRowPolicy::kError,
                               uint64_t* bad_count = nullptr, ReadOptions opts = {}) {

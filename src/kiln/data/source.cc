@@ -1,14 +1,13 @@
 #include "kiln/data/source.h"
 
-#include "kiln/data/tfrecord.h"
-
 #include <algorithm>
 #include <condition_variable>
-#include <tuple>
 #include <deque>
 #include <thread>
+#include <tuple>
 
 #include "kiln/base/str.h"
+#include "kiln/data/tfrecord.h"
 
 namespace kiln::data {
 

@@ -5,11 +5,11 @@
 #include <numeric>
 
 #include "absl/strings/numbers.h"
-#include "kiln/base/str.h"
-#include "kiln/base/string_map.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "kiln/base/hash.h"
+#include "kiln/base/str.h"
+#include "kiln/base/string_map.h"
 
 namespace kiln::data {
 namespace {
@@ -56,9 +56,8 @@ void PutValues(const Column& c, size_t row, std::string* out) {
 std::vector<size_t> NameOrder(const Batch& batch) {
   std::vector<size_t> order(batch.columns.size());
   std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return batch.columns[a].name < batch.columns[b].name;
-  });
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return batch.columns[a].name < batch.columns[b].name; });
   return order;
 }
 
@@ -122,10 +121,9 @@ absl::StatusOr<SplitConfig> ParseSplitConfig(std::string_view spec_view) {
     item = absl::StripAsciiWhitespace(item);
     std::vector<absl::string_view> parts = absl::StrSplit(item, ':');
     int weight = 0;
-    if (parts.size() != 2 ||
-        !absl::SimpleAtoi(absl::StripAsciiWhitespace(parts[1]), &weight)) {
-      return absl::InvalidArgumentError(kiln::StrCat(
-          "split spec '", spec, "': item '", item, "' is not NAME:WEIGHT (e.g. train:2,eval:1)"));
+    if (parts.size() != 2 || !absl::SimpleAtoi(absl::StripAsciiWhitespace(parts[1]), &weight)) {
+      return absl::InvalidArgumentError(kiln::StrCat("split spec '", spec, "': item '", item,
+                                                     "' is not NAME:WEIGHT (e.g. train:2,eval:1)"));
     }
     config.splits.emplace_back(std::string(absl::StripAsciiWhitespace(parts[0])), weight);
   }

@@ -216,8 +216,10 @@ TEST(SplitAssignerTest, PartitionFeatureKeepsEqualValuesTogether) {
   b.columns = {IntColumn("event"), StringColumn("user")};
   for (int r = 0; r < kRows; ++r) {
     b.columns[0].AddInt(r);
-    if (r % 100 == 99) b.columns[1].AddMissing();
-    else b.columns[1].AddString("user-" + std::to_string(r % 997));
+    if (r % 100 == 99)
+      b.columns[1].AddMissing();
+    else
+      b.columns[1].AddString("user-" + std::to_string(r % 997));
   }
   auto a = SplitAssigner::Create(SplitConfig{{{"train", 2}, {"eval", 1}}, "user"});
   ASSERT_TRUE(a.ok());
@@ -226,8 +228,10 @@ TEST(SplitAssignerTest, PartitionFeatureKeepsEqualValuesTogether) {
   std::map<std::string, std::set<int>> splits_of_user;
   std::set<int> splits_of_missing;
   for (int r = 0; r < kRows; ++r) {
-    if (!b.columns[1].is_present(r)) splits_of_missing.insert(got[r]);
-    else splits_of_user[std::string(b.columns[1].str(b.columns[1].offsets[r]))].insert(got[r]);
+    if (!b.columns[1].is_present(r))
+      splits_of_missing.insert(got[r]);
+    else
+      splits_of_user[std::string(b.columns[1].str(b.columns[1].offsets[r]))].insert(got[r]);
   }
   int train_users = 0;
   for (const auto& [user, splits] : splits_of_user) {

@@ -90,8 +90,8 @@ absl::StatusOr<bool> TextBlockCutter::Next(RawBlock* block) {
     boundary = row_end_(buf_.data(), buf_.size());
     if (boundary > 0) break;
     if (buf_.size() > kMaxRowBytes) {
-      return absl::InvalidArgumentError(kiln::StrCat(
-          path_, ":", line_, ": a row longer than 1 GiB (an unclosed quote?)"));
+      return absl::InvalidArgumentError(
+          kiln::StrCat(path_, ":", line_, ": a row longer than 1 GiB (an unclosed quote?)"));
     }
     KILN_RETURN_IF_ERROR(ReadMore(std::max(block_bytes_, buf_.size())));
   }

@@ -203,8 +203,9 @@ absl::StatusOr<std::unique_ptr<TFRecordReader>> TFRecordReader::Open(Env* env,
   return std::unique_ptr<TFRecordReader>(new TFRecordReader(std::move(top), path, gzip, options));
 }
 
-absl::StatusOr<std::unique_ptr<TFRecordReader>> TFRecordReader::FromMemory(
-    std::string_view data, std::string name, const Options& options) {
+absl::StatusOr<std::unique_ptr<TFRecordReader>> TFRecordReader::FromMemory(std::string_view data,
+                                                                           std::string name,
+                                                                           const Options& options) {
   const bool gzip = HasGzipMagic(data);
   std::unique_ptr<ChunkStream> top = std::make_unique<MemoryStream>(data);
   if (gzip) {
@@ -215,9 +216,9 @@ absl::StatusOr<std::unique_ptr<TFRecordReader>> TFRecordReader::FromMemory(
 }
 
 absl::Status TFRecordReader::WithContext(const absl::Status& s) const {
-  return absl::Status(s.code(), kiln::StrCat(name_, ": record ", next_index_, " at byte offset ",
-                                             cur_offset_, compressed_ ? " (uncompressed)" : "",
-                                             ": ", s.message()));
+  return absl::Status(s.code(),
+                      kiln::StrCat(name_, ": record ", next_index_, " at byte offset ", cur_offset_,
+                                   compressed_ ? " (uncompressed)" : "", ": ", s.message()));
 }
 
 absl::Status TFRecordReader::Corrupt(const std::string& what) const {
@@ -346,8 +347,8 @@ TFRecordWriter::TFRecordWriter(std::unique_ptr<AtomicFileWriter> file,
 TFRecordWriter::~TFRecordWriter() = default;
 
 absl::StatusOr<std::unique_ptr<TFRecordWriter>> TFRecordWriter::Create(Env* env,
-                                                                     const std::string& path,
-                                                                     const Options& options) {
+                                                                       const std::string& path,
+                                                                       const Options& options) {
   std::unique_ptr<Deflater> deflater;
   if (options.gzip) {
     deflater = std::make_unique<Deflater>();

@@ -43,8 +43,7 @@ class TFRecordReader {
   // header that cannot be read.
   static absl::StatusOr<std::unique_ptr<TFRecordReader>> Open(Env* env, const std::string& path,
                                                               const Options& options);
-  static absl::StatusOr<std::unique_ptr<TFRecordReader>> Open(Env* env,
-                                                              const std::string& path) {
+  static absl::StatusOr<std::unique_ptr<TFRecordReader>> Open(Env* env, const std::string& path) {
     return Open(env, path, Options());
   }
   // Reads TFRecord bytes (plain or gzip) held in memory; `data` must outlive the reader.
@@ -98,16 +97,14 @@ class TFRecordReader {
 class TFRecordWriter {
  public:
   struct Options {
-    bool gzip = false;           // default: plain TFRecord
-    int gzip_level = -1;         // zlib level 0..9; default -1 (zlib's default, 6)
+    bool gzip = false;    // default: plain TFRecord
+    int gzip_level = -1;  // zlib level 0..9; default -1 (zlib's default, 6)
   };
 
   // Starts writing `path` atomically: nothing appears at `path` until Close() succeeds.
-  static absl::StatusOr<std::unique_ptr<TFRecordWriter>> Create(Env* env,
-                                                                const std::string& path,
+  static absl::StatusOr<std::unique_ptr<TFRecordWriter>> Create(Env* env, const std::string& path,
                                                                 const Options& options);
-  static absl::StatusOr<std::unique_ptr<TFRecordWriter>> Create(Env* env,
-                                                                const std::string& path) {
+  static absl::StatusOr<std::unique_ptr<TFRecordWriter>> Create(Env* env, const std::string& path) {
     return Create(env, path, Options());
   }
   // Destroying a writer that was not closed discards the file.

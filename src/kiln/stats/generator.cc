@@ -7,10 +7,10 @@
 #include <optional>
 
 #include "absl/container/flat_hash_map.h"
-#include "kiln/base/str.h"
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "kiln/base/hash.h"
+#include "kiln/base/str.h"
 #include "kiln/base/utf8.h"
 #include "kiln/data/csv.h"
 #include "kiln/stats/hll.h"
@@ -176,8 +176,10 @@ struct FeatureAcc {
       if (v < min) min = v;
       if (v > max) max = v;
       if (std::isinf(v)) {
-        if (v > 0) ++num_pos_inf;
-        else ++num_neg_inf;
+        if (v > 0)
+          ++num_pos_inf;
+        else
+          ++num_neg_inf;
       } else {
         kll.Add(v);
       }
@@ -203,8 +205,8 @@ struct FeatureAcc {
       strings.Add(v, Hash64(v));
       // Most strings are plainly not numbers: decide those from the first byte.
       const unsigned char c0 = v.empty() ? 0 : static_cast<unsigned char>(v[0]);
-      const bool maybe_number = (c0 >= '0' && c0 <= '9') || c0 == '-' || c0 == '+' ||
-                                c0 == '.' || c0 == ' ' || (c0 | 0x20) == 'i' || (c0 | 0x20) == 'n';
+      const bool maybe_number = (c0 >= '0' && c0 <= '9') || c0 == '-' || c0 == '+' || c0 == '.' ||
+                                c0 == ' ' || (c0 | 0x20) == 'i' || (c0 | 0x20) == 'n';
       int64_t iv;
       double dv;
       if (!maybe_number) {
@@ -314,7 +316,8 @@ absl::StatusOr<ThreadState> Pass(Env* env, const data::InputSet& input,
   int threads = std::clamp(options.threads > 0 ? options.threads : data::DefaultThreads(), 1, 256);
   std::vector<ThreadState> states(threads);
   KILN_RETURN_IF_ERROR(data::ForEachBatchParallel(
-      source.get(), bad, threads, [&](int t, Batch& batch) -> absl::Status {
+      source.get(), bad, threads,
+      [&](int t, Batch& batch) -> absl::Status {
         Accumulate(batch, options, &states[t], only);
         return absl::OkStatus();
       },
@@ -324,8 +327,10 @@ absl::StatusOr<ThreadState> Pass(Env* env, const data::InputSet& input,
     total.num_examples += states[t].num_examples;
     for (auto& [name, acc] : states[t].features) {
       auto& slot = total.features[name];
-      if (!slot) slot = std::move(acc);
-      else slot->Merge(*acc);
+      if (!slot)
+        slot = std::move(acc);
+      else
+        slot->Merge(*acc);
     }
   }
   return total;
@@ -401,8 +406,8 @@ void FillCommon(const FeatureAcc& acc, const StatsOptions& options, uint64_t num
     auto* h = c->mutable_num_values_histogram();
     if (acc.all_single) {
       h->set_type(tfmd::Histogram::QUANTILES);
-      double per = static_cast<double>(acc.num_non_missing) /
-                   options.num_quantiles_histogram_buckets;
+      double per =
+          static_cast<double>(acc.num_non_missing) / options.num_quantiles_histogram_buckets;
       for (int i = 0; i < options.num_quantiles_histogram_buckets; ++i) {
         auto* b = h->add_buckets();
         b->set_low_value(1);
@@ -430,7 +435,8 @@ tfmd::FeatureNameStatistics BuildFeature(const FeatureAcc& acc, const StatsOptio
     auto* s = f.mutable_string_stats();
     FillCommon(acc, options, num_examples, s->mutable_common_stats());
     s->set_unique(acc.strings.Unique());
-    auto top = acc.strings.Top(std::max(options.num_top_values, options.num_rank_histogram_buckets));
+    auto top =
+        acc.strings.Top(std::max(options.num_top_values, options.num_rank_histogram_buckets));
     for (size_t i = 0; i < top.size() && i < static_cast<size_t>(options.num_top_values); ++i) {
       auto* tv = s->add_top_values();
       tv->set_value(SanitizeUtf8(top[i].first));
@@ -441,8 +447,8 @@ tfmd::FeatureNameStatistics BuildFeature(const FeatureAcc& acc, const StatsOptio
                                            static_cast<double>(acc.strings.total())));
     }
     auto* rh = s->mutable_rank_histogram();
-    for (size_t i = 0; i < top.size() && i < static_cast<size_t>(options.num_rank_histogram_buckets);
-         ++i) {
+    for (size_t i = 0;
+         i < top.size() && i < static_cast<size_t>(options.num_rank_histogram_buckets); ++i) {
       auto* b = rh->add_buckets();
       b->set_low_rank(i);
       b->set_high_rank(i);
@@ -477,7 +483,8 @@ tfmd::FeatureNameStatistics BuildFeature(const FeatureAcc& acc, const StatsOptio
     n->set_std_dev(std::sqrt(acc.moments.m2 / static_cast<double>(acc.moments.n)));
     if (acc.num_pos_inf + acc.num_neg_inf > 0) {
       double inf = std::numeric_limits<double>::infinity();
-      n->set_mean(acc.num_pos_inf && acc.num_neg_inf ? std::nan("") : (acc.num_pos_inf ? inf : -inf));
+      n->set_mean(acc.num_pos_inf && acc.num_neg_inf ? std::nan("")
+                                                     : (acc.num_pos_inf ? inf : -inf));
       n->set_std_dev(std::nan(""));
     }
     n->set_min(acc.min);
@@ -526,7 +533,8 @@ absl::StatusOr<tfmd::DatasetFeatureStatistics> ComputeStatistics(
   }
   if (!rescan.empty()) {
     data::ReadOptions again = read;
-    for (const auto& [fname, _] : rescan) again.type_overrides.push_back({fname, ValueType::kString});
+    for (const auto& [fname, _] : rescan)
+      again.type_overrides.push_back({fname, ValueType::kString});
     // Bad rows were already reported by the first pass.
     data::BadRowSink quiet(data::BadRowPolicy::kSkip);
     KILN_ASSIGN_OR_RETURN(ThreadState second, Pass(env, input, again, options, &quiet, &rescan));
@@ -555,7 +563,8 @@ absl::StatusOr<tfmd::DatasetFeatureStatistics> ComputeStatistics(
   tfmd::DatasetFeatureStatistics ds;
   ds.set_name(name);
   ds.set_num_examples(state.num_examples);
-  for (FeatureAcc* acc : order) *ds.add_features() = BuildFeature(*acc, options, state.num_examples);
+  for (FeatureAcc* acc : order)
+    *ds.add_features() = BuildFeature(*acc, options, state.num_examples);
   return ds;
 }
 
@@ -588,8 +597,7 @@ std::string FormatStatisticsTable(const tfmd::DatasetFeatureStatistics& ds) {
     } else if (f.has_num_stats()) {
       const auto& n = f.num_stats();
       summary = absl::StrFormat("mean %.6g  std %.6g  min %.6g  median %.6g  max %.6g  zeros %d",
-                                n.mean(), n.std_dev(), n.min(), n.median(), n.max(),
-                                n.num_zeros());
+                                n.mean(), n.std_dev(), n.min(), n.median(), n.max(), n.num_zeros());
     } else {
       const auto& s = f.string_stats();
       summary = absl::StrFormat("unique %d  avg_len %.1f", s.unique(), s.avg_length());

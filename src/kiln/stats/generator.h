@@ -28,9 +28,9 @@ struct StatsOptions {
   // Distinct values up to which every value's count is recorded in the custom statistic
   // "kiln_value_counts" (used by validation for domain checks and L-infinity drift).
   size_t value_counts_cap = 1000;
-  int kll_k = 200;                           // quantile sketch accuracy
-  int threads = 0;                           // 0: one per core
-  Progress* progress = nullptr;              // told of every block read; may be null
+  int kll_k = 200;               // quantile sketch accuracy
+  int threads = 0;               // 0: one per core
+  Progress* progress = nullptr;  // told of every block read; may be null
 };
 
 // Computes statistics of everything `input` holds (for a dataset artifact, of the split

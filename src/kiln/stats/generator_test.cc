@@ -23,8 +23,8 @@ namespace kiln::stats {
 namespace {
 
 namespace tfmd = ::tensorflow::metadata::v0;
-using ::testing::HasSubstr;
 using kiln::testing::TempDir;
+using ::testing::HasSubstr;
 
 // --- running the generator
 
@@ -61,8 +61,7 @@ const tfmd::CommonStatistics& Common(const tfmd::FeatureNameStatistics& f) {
   return f.has_num_stats() ? f.num_stats().common_stats() : f.string_stats().common_stats();
 }
 
-const tfmd::CustomStatistic* Custom(const tfmd::FeatureNameStatistics& f,
-                                    const std::string& name) {
+const tfmd::CustomStatistic* Custom(const tfmd::FeatureNameStatistics& f, const std::string& name) {
   for (const auto& c : f.custom_stats()) {
     if (c.name() == name) return &c;
   }
@@ -600,8 +599,8 @@ TEST(GeneratorNumericTest, EqualWidthHistogramExactForSmallInputs) {
 
 TEST(GeneratorStringTest, TopValuesUniqueLengthsAndCustomStats) {
   TempDir dir;
-  std::vector<std::string> col = {"b", "a", "b", "c", "a", "b", "3", "2.5", "xy\xff", "", "a",
-                                  "nan", "Inf", "ice"};
+  std::vector<std::string> col = {"b",   "a",      "b", "c", "a",   "b",   "3",
+                                  "2.5", "xy\xff", "",  "a", "nan", "Inf", "ice"};
   // A blank line would be skipped, so the missing value needs a second column.
   std::string text = "s,o\n";
   for (const auto& v : col) text += v + ",1\n";
@@ -626,9 +625,9 @@ TEST(GeneratorStringTest, TopValuesUniqueLengthsAndCustomStats) {
   EXPECT_EQ(s.unique(), 9u);
   EXPECT_EQ(s.invalid_utf8_count(), 1u);
   // The invalid byte is replaced by U+FFFD in the text outputs.
-  std::vector<std::pair<std::string, double>> top = {
-      {"a", 3}, {"b", 3}, {"2.5", 1}, {"3", 1}, {"Inf", 1}, {"c", 1}, {"ice", 1}, {"nan", 1},
-      {"xy\xEF\xBF\xBD", 1}};
+  std::vector<std::pair<std::string, double>> top = {{"a", 3},   {"b", 3},   {"2.5", 1},
+                                                     {"3", 1},   {"Inf", 1}, {"c", 1},
+                                                     {"ice", 1}, {"nan", 1}, {"xy\xEF\xBF\xBD", 1}};
   EXPECT_EQ(TopPairs(s), top);
   EXPECT_EQ(RankPairs(s.rank_histogram()), top);
   for (int i = 0; i < s.rank_histogram().buckets_size(); ++i) {
@@ -668,7 +667,7 @@ TEST(GeneratorStringTest, ValueCountsPresentUpToCapAbsentAbove) {
   const auto* vc = Custom(*Feature(*at.stats, "s"), "kiln_value_counts");
   ASSERT_NE(vc, nullptr);
   std::vector<std::pair<std::string, double>> want = {{"z", 2}, {"u", 1}, {"v", 1},
-                                                       {"w", 1}, {"x", 1}, {"y", 1}};
+                                                      {"w", 1}, {"x", 1}, {"y", 1}};
   EXPECT_EQ(RankPairs(vc->rank_histogram()), want);
 
   options.value_counts_cap = 5;
@@ -1022,4 +1021,3 @@ TEST(GeneratorMergeTest, SameThreadCountGivesBitIdenticalStatistics) {
 
 }  // namespace
 }  // namespace kiln::stats
-

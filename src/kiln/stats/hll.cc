@@ -49,8 +49,8 @@ void HyperLogLog::FoldTo(int p) {
     if (r == 0) continue;  // nothing seen there
     // The d low bits of the fine index become the first bits after the coarse index.
     const uint64_t low = i & low_mask;
-    const uint8_t rank = low != 0 ? static_cast<uint8_t>(d - std::bit_width(low) + 1)
-                                  : static_cast<uint8_t>(d + r);
+    const uint8_t rank =
+        low != 0 ? static_cast<uint8_t>(d - std::bit_width(low) + 1) : static_cast<uint8_t>(d + r);
     uint8_t& slot = folded[i >> d];
     slot = std::max(slot, rank);
   }

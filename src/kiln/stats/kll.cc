@@ -232,13 +232,9 @@ void KllSketch::Merge(const KllSketch& other) {
   levels_[0].reserve(capacity_);
 }
 
-double KllSketch::min() const {
-  return n_ == 0 ? std::numeric_limits<double>::quiet_NaN() : min_;
-}
+double KllSketch::min() const { return n_ == 0 ? std::numeric_limits<double>::quiet_NaN() : min_; }
 
-double KllSketch::max() const {
-  return n_ == 0 ? std::numeric_limits<double>::quiet_NaN() : max_;
-}
+double KllSketch::max() const { return n_ == 0 ? std::numeric_limits<double>::quiet_NaN() : max_; }
 
 double KllSketch::Quantile(double q) const { return Quantiles({q})[0]; }
 

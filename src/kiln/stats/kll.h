@@ -116,7 +116,7 @@ class KllSketch {
   size_t size_ = 0;      // values retained over all levels
   size_t capacity_ = 0;  // sum of level_capacity_
   uint64_t rng_;
-  double variance_sum_ = 0;  // S in the header comment
+  double variance_sum_ = 0;     // S in the header comment
   std::vector<double> merged_;  // reused by CompactLevel
   std::vector<uint64_t> sort_keys_;
 };

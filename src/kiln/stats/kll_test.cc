@@ -268,8 +268,7 @@ TEST(KllSketchTest, EveryTruncationAndBitFlipIsAnError) {
       EXPECT_FALSE(KllSketch::Deserialize(bad).ok()) << i;
     }
   }
-  EXPECT_EQ(KllSketch::Deserialize("nonsense").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(KllSketch::Deserialize("nonsense").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(KllSketch::Deserialize(bytes + "x").status().code(), absl::StatusCode::kDataLoss);
 }
 

@@ -37,10 +37,10 @@
 namespace kiln::stats {
 
 struct StringCounterOptions {
-  size_t exact_cap = 1 << 18;              // distinct values counted exactly
-  size_t exact_byte_cap = size_t{1} << 26; // bytes of distinct values kept exactly (64 MiB)
-  size_t top_capacity = 4096;              // heavy-hitter counters after the switch (>= 1)
-  int hll_precision = 14;                  // HyperLogLog precision after the switch
+  size_t exact_cap = 1 << 18;               // distinct values counted exactly
+  size_t exact_byte_cap = size_t{1} << 26;  // bytes of distinct values kept exactly (64 MiB)
+  size_t top_capacity = 4096;               // heavy-hitter counters after the switch (>= 1)
+  int hll_precision = 14;                   // HyperLogLog precision after the switch
 };
 
 class StringCounter {
@@ -117,7 +117,7 @@ class StringCounter {
   uint64_t total_length_ = 0;
   Map counts_;
   Arena arena_;
-  size_t live_bytes_ = 0;  // bytes of the values in counts_
+  size_t live_bytes_ = 0;           // bytes of the values in counts_
   std::optional<HyperLogLog> hll_;  // set once not exact
   uint64_t unique_floor_ = 0;       // distinct values known for certain (sketch mode)
   uint64_t top_error_ = 0;

@@ -74,8 +74,8 @@ TEST(StringCounterTest, ExactCountsAndTieOrder) {
   EXPECT_EQ(c.Unique(), 5u);
   EXPECT_EQ(c.total(), 15u);
   EXPECT_EQ(c.total_length(), 14u);
-  EXPECT_THAT(c.Top(10), ElementsAre(Pair("c", 5), Pair("a", 3), Pair("b", 3),
-                                     Pair("\xff", 3), Pair("", 1)));
+  EXPECT_THAT(c.Top(10),
+              ElementsAre(Pair("c", 5), Pair("a", 3), Pair("b", 3), Pair("\xff", 3), Pair("", 1)));
   EXPECT_THAT(c.Top(2), ElementsAre(Pair("c", 5), Pair("a", 3)));
   EXPECT_TRUE(c.Top(0).empty());
   EXPECT_EQ(c.TopCountError(), 0u);

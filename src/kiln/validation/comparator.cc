@@ -82,10 +82,9 @@ FeatureComparison CompareFeature(const tfmd::Feature& feature, const tfmd::Featu
   std::optional<AlignedDistributions> compared;  // what KL is computed on
 
   auto kl_sentence = [&]() {
-    return out.kl_divergence
-               ? absl::StrCat(" KL divergence (", ctx.treatment, " || ", ctx.control,
-                              "): ", absl::SixDigits(*out.kl_divergence), " bits.")
-               : std::string();
+    return out.kl_divergence ? absl::StrCat(" KL divergence (", ctx.treatment, " || ", ctx.control,
+                                            "): ", absl::SixDigits(*out.kl_divergence), " bits.")
+                             : std::string();
   };
 
   // Decide the distributions first, so that KL is known when descriptions are written.
@@ -109,10 +108,10 @@ FeatureComparison CompareFeature(const tfmd::Feature& feature, const tfmd::Featu
     if (use_values) {
       aligned = AlignValues(cur_values->counts, ctl_values->counts);
     } else {
-      auto type = comp.jensen_shannon_divergence().source().type() ==
-                          tfmd::HistogramSelection::QUANTILES
-                      ? tfmd::Histogram::QUANTILES
-                      : tfmd::Histogram::STANDARD;
+      auto type =
+          comp.jensen_shannon_divergence().source().type() == tfmd::HistogramSelection::QUANTILES
+              ? tfmd::Histogram::QUANTILES
+              : tfmd::Histogram::STANDARD;
       auto hc = GetHistogram(cur, type), hp = GetHistogram(ctl, type);
       if (hc && hp) {
         aligned = AlignHistograms(*hc, *hp);
@@ -137,8 +136,8 @@ FeatureComparison CompareFeature(const tfmd::Feature& feature, const tfmd::Featu
       out.reasons.push_back(MakeReason(
           tfmd::AnomalyInfo::COMPARATOR_L_INFTY_HIGH,
           absl::StrCat("High Linfty distance between ", ctx.treatment, " and ", ctx.control),
-          absl::StrCat("The Linfty distance between ", ctx.treatment, " and ", ctx.control,
-                       " is ", absl::SixDigits(linf->distance),
+          absl::StrCat("The Linfty distance between ", ctx.treatment, " and ", ctx.control, " is ",
+                       absl::SixDigits(linf->distance),
                        " (up to six significant digits), above the threshold ",
                        absl::SixDigits(threshold),
                        ". The feature value with maximum difference is: ", linf->value, ".",
@@ -154,8 +153,8 @@ FeatureComparison CompareFeature(const tfmd::Feature& feature, const tfmd::Featu
           tfmd::AnomalyInfo::COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH,
           absl::StrCat("High approximate Jensen-Shannon divergence between ", ctx.treatment,
                        " and ", ctx.control),
-          absl::StrCat("The approximate Jensen-Shannon divergence between ", ctx.treatment,
-                       " and ", ctx.control, " is ", absl::SixDigits(*jsd),
+          absl::StrCat("The approximate Jensen-Shannon divergence between ", ctx.treatment, " and ",
+                       ctx.control, " is ", absl::SixDigits(*jsd),
                        " (up to six significant digits), above the threshold ",
                        absl::SixDigits(threshold), ".", kl_sentence())));
     }

@@ -13,13 +13,13 @@
 namespace kiln::validation {
 namespace {
 
+using testing::Dataset;
 using ::testing::DoubleNear;
 using ::testing::ElementsAre;
+using testing::FeatureBuilder;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::StartsWith;
-using testing::Dataset;
-using testing::FeatureBuilder;
 using Info = tfmd::AnomalyInfo;
 using Measurement = tfmd::DriftSkewInfo::Measurement;
 
@@ -151,8 +151,8 @@ TEST(CompareTest, CategoricalIntUsesValueCounts) {
 
   // Without value counts the distance cannot be measured; the note says why.
   auto bare = FeatureBuilder::Int("rating").Present(100, 0).Range(1, 5);
-  auto none = Compare(Dataset(100, {bare}), Dataset(100, {bare}), schema, ComparisonKind::kDrift,
-                      options);
+  auto none =
+      Compare(Dataset(100, {bare}), Dataset(100, {bare}), schema, ComparisonKind::kDrift, options);
   ASSERT_EQ(none.size(), 1u);
   EXPECT_THAT(none[0].measurements, IsEmpty());
   EXPECT_THAT(none[0].note, HasSubstr("value counts"));
@@ -215,10 +215,10 @@ TEST(CompareTest, DriftFoundOnShiftNotOnResample) {
     return v;
   };
   const int n = 20000;
-  auto previous = Dataset(n, {NumericStats("x", sample(0, n)),
-                              CategoricalStats("c", rng, {0.4, 0.3, 0.2, 0.1}, n)});
-  auto resample = Dataset(n, {NumericStats("x", sample(0, n)),
-                              CategoricalStats("c", rng, {0.4, 0.3, 0.2, 0.1}, n)});
+  auto previous = Dataset(
+      n, {NumericStats("x", sample(0, n)), CategoricalStats("c", rng, {0.4, 0.3, 0.2, 0.1}, n)});
+  auto resample = Dataset(
+      n, {NumericStats("x", sample(0, n)), CategoricalStats("c", rng, {0.4, 0.3, 0.2, 0.1}, n)});
   auto shifted = Dataset(n, {NumericStats("x", sample(0.75, n)),
                              CategoricalStats("c", rng, {0.25, 0.3, 0.25, 0.2}, n)});
 

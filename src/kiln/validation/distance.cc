@@ -22,8 +22,8 @@ struct Parts {
   struct Interval {
     double low, high, count;
   };
-  std::vector<Interval> intervals;      // finite, low < high
-  std::map<double, double> points;      // finite, low == high
+  std::vector<Interval> intervals;  // finite, low < high
+  std::map<double, double> points;  // finite, low == high
   double neg_inf = 0, pos_inf = 0, nan = 0;
 };
 

@@ -39,8 +39,8 @@ TEST(LInfinityTest, HandComputed) {
 }
 
 TEST(LInfinityTest, SingleLargestDifference) {
-  LInfinityResult r = LInfinityDistance({{"a", 10}, {"b", 10}, {"c", 20}},
-                                        {{"a", 10}, {"b", 30}, {"c", 10}});
+  LInfinityResult r =
+      LInfinityDistance({{"a", 10}, {"b", 10}, {"c", 20}}, {{"a", 10}, {"b", 30}, {"c", 10}});
   // a: .25 vs .2; b: .25 vs .6; c: .5 vs .2
   EXPECT_DOUBLE_EQ(r.distance, 0.35);
   EXPECT_EQ(r.value, "b");
@@ -57,17 +57,16 @@ TEST(LInfinityTest, EmptySideCountsAsZero) {
 }
 
 TEST(JensenShannonTest, ValueDistributionsHandComputed) {
-  auto jsd = JensenShannonDivergence(ValueDistribution{{"a", 5}, {"b", 5}},
-                                     ValueDistribution{{"a", 7}});
+  auto jsd =
+      JensenShannonDivergence(ValueDistribution{{"a", 5}, {"b", 5}}, ValueDistribution{{"a", 7}});
   ASSERT_TRUE(jsd.ok());
   EXPECT_DOUBLE_EQ(*jsd, kHalfVsOne);
   EXPECT_NEAR(*jsd, 0.3112781244591328, 1e-15);
 }
 
 TEST(JensenShannonTest, DisjointIsOneAndIdenticalIsZero) {
-  EXPECT_DOUBLE_EQ(*JensenShannonDivergence(ValueDistribution{{"a", 1}},
-                                            ValueDistribution{{"b", 4}}),
-                   1.0);
+  EXPECT_DOUBLE_EQ(
+      *JensenShannonDivergence(ValueDistribution{{"a", 1}}, ValueDistribution{{"b", 4}}), 1.0);
   EXPECT_DOUBLE_EQ(*JensenShannonDivergence(ValueDistribution{{"a", 1}, {"b", 2}},
                                             ValueDistribution{{"a", 2}, {"b", 4}}),
                    0.0);

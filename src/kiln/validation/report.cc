@@ -24,8 +24,8 @@ std::string MeasurementName(tfmd::DriftSkewInfo::Measurement::Type type) {
 }
 
 void AppendInfo(const std::string& label, const tfmd::AnomalyInfo& info, std::string* out) {
-  absl::StrAppend(out, "  ", label, "  ", tfmd::AnomalyInfo::Severity_Name(info.severity()),
-                  "  ", info.short_description(), "\n");
+  absl::StrAppend(out, "  ", label, "  ", tfmd::AnomalyInfo::Severity_Name(info.severity()), "  ",
+                  info.short_description(), "\n");
   for (const auto& r : info.reason()) {
     absl::StrAppend(out, "      ", tfmd::AnomalyInfo::Type_Name(r.type()), ": ",
                     r.description().empty() ? r.short_description() : r.description(), "\n");
@@ -116,11 +116,11 @@ std::string ComparisonsToJson(const std::vector<FeatureComparison>& comparisons)
                     {"threshold", m.threshold()}});
     }
     nlohmann::ordered_json item = {{"feature", c.feature},
-                           {"kind", c.kind == ComparisonKind::kDrift ? "drift" : "skew"},
-                           {"measurements", ms},
-                           {"kl_divergence", nullptr},
-                           {"anomalous", !c.reasons.empty()},
-                           {"note", c.note}};
+                                   {"kind", c.kind == ComparisonKind::kDrift ? "drift" : "skew"},
+                                   {"measurements", ms},
+                                   {"kl_divergence", nullptr},
+                                   {"anomalous", !c.reasons.empty()},
+                                   {"note", c.note}};
     if (c.kl_divergence) item["kl_divergence"] = *c.kl_divergence;
     arr.push_back(std::move(item));
   }

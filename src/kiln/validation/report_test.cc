@@ -14,26 +14,31 @@ namespace kiln::validation {
 namespace {
 
 using ::google::protobuf::util::MessageDifferencer;
-using ::testing::HasSubstr;
 using testing::Dataset;
 using testing::FeatureBuilder;
+using ::testing::HasSubstr;
 
 ValidationResult Example() {
   tfmd::Schema schema;
-  google::protobuf::TextFormat::ParseFromString(R"pb(
-    feature {
-      name: "age"
-      type: INT
-      int_domain { max: 100 }
-      drift_comparator { jensen_shannon_divergence { threshold: 0.5 } }
-    }
-    feature { name: "gone" type: INT presence { min_count: 1 } }
-  )pb",
-                                                &schema);
-  auto current = Dataset(10, {FeatureBuilder::Int("age").Present(10, 0).Range(1, 200).Histogram(
-                             {{1, 200, 10}})});
-  auto previous = Dataset(10, {FeatureBuilder::Int("age").Present(10, 0).Range(1, 200).Histogram(
-                              {{1, 200, 10}})});
+  google::protobuf::TextFormat::ParseFromString(
+      R"pb(
+        feature {
+          name: "age"
+          type: INT
+          int_domain { max: 100 }
+          drift_comparator { jensen_shannon_divergence { threshold: 0.5 } }
+        }
+        feature {
+          name: "gone"
+          type: INT
+          presence { min_count: 1 }
+        }
+      )pb",
+      &schema);
+  auto current = Dataset(
+      10, {FeatureBuilder::Int("age").Present(10, 0).Range(1, 200).Histogram({{1, 200, 10}})});
+  auto previous = Dataset(
+      10, {FeatureBuilder::Int("age").Present(10, 0).Range(1, 200).Histogram({{1, 200, 10}})});
   ValidationOptions options;
   options.previous = &previous;
   auto result = ValidateStatistics(current, schema, options);

@@ -88,8 +88,7 @@ absl::StatusOr<tfmd::Schema> InferSchema(const tfmd::DatasetFeatureStatistics& s
     if (HasNoStats(fs)) continue;
     std::string name = FeatureName(fs);
     if (!seen.insert(name).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("statistics list feature '", name, "' twice"));
+      return absl::InvalidArgumentError(absl::StrCat("statistics list feature '", name, "' twice"));
     }
     tfmd::Feature* feature = schema.add_feature();
     feature->set_name(name);

@@ -52,17 +52,16 @@ TEST(InferSchemaTest, RequiredSingleValuedFeatures) {
 }
 
 TEST(InferSchemaTest, PresenceAndValueCountFollowTfdv) {
-  auto stats = Dataset(
-      100, {// Sometimes missing: no min_fraction.
-            FeatureBuilder::Int("optional").Present(60, 40),
-            // Lists of 1..3 values: only the lower bound.
-            FeatureBuilder::Int("list").Present(100, 0, 1, 3),
-            // Always exactly two values.
-            FeatureBuilder::Float("pair").Present(100, 0, 2, 2),
-            // Some examples hold an empty list: no value_count at all.
-            FeatureBuilder::Int("maybe_empty").Present(100, 0, 0, 2),
-            // Never present: min_count 0 and nothing else.
-            FeatureBuilder::String("never").Present(0, 100, 0, 0)});
+  auto stats = Dataset(100, {// Sometimes missing: no min_fraction.
+                             FeatureBuilder::Int("optional").Present(60, 40),
+                             // Lists of 1..3 values: only the lower bound.
+                             FeatureBuilder::Int("list").Present(100, 0, 1, 3),
+                             // Always exactly two values.
+                             FeatureBuilder::Float("pair").Present(100, 0, 2, 2),
+                             // Some examples hold an empty list: no value_count at all.
+                             FeatureBuilder::Int("maybe_empty").Present(100, 0, 0, 2),
+                             // Never present: min_count 0 and nothing else.
+                             FeatureBuilder::String("never").Present(0, 100, 0, 0)});
   auto schema = InferSchema(stats);
   ASSERT_TRUE(schema.ok()) << schema.status();
   ExpectSchema(*schema, R"pb(
@@ -98,9 +97,8 @@ TEST(InferSchemaTest, PresenceAndValueCountFollowTfdv) {
 }
 
 TEST(InferSchemaTest, SmallStringFeatureGetsASortedDomain) {
-  auto stats = Dataset(
-      10, {FeatureBuilder::String("city").Present(10, 0).Values({{"Rome", 5}, {"Oslo", 3},
-                                                                  {"Bern", 2}})});
+  auto stats = Dataset(10, {FeatureBuilder::String("city").Present(10, 0).Values(
+                               {{"Rome", 5}, {"Oslo", 3}, {"Bern", 2}})});
   auto schema = InferSchema(stats);
   ASSERT_TRUE(schema.ok()) << schema.status();
   ExpectSchema(*schema, R"pb(
@@ -154,8 +152,8 @@ TEST(InferSchemaTest, NoDomainWhenOnlyTopValuesAreKnown) {
 }
 
 TEST(InferSchemaTest, TopValuesSufficeWhenTheyCoverEveryValue) {
-  auto stats = Dataset(
-      3, {FeatureBuilder::String("s").Present(3, 0).Values({{"x", 2}, {"y", 1}}, false)});
+  auto stats =
+      Dataset(3, {FeatureBuilder::String("s").Present(3, 0).Values({{"x", 2}, {"y", 1}}, false)});
   auto schema = InferSchema(stats);
   ASSERT_TRUE(schema.ok());
   ASSERT_EQ(schema->string_domain_size(), 1);

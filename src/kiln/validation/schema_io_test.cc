@@ -79,8 +79,8 @@ TEST(SchemaIoTest, UnbalancedBraceIsAnError) {
 }
 
 TEST(SchemaIoTest, UnknownFieldsAreSkippedWithAWarning) {
-  auto parsed = ParseSchemaText(
-      "feature {\n  name: \"a\"\n  type: INT\n  future_field: 3\n}\n", "s.pbtxt");
+  auto parsed =
+      ParseSchemaText("feature {\n  name: \"a\"\n  type: INT\n  future_field: 3\n}\n", "s.pbtxt");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   ASSERT_EQ(parsed->schema.feature_size(), 1);
   EXPECT_EQ(parsed->schema.feature(0).type(), tfmd::INT);

@@ -125,8 +125,9 @@ absl::StatusOr<DatasetFeatureStatisticsList> LoadStatistics(Env* env, const std:
     }
   } else if (!list.ParseFromString(bytes)) {
     return absl::DataLossError(
-        absl::StrCat(file, ": not a binary DatasetFeatureStatisticsList proto (statistics "
-                           "are what `kiln stats` writes)"));
+        absl::StrCat(file,
+                     ": not a binary DatasetFeatureStatisticsList proto (statistics "
+                     "are what `kiln stats` writes)"));
   }
   if (list.datasets_size() == 0) {
     return absl::InvalidArgumentError(absl::StrCat(file, ": statistics hold no dataset"));
@@ -142,9 +143,9 @@ absl::StatusOr<DatasetFeatureStatistics> SelectDataset(const DatasetFeatureStati
     for (const auto& d : list.datasets()) {
       if (d.name() == split) return d;
     }
-    return absl::NotFoundError(absl::StrCat("no dataset named '", std::string(split),
-                                            "' in the statistics (have: ",
-                                            absl::StrJoin(names, ", "), ")"));
+    return absl::NotFoundError(
+        absl::StrCat("no dataset named '", std::string(split),
+                     "' in the statistics (have: ", absl::StrJoin(names, ", "), ")"));
   }
   if (list.datasets_size() == 1) return list.datasets(0);
   for (const auto& d : list.datasets()) {

@@ -13,9 +13,9 @@ namespace kiln::validation {
 namespace {
 
 using ::google::protobuf::util::MessageDifferencer;
-using ::testing::HasSubstr;
 using testing::Dataset;
 using testing::FeatureBuilder;
+using ::testing::HasSubstr;
 namespace tfmd = ::tensorflow::metadata::v0;
 
 tfmd::DatasetFeatureStatisticsList TwoSplits() {

@@ -70,8 +70,7 @@ double TotalValueCount(const tfmd::FeatureNameStatistics& feature) {
   return static_cast<double>(c.num_non_missing()) * c.avg_num_values();
 }
 
-std::optional<double> CustomNum(const tfmd::FeatureNameStatistics& feature,
-                                std::string_view name) {
+std::optional<double> CustomNum(const tfmd::FeatureNameStatistics& feature, std::string_view name) {
   for (const auto& s : feature.custom_stats()) {
     if (s.name() == name && s.val_case() == tfmd::CustomStatistic::kNum) return s.num();
   }

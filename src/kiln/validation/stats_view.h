@@ -48,8 +48,7 @@ bool HasNoStats(const tfmd::FeatureNameStatistics& feature);
 double TotalValueCount(const tfmd::FeatureNameStatistics& feature);
 
 // Value of the numeric custom statistic `name`, if present.
-std::optional<double> CustomNum(const tfmd::FeatureNameStatistics& feature,
-                                std::string_view name);
+std::optional<double> CustomNum(const tfmd::FeatureNameStatistics& feature, std::string_view name);
 
 // The distinct values of a string (or categorical) feature with their counts.
 struct ValueCounts {
@@ -80,8 +79,7 @@ bool IsDeprecated(const tfmd::Feature& feature);
 
 // The string domain a feature uses: its inline string_domain, or the schema-level domain
 // its `domain` field names. Null when it has neither or the name is unknown.
-const tfmd::StringDomain* GetStringDomain(const tfmd::Schema& schema,
-                                          const tfmd::Feature& feature);
+const tfmd::StringDomain* GetStringDomain(const tfmd::Schema& schema, const tfmd::Feature& feature);
 
 }  // namespace kiln::validation
 

@@ -95,7 +95,10 @@ class FeatureCheck {
  public:
   FeatureCheck(const tfmd::Schema& schema, const tfmd::Feature& feature,
                const tfmd::FeatureNameStatistics& stats, double num_examples)
-      : schema_(schema), feature_(feature), stats_(stats), num_examples_(num_examples),
+      : schema_(schema),
+        feature_(feature),
+        stats_(stats),
+        num_examples_(num_examples),
         common_(Common(stats)) {}
 
   std::vector<Reason> Run() {
@@ -130,13 +133,13 @@ class FeatureCheck {
     uint64_t lo = common_.min_num_values(), hi = common_.max_num_values();
     if (has_min && static_cast<int64_t>(lo) < min) {
       Add(tfmd::AnomalyInfo::FEATURE_TYPE_LOW_NUMBER_VALUES, "Missing values",
-          absl::StrCat("Some examples have fewer values than expected", where, ": as few as ",
-                       lo, ", expected at least ", min, "."));
+          absl::StrCat("Some examples have fewer values than expected", where, ": as few as ", lo,
+                       ", expected at least ", min, "."));
     }
     if (has_max && static_cast<int64_t>(hi) > max) {
       Add(tfmd::AnomalyInfo::FEATURE_TYPE_HIGH_NUMBER_VALUES, "Superfluous values",
-          absl::StrCat("Some examples have more values than expected", where, ": as many as ",
-                       hi, ", expected at most ", max, "."));
+          absl::StrCat("Some examples have more values than expected", where, ": as many as ", hi,
+                       ", expected at most ", max, "."));
     }
   }
 
@@ -165,8 +168,7 @@ class FeatureCheck {
             absl::StrCat("The schema gives the feature a fixed shape of ", n,
                          " value(s) per example, but ", common_.num_missing(),
                          " example(s) miss it and present examples have between ",
-                         common_.min_num_values(), " and ", common_.max_num_values(),
-                         " values."));
+                         common_.min_num_values(), " and ", common_.max_num_values(), " values."));
       }
     }
   }
@@ -194,9 +196,9 @@ class FeatureCheck {
     double fraction = present / num_examples_;
     if (fraction < p.min_fraction()) {
       Add(tfmd::AnomalyInfo::FEATURE_TYPE_LOW_FRACTION_PRESENT, kColumnDropped,
-          absl::StrCat("The feature was present in fewer examples than expected: ",
-                       Fraction(fraction), " of examples, expected at least ",
-                       Fraction(p.min_fraction()), "."));
+          absl::StrCat(
+              "The feature was present in fewer examples than expected: ", Fraction(fraction),
+              " of examples, expected at least ", Fraction(p.min_fraction()), "."));
     }
   }
 
@@ -215,8 +217,7 @@ class FeatureCheck {
     std::optional<ValueCounts> values = GetValueCounts(stats_);
     ParsedStrings parsed;
     if (values) parsed = ParseValues(*values, want_int ? ParseInt : ParseFloat);
-    std::optional<double> bad =
-        CustomNum(stats_, want_int ? kNonIntCountStat : kNonFloatCountStat);
+    std::optional<double> bad = CustomNum(stats_, want_int ? kNonIntCountStat : kNonFloatCountStat);
     if (!bad && values && values->complete) bad = parsed.bad;
     if (bad && *bad == 0) {
       if (values && values->complete) range_ = parsed.range;
@@ -308,8 +309,7 @@ class FeatureCheck {
                        absl::SixDigits(d.max()), " (up to six significant digits)."));
     }
     std::optional<double> num_inf = CustomNum(stats_, kNumInfStat);
-    if (d.disallow_inf() &&
-        (std::isinf(lo) || std::isinf(hi) || (num_inf && *num_inf > 0))) {
+    if (d.disallow_inf() && (std::isinf(lo) || std::isinf(hi) || (num_inf && *num_inf > 0))) {
       Add(tfmd::AnomalyInfo::FLOAT_TYPE_HAS_INF, kInvalidValues, "Float feature has Inf values.");
     }
   }
@@ -352,12 +352,12 @@ class FeatureCheck {
       listed.push_back(absl::StrCat("and ", unexpected.size() - kMaxListedValues, " more (",
                                     Percentage(rest, total), ")"));
     }
-    std::string description = absl::StrCat("Examples contain values missing from the schema: ",
-                                            absl::StrJoin(listed, ", "), ".");
+    std::string description = absl::StrCat(
+        "Examples contain values missing from the schema: ", absl::StrJoin(listed, ", "), ".");
     if (max_off_domain > 0) {
       absl::StrAppend(&description, " Values outside the domain make up ",
-                      Percentage(unexpected_count, total),
-                      " of all values, more than the allowed ", Fraction(max_off_domain), ".");
+                      Percentage(unexpected_count, total), " of all values, more than the allowed ",
+                      Fraction(max_off_domain), ".");
     } else if (unexpected.size() > 1) {
       // Each value may be rare; say how much they are together.
       absl::StrAppend(&description, " Together ", Percentage(unexpected_count, total),

@@ -10,11 +10,11 @@
 namespace kiln::validation {
 namespace {
 
+using testing::Dataset;
 using ::testing::ElementsAre;
+using testing::FeatureBuilder;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using testing::Dataset;
-using testing::FeatureBuilder;
 using Info = tfmd::AnomalyInfo;
 
 const char kSchema[] = R"pb(
@@ -163,8 +163,8 @@ TEST(ValidatorTest, KeyIsTheSerializedPath) {
 }
 
 TEST(ValidatorTest, LowFractionPresent) {
-  tfmd::Anomalies a = Validate(With(Clean(), FeatureBuilder::String("city").Present(40, 60).Values(
-                                                 {{"Bern", 40}})));
+  tfmd::Anomalies a = Validate(
+      With(Clean(), FeatureBuilder::String("city").Present(40, 60).Values({{"Bern", 40}})));
   const tfmd::AnomalyInfo& info = Only(a, "city");
   EXPECT_THAT(Types(info), ElementsAre(Info::FEATURE_TYPE_LOW_FRACTION_PRESENT));
   EXPECT_EQ(info.short_description(), "Column dropped");
@@ -172,8 +172,8 @@ TEST(ValidatorTest, LowFractionPresent) {
             "The feature was present in fewer examples than expected: 40% of examples, expected "
             "at least 50%.");
   // 60% present is enough.
-  EXPECT_FALSE(HasAnomalies(Validate(With(
-      Clean(), FeatureBuilder::String("city").Present(60, 40).Values({{"Bern", 60}})))));
+  EXPECT_FALSE(HasAnomalies(Validate(
+      With(Clean(), FeatureBuilder::String("city").Present(60, 40).Values({{"Bern", 60}})))));
 }
 
 TEST(ValidatorTest, RequiredEverywhereButMissingOnce) {
@@ -191,15 +191,15 @@ TEST(ValidatorTest, NotPresent) {
   EXPECT_THAT(Types(info), ElementsAre(Info::FEATURE_TYPE_NOT_PRESENT));
   EXPECT_EQ(info.description(), "The feature was not present in any examples.");
   // An optional feature may be absent from every example.
-  EXPECT_FALSE(HasAnomalies(
-      Validate(With(Clean(), FeatureBuilder::Int("count").Present(0, 100, 0, 0)))));
+  EXPECT_FALSE(
+      HasAnomalies(Validate(With(Clean(), FeatureBuilder::Int("count").Present(0, 100, 0, 0)))));
 }
 
 TEST(ValidatorTest, LowNumberPresent) {
   tfmd::Schema schema = Schema();
   schema.mutable_feature(1)->mutable_presence()->set_min_count(50);
-  tfmd::Anomalies a = Validate(
-      With(Clean(), FeatureBuilder::Float("price").Present(30, 70).Range(1, 2)), schema);
+  tfmd::Anomalies a =
+      Validate(With(Clean(), FeatureBuilder::Float("price").Present(30, 70).Range(1, 2)), schema);
   const tfmd::AnomalyInfo& info = Only(a, "price");
   EXPECT_THAT(Types(info), ElementsAre(Info::FEATURE_TYPE_LOW_NUMBER_PRESENT));
   EXPECT_EQ(info.description(),
@@ -226,8 +226,8 @@ TEST(ValidatorTest, FixedShape) {
   tfmd::Schema schema = Schema();
   schema.mutable_feature(3)->mutable_shape()->add_dim()->set_size(1);
   EXPECT_FALSE(HasAnomalies(Validate(Clean(), schema)));
-  tfmd::Anomalies a = Validate(
-      With(Clean(), FeatureBuilder::Float("score").Present(90, 10).Range(-1, 1)), schema);
+  tfmd::Anomalies a =
+      Validate(With(Clean(), FeatureBuilder::Float("score").Present(90, 10).Range(-1, 1)), schema);
   EXPECT_THAT(Types(Only(a, "score")), ElementsAre(Info::INVALID_FEATURE_SHAPE));
 }
 
@@ -342,7 +342,11 @@ TEST(ValidatorTest, StringIntsAreRangeChecked) {
 TEST(ValidatorTest, NumericDomainOnBytesFeature) {
   // TFDV's convention for numbers stored as strings: BYTES with an int_domain.
   tfmd::Schema schema = Schema(R"pb(
-    feature { name: "zip" type: BYTES int_domain { min: 1000 max: 9999 } }
+    feature {
+      name: "zip"
+      type: BYTES
+      int_domain { min: 1000 max: 9999 }
+    }
   )pb");
   auto zips = [](const std::map<std::string, double>& v) {
     return Dataset(10, {FeatureBuilder::String("zip").Present(10, 0).Values(v)});
