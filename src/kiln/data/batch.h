@@ -80,6 +80,8 @@ struct Batch {
   std::vector<uint64_t> row_positions;
   std::string source;        // file the rows came from
   uint64_t block_index = 0;  // which block of the source (set by ForEachBatchParallel)
+  // Per-row integers a pipeline stage may attach (e.g. the split each row goes to).
+  std::vector<int> row_tags;
 
   void Clear();
   // Index of the column named `name`, or -1.

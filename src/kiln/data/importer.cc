@@ -86,31 +86,32 @@ absl::StatusOr<ImportResult> ImportDataset(Env* env, const InputSet& input,
     writers.push_back(std::move(w));
   }
 
-  // Serial on purpose: the written bytes (and so the fingerprints) follow input order.
+  // Decoding and split assignment run on every core; the writers take the batches in
+  // input order, so the written bytes (and so the fingerprints) do not depend on timing.
   BadRowSink bad(options.read.bad_rows, options.read.quarantine_path);
-  BatchReader reader(std::move(source), &bad);
-  Batch batch;
-  std::vector<int> assignment;
   std::vector<std::vector<uint32_t>> rows(splits.size());
-  for (;;) {
-    uint64_t before = reader.bytes_read();
-    KILN_ASSIGN_OR_RETURN(bool more, reader.Next(&batch));
-    if (!more) break;
-    if (options.progress) options.progress->Add(reader.bytes_read() - before);
-    assigner.Assign(batch, &assignment);
-    for (auto& r : rows) r.clear();
-    for (size_t r = 0; r < batch.num_rows; ++r) {
-      rows[assignment[r]].push_back(static_cast<uint32_t>(r));
-    }
-    for (size_t s = 0; s < splits.size(); ++s) {
-      if (rows[s].empty()) continue;
-      absl::Status st = writers[s]->AppendRows(batch, rows[s]);
-      if (!st.ok()) {
-        return absl::Status(st.code(),
-                            kiln::StrCat("import of ", batch.source, ": ", st.message()));
-      }
-    }
-  }
+  KILN_RETURN_IF_ERROR(ForEachBatchOrdered(
+      source.get(), &bad, DefaultThreads(),
+      [&](Batch& batch) {
+        assigner.Assign(batch, &batch.row_tags);
+        return absl::OkStatus();
+      },
+      [&](Batch& batch) -> absl::Status {
+        for (auto& r : rows) r.clear();
+        for (size_t r = 0; r < batch.num_rows; ++r) {
+          rows[batch.row_tags[r]].push_back(static_cast<uint32_t>(r));
+        }
+        for (size_t s = 0; s < splits.size(); ++s) {
+          if (rows[s].empty()) continue;
+          absl::Status st = writers[s]->AppendRows(batch, rows[s]);
+          if (!st.ok()) {
+            return absl::Status(st.code(),
+                                kiln::StrCat("import of ", batch.source, ": ", st.message()));
+          }
+        }
+        return absl::OkStatus();
+      },
+      options.progress));
   KILN_RETURN_IF_ERROR(bad.Finish());
 
   ImportResult result;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <thread>
 #include <tuple>
 
@@ -204,6 +205,115 @@ absl::Status ForEachBatchParallel(BlockSource* source, BadRowSink* bad, int num_
     done_reading = true;
     for (Lane& lane : lanes) lane.can_pop.notify_all();
   }
+  for (auto& w : workers) w.join();
+  return first_error;
+}
+
+absl::Status ForEachBatchOrdered(BlockSource* source, BadRowSink* bad, int num_threads,
+                                 const std::function<absl::Status(Batch&)>& prepare,
+                                 const std::function<absl::Status(Batch&)>& consume,
+                                 Progress* progress) {
+  if (num_threads < 1) num_threads = 1;
+  const size_t window = 3 * static_cast<size_t>(num_threads);
+  std::mutex mu;
+  std::condition_variable changed;
+  std::deque<RawBlock> queue;       // read, not yet decoded
+  std::map<uint64_t, Batch> done;   // decoded and prepared, not yet consumed
+  uint64_t read = 0, consumed = 0;  // blocks read so far; next block to consume
+  bool done_reading = false, stop = false;
+  absl::Status first_error;
+  uint64_t first_error_block = UINT64_MAX;
+  auto fail = [&](absl::Status s, uint64_t block) {  // with mu held
+    if (block < first_error_block) {
+      first_error = std::move(s);
+      first_error_block = block;
+    }
+    stop = true;
+    changed.notify_all();
+  };
+
+  std::thread reader([&] {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        changed.wait(lock, [&] { return stop || read - consumed < window; });
+        if (stop) break;
+      }
+      RawBlock block;
+      absl::StatusOr<bool> more = source->NextBlock(&block);
+      std::lock_guard<std::mutex> lock(mu);
+      if (!more.ok()) {
+        fail(more.status(), read);
+        break;
+      }
+      if (!*more) break;
+      if (progress) progress->Add(block.data.size());
+      block.index = read++;
+      queue.push_back(std::move(block));
+      changed.notify_all();
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    done_reading = true;
+    changed.notify_all();
+  });
+
+  std::vector<std::thread> workers;
+  for (int t = 0; t < num_threads; ++t) {
+    workers.emplace_back([&] {
+      for (;;) {
+        RawBlock block;
+        {
+          std::unique_lock<std::mutex> lock(mu);
+          changed.wait(lock, [&] { return stop || done_reading || !queue.empty(); });
+          if (stop || queue.empty()) return;
+          block = std::move(queue.front());
+          queue.pop_front();
+        }
+        Batch batch;
+        absl::Status s = source->Decode(block, &batch, bad);
+        batch.block_index = block.index;
+        if (s.ok()) s = prepare(batch);
+        std::lock_guard<std::mutex> lock(mu);
+        if (!s.ok()) {
+          fail(std::move(s), block.index);
+          return;
+        }
+        done.emplace(block.index, std::move(batch));
+        changed.notify_all();
+      }
+    });
+  }
+
+  // The calling thread consumes in order.
+  for (;;) {
+    Batch batch;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      changed.wait(lock, [&] {
+        return stop || done.count(consumed) ||
+               (done_reading && queue.empty() && consumed == read && done.empty());
+      });
+      if (stop) break;
+      auto it = done.find(consumed);
+      if (it == done.end()) break;  // everything read has been consumed
+      batch = std::move(it->second);
+      done.erase(it);
+    }
+    absl::Status s = consume(batch);
+    std::lock_guard<std::mutex> lock(mu);
+    if (!s.ok()) {
+      fail(std::move(s), consumed);
+      break;
+    }
+    ++consumed;
+    changed.notify_all();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stop = true;
+    changed.notify_all();
+  }
+  reader.join();
   for (auto& w : workers) w.join();
   return first_error;
 }

@@ -149,6 +149,15 @@ absl::Status ForEachBatchParallel(BlockSource* source, BadRowSink* bad, int num_
                                   const std::function<absl::Status(int, Batch&)>& fn,
                                   Progress* progress = nullptr);
 
+// Like ForEachBatchParallel, but in two stages: prepare(batch) runs right after decoding
+// on the worker threads, then consume(batch) runs on the calling thread, one batch at a
+// time, in block order — for outputs that must follow the input order (import). At most
+// about 3 * num_threads blocks are in flight. The first error by block order wins.
+absl::Status ForEachBatchOrdered(BlockSource* source, BadRowSink* bad, int num_threads,
+                                 const std::function<absl::Status(Batch&)>& prepare,
+                                 const std::function<absl::Status(Batch&)>& consume,
+                                 Progress* progress = nullptr);
+
 // Number of worker threads to use by default: the machine's cores.
 int DefaultThreads();
 
