@@ -6,8 +6,17 @@
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "kiln: data validation, training and serving for production ML, in one binary.\n"
-      "Run `kiln COMMAND --help` for a command's flags and examples."};
+      "kiln: the life of a production model, from raw data to a served model, in one "
+      "binary.\nThis release covers data validation: import, statistics, schema and "
+      "anomaly/drift checks that speak TFX and TFDV formats."};
+  app.footer(
+      "Typical loop:\n"
+      "  kiln import data/span-{SPAN}/*.csv --out ds/          # ExampleGen\n"
+      "  kiln stats ds/ --out stats/                           # StatisticsGen\n"
+      "  kiln schema infer --stats stats/ --split train --out schema.pbtxt   # SchemaGen\n"
+      "  kiln validate new.csv --schema schema.pbtxt --previous stats/ --previous-split "
+      "train --drift-threshold 0.1 --out checks/   # ExampleValidator\n\n"
+      "Run `kiln COMMAND --help` for a command's flags and examples.");
   app.name("kiln");
   app.require_subcommand(1);
   app.set_version_flag("--version", "kiln 0.1.0");
