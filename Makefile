@@ -19,7 +19,11 @@ build: setup
 test: build
 	@ctest --test-dir build/release --output-on-failure -j $(JOBS)
 
-demo: build
+# The demo needs only the binary, not the tests.
+demo: setup
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS) --target kiln
+	@ln -sf release/kiln build/kiln
 	@scripts/demo
 
 # Peer comparisons (slow; not part of `make test`).
