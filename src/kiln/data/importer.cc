@@ -1,6 +1,9 @@
 #include "kiln/data/importer.h"
 
+#include <unistd.h>
+
 #include <ctime>
+#include <filesystem>
 #include <memory>
 
 #include "kiln/base/sha256.h"
@@ -41,18 +44,38 @@ absl::Status OpenTyped(Env* env, const InputSet& input, const ReadOptions& read,
 }  // namespace
 
 absl::StatusOr<ImportResult> ImportDataset(Env* env, const InputSet& input,
-                                           const ImportOptions& options) {
-  const std::string& dir = options.out_dir;
-  if (dir.empty()) return absl::InvalidArgumentError("import: no output directory given");
-  if (input.format == Format::kDataset && !input.files.empty() && input.files[0] == dir) {
+                                           const ImportOptions& caller_options) {
+  ImportOptions options = caller_options;
+  const std::string target = options.out_dir;
+  if (target.empty()) return absl::InvalidArgumentError("import: no output directory given");
+  if (input.format == Format::kDataset && !input.files.empty() && input.files[0] == target) {
     return absl::InvalidArgumentError(
-        kiln::StrCat("import: ", dir, " is both the input and the output"));
+        kiln::StrCat("import: ", target, " is both the input and the output"));
   }
   KILN_ASSIGN_OR_RETURN(SplitAssigner assigner, SplitAssigner::Create(options.splits));
-  const std::string manifest_path = JoinPath(dir, kManifestName);
-  if (env->FileExists(manifest_path) && !options.overwrite) {
+  const bool replacing = env->FileExists(JoinPath(target, kManifestName));
+  if (replacing && !options.overwrite) {
     return absl::AlreadyExistsError(
-        kiln::StrCat(dir, " already holds a dataset; pass overwrite to replace it"));
+        kiln::StrCat(target, " already holds a dataset; pass --overwrite to replace it"));
+  }
+  // A dataset being replaced stays whole until the new one is complete: the new one is
+  // built in a sibling directory and swapped in at the end, so a killed re-import leaves
+  // the old dataset (and a stray staging directory), never a half-written one.
+  const std::string dir =
+      replacing ? kiln::StrCat(target, ".kiln-import-", static_cast<int64_t>(getpid())) : target;
+  const std::string manifest_path = JoinPath(dir, kManifestName);
+  struct StagingCleanup {
+    std::string path;
+    bool armed;
+    ~StagingCleanup() {
+      std::error_code ec;
+      if (armed) std::filesystem::remove_all(path, ec);
+    }
+  } cleanup{dir, replacing};
+  if (replacing) {
+    // Rows quarantined into the dataset directory go with the new dataset.
+    std::string& q = options.read.quarantine_path;
+    if (q.rfind(target + "/", 0) == 0) q = JoinPath(dir, q.substr(target.size() + 1));
   }
 
   std::unique_ptr<BlockSource> source;
@@ -142,6 +165,21 @@ absl::StatusOr<ImportResult> ImportDataset(Env* env, const InputSet& input,
   result.bad_rows = bad.samples();
   // Last: only now does the directory become a dataset.
   KILN_RETURN_IF_ERROR(WriteFileAtomically(env, manifest_path, ManifestToJson(m)));
+  if (replacing) {
+    // Two renames swap the datasets; between them `target` briefly does not exist, so a
+    // reader finds the old dataset, the new one, or none — never a mixture.
+    const std::string old = kiln::StrCat(target, ".kiln-old-", static_cast<int64_t>(getpid()));
+    KILN_RETURN_IF_ERROR(env->RenameFile(target, old));
+    absl::Status moved = env->RenameFile(dir, target);
+    if (!moved.ok()) {
+      env->RenameFile(old, target).IgnoreError();  // put the old dataset back
+      return moved;
+    }
+    cleanup.armed = false;
+    KILN_RETURN_IF_ERROR(env->SyncDir(Dirname(target)));
+    std::error_code ec;
+    std::filesystem::remove_all(old, ec);  // best effort: the swap is already done
+  }
   return result;
 }
 

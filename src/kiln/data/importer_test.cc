@@ -287,6 +287,33 @@ TEST_F(ImporterTest, AnImportThatDiesBeforeTheManifestIsNoDataset) {
   EXPECT_EQ(ReadManifest(Env::Default(), opts.out_dir)->num_rows, 3000u);
 }
 
+TEST_F(ImporterTest, AReplacementThatDiesLeavesTheOldDatasetWhole) {
+  auto input = Resolve(csv_);
+  ASSERT_TRUE(input.ok());
+  ImportOptions opts;
+  opts.out_dir = dir_.File("ds");
+  auto first = ImportDataset(Env::Default(), *input, opts);
+  ASSERT_TRUE(first.ok()) << first.status();
+  // The replacement dies as it publishes its manifest.
+  NoManifestEnv env;
+  opts.overwrite = true;
+  opts.splits = *ParseSplitConfig("a:1,b:1");
+  EXPECT_EQ(ImportDataset(&env, *input, opts).status().code(), absl::StatusCode::kUnavailable);
+  auto m = ReadManifest(Env::Default(), opts.out_dir);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->fingerprint, first->manifest.fingerprint);
+  EXPECT_EQ(IdsOf(opts.out_dir, "train").size() + IdsOf(opts.out_dir, "eval").size(), 3000u);
+  // No staging directory is left next to it.
+  auto siblings = Env::Default()->ListDir(dir_.path());
+  ASSERT_TRUE(siblings.ok());
+  for (const auto& name : *siblings) EXPECT_EQ(name.find("kiln-import"), std::string::npos) << name;
+  // The replacement then succeeds and swaps in whole.
+  auto replaced = ImportDataset(Env::Default(), *input, opts);
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  EXPECT_EQ(ReadManifest(Env::Default(), opts.out_dir)->splits[0].name, "a");
+  EXPECT_FALSE(Env::Default()->FileExists(JoinPath(opts.out_dir, "train")));
+}
+
 TEST_F(ImporterTest, RecordsTheSpan) {
   dir_.Write("spans/span-3/a.csv", "x\n1\n2\n");
   dir_.Write("spans/span-12/a.csv", "x\n5\n");
