@@ -114,6 +114,69 @@ class JsonlSource : public BlockSource {
   TextBlockCutter cutter_;
 };
 
+// Reads every value of a JSON document with the on-demand parser, which can say where it
+// stopped; used only to place an error that the DOM parser already found.
+simdjson::error_code WalkValue(simdjson::ondemand::value v, int depth) {
+  if (depth > 64) return simdjson::DEPTH_ERROR;
+  simdjson::ondemand::json_type type;
+  if (auto e = v.type().get(type)) return e;
+  switch (type) {
+    case simdjson::ondemand::json_type::object: {
+      simdjson::ondemand::object o;
+      if (auto e = v.get_object().get(o)) return e;
+      for (auto field : o) {
+        simdjson::ondemand::value fv;
+        if (auto e = field.value().get(fv)) return e;
+        if (auto e = WalkValue(fv, depth + 1)) return e;
+      }
+      return simdjson::SUCCESS;
+    }
+    case simdjson::ondemand::json_type::array: {
+      simdjson::ondemand::array a;
+      if (auto e = v.get_array().get(a)) return e;
+      for (auto item : a) {
+        simdjson::ondemand::value iv;
+        if (auto e = item.get(iv)) return e;
+        if (auto e = WalkValue(iv, depth + 1)) return e;
+      }
+      return simdjson::SUCCESS;
+    }
+    case simdjson::ondemand::json_type::number: {
+      simdjson::ondemand::number n;
+      return v.get_number().get(n);
+    }
+    case simdjson::ondemand::json_type::string: {
+      std::string_view s;
+      return v.get_string().get(s);
+    }
+    case simdjson::ondemand::json_type::boolean: {
+      bool b;
+      return v.get_bool().get(b);
+    }
+    case simdjson::ondemand::json_type::null:
+      return simdjson::SUCCESS;
+  }
+  return simdjson::SUCCESS;
+}
+
+// " at column N" (1-based byte column) where a malformed line stops parsing, or "" when
+// the parser cannot tell.
+std::string ErrorColumn(std::string_view line) {
+  thread_local simdjson::ondemand::parser parser;
+  simdjson::padded_string padded(line);
+  simdjson::ondemand::document doc;
+  if (parser.iterate(padded).get(doc)) return "";
+  simdjson::ondemand::value root;
+  simdjson::error_code e = doc.get_value().get(root);
+  if (!e) e = WalkValue(root, 0);
+  if (!e) return "";
+  const char* at = nullptr;
+  if (doc.current_location().get(at) || at == nullptr) return "";
+  size_t column = static_cast<size_t>(at - padded.data()) + 1;
+  if (column > line.size() + 1) return "";
+  return kiln::StrCat(" at column ", column);
+}
+
 // Checks one object and returns an error message, or "" when the row is good.
 std::string CheckRow(simdjson::dom::object obj, const StringMap<ValueType>& fixed,
                      StringViewSet* keys) {
@@ -223,7 +286,8 @@ absl::Status JsonlSource::Decode(const RawBlock& block, Batch* out, BadRowSink* 
     auto error = parser.parse(text.data(), text.size(), false).get(doc);
     std::string message;
     if (error) {
-      message = kiln::StrCat("invalid JSON: ", simdjson::error_message(error));
+      message =
+          kiln::StrCat("invalid JSON", ErrorColumn(text), ": ", simdjson::error_message(error));
     } else if (!doc.is_object()) {
       message = "expected a JSON object on each line";
     } else {

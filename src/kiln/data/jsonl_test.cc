@@ -93,6 +93,22 @@ TEST(JsonlTest, SchemaTypeMismatchIsABadRow) {
   EXPECT_THAT(std::string(b.status().message()), HasSubstr(":2: field 'n': FLOAT value"));
 }
 
+TEST(JsonlTest, MalformedLineErrorNamesTheColumn) {
+  TempDir dir;
+  for (const auto& [line, column] :
+       std::vector<std::pair<std::string, int>>{{"{\"a\": 1e400}", 7},
+                                                {"{\"a\": [1, 2,, 3]}", 13},
+                                                {"{\"a\": tru}", 7},
+                                                {"{\"abc\": 12, \"b\": 3x}", 18}}) {
+    std::string path = dir.Write("c.jsonl", line + "\n");
+    auto b = ReadOne(path);
+    ASSERT_FALSE(b.ok()) << line;
+    EXPECT_THAT(std::string(b.status().message()),
+                HasSubstr(path + ":1: invalid JSON at column " + std::to_string(column)))
+        << line;
+  }
+}
+
 TEST(JsonlTest, ByteOrderMarkIsSkipped) {
   TempDir dir;
   auto b = ReadOne(dir.Write("bom.jsonl", "\xEF\xBB\xBF{\"a\": 1}\n{\"a\": 2}\n"));
