@@ -110,8 +110,9 @@ void AddStatsCommand(CLI::App& root) {
       ->capture_default_str()
       ->check(CLI::Range(1, 10000));
   app->add_option("--max-exact-unique", flags->options.max_exact_unique,
-                  "Distinct values per string feature counted exactly; beyond, unique is a "
-                  "HyperLogLog estimate and top values come from a heavy-hitter sketch")
+                  "Distinct values per string feature counted exactly (less for very wide "
+                  "tables, to bound memory); beyond, unique is a HyperLogLog estimate and top "
+                  "values come from a heavy-hitter sketch")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{1} << 26));
   app->add_flag("--quiet,-q", flags->quiet, "Do not print the table");

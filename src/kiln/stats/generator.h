@@ -24,7 +24,8 @@ struct StatsOptions {
   int num_quantiles_histogram_buckets = 10;  // quantiles histogram (TFDV default 10)
   int num_top_values = 20;                   // top_values kept (TFDV default 20)
   int num_rank_histogram_buckets = 20;       // rank histogram entries
-  size_t max_exact_unique = 1 << 16;         // distinct values counted exactly per feature
+  // (an upper bound: wide tables share a fixed budget of exact values across features)
+  size_t max_exact_unique = 1 << 16;  // distinct values counted exactly per feature
   // Distinct values up to which every value's count is recorded in the custom statistic
   // "kiln_value_counts" (used by validation for domain checks and L-infinity drift).
   size_t value_counts_cap = 1000;
