@@ -56,6 +56,40 @@ class Env {
   virtual int64_t NowMicros() = 0;
 };
 
+// An Env that forwards every call to another one. Tests derive from it and override
+// just the calls they want to fail or observe (leveldb's EnvWrapper habit).
+class EnvWrapper : public Env {
+ public:
+  explicit EnvWrapper(Env* target) : target_(target) {}
+  Env* target() const { return target_; }
+
+  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
+      const std::string& path) override {
+    return target_->NewSequentialFile(path);
+  }
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
+    return target_->NewWritableFile(path);
+  }
+  absl::Status RenameFile(const std::string& from, const std::string& to) override {
+    return target_->RenameFile(from, to);
+  }
+  absl::Status DeleteFile(const std::string& path) override { return target_->DeleteFile(path); }
+  absl::Status CreateDirs(const std::string& path) override { return target_->CreateDirs(path); }
+  bool FileExists(const std::string& path) override { return target_->FileExists(path); }
+  bool IsDirectory(const std::string& path) override { return target_->IsDirectory(path); }
+  absl::StatusOr<uint64_t> FileSize(const std::string& path) override {
+    return target_->FileSize(path);
+  }
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
+    return target_->ListDir(path);
+  }
+  absl::Status SyncDir(const std::string& path) override { return target_->SyncDir(path); }
+  int64_t NowMicros() override { return target_->NowMicros(); }
+
+ private:
+  Env* target_;
+};
+
 // Reads a whole file into memory.
 absl::StatusOr<std::string> ReadFileToString(Env* env, const std::string& path);
 

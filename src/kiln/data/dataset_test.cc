@@ -20,32 +20,14 @@ using ::testing::IsEmpty;
 
 // Forwards to the default Env but is a different object, so DatasetReader::Open takes its
 // read-into-memory path instead of mmap.
-class ForwardingEnv : public Env {
+class ForwardingEnv : public EnvWrapper {
  public:
+  ForwardingEnv() : EnvWrapper(Env::Default()) {}
   absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& p) override {
     ++opened;
-    return base()->NewSequentialFile(p);
+    return EnvWrapper::NewSequentialFile(p);
   }
-  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& p) override {
-    return base()->NewWritableFile(p);
-  }
-  absl::Status RenameFile(const std::string& a, const std::string& b) override {
-    return base()->RenameFile(a, b);
-  }
-  absl::Status DeleteFile(const std::string& p) override { return base()->DeleteFile(p); }
-  absl::Status CreateDirs(const std::string& p) override { return base()->CreateDirs(p); }
-  bool FileExists(const std::string& p) override { return base()->FileExists(p); }
-  bool IsDirectory(const std::string& p) override { return base()->IsDirectory(p); }
-  absl::StatusOr<uint64_t> FileSize(const std::string& p) override { return base()->FileSize(p); }
-  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& p) override {
-    return base()->ListDir(p);
-  }
-  absl::Status SyncDir(const std::string& p) override { return base()->SyncDir(p); }
-  int64_t NowMicros() override { return base()->NowMicros(); }
   int opened = 0;
-
- private:
-  static Env* base() { return Env::Default(); }
 };
 
 // Rows 0..n-1 of every kind of value: scalars, lists (also empty ones), missing values,

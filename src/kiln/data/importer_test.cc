@@ -239,31 +239,13 @@ TEST_F(ImporterTest, BadRowsAreCountedOrStopTheImport) {
 
 // Forwards to the default Env, failing the rename that would publish the manifest: the
 // moment a crash would hurt most.
-class NoManifestEnv : public Env {
+class NoManifestEnv : public EnvWrapper {
  public:
-  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& p) override {
-    return base()->NewSequentialFile(p);
-  }
-  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& p) override {
-    return base()->NewWritableFile(p);
-  }
+  NoManifestEnv() : EnvWrapper(Env::Default()) {}
   absl::Status RenameFile(const std::string& a, const std::string& b) override {
     if (Basename(b) == kManifestName) return absl::UnavailableError("injected crash");
-    return base()->RenameFile(a, b);
+    return EnvWrapper::RenameFile(a, b);
   }
-  absl::Status DeleteFile(const std::string& p) override { return base()->DeleteFile(p); }
-  absl::Status CreateDirs(const std::string& p) override { return base()->CreateDirs(p); }
-  bool FileExists(const std::string& p) override { return base()->FileExists(p); }
-  bool IsDirectory(const std::string& p) override { return base()->IsDirectory(p); }
-  absl::StatusOr<uint64_t> FileSize(const std::string& p) override { return base()->FileSize(p); }
-  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& p) override {
-    return base()->ListDir(p);
-  }
-  absl::Status SyncDir(const std::string& p) override { return base()->SyncDir(p); }
-  int64_t NowMicros() override { return base()->NowMicros(); }
-
- private:
-  static Env* base() { return Env::Default(); }
 };
 
 TEST_F(ImporterTest, AnImportThatDiesBeforeTheManifestIsNoDataset) {
