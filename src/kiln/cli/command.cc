@@ -1,7 +1,5 @@
 #include "kiln/cli/command.h"
 
-#include <unistd.h>
-
 #include <cstdio>
 #include <string>
 
@@ -28,7 +26,5 @@ int ReportError(std::string_view command, const absl::Status& status) {
 void Exit(int code) {
   if (code != 0) throw CLI::RuntimeError(code);
 }
-
-bool StderrIsTerminal() { return isatty(STDERR_FILENO) == 1; }
 
 }  // namespace kiln::cli

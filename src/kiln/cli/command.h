@@ -30,9 +30,6 @@ int ReportError(std::string_view command, const absl::Status& status);
 // Ends the running subcommand with `code` (no-op for 0).
 void Exit(int code);
 
-// True when stderr is a terminal (progress output is shown only then).
-bool StderrIsTerminal();
-
 void AddStatsCommand(CLI::App& root);
 void AddImportCommand(CLI::App& root);
 void AddSchemaCommand(CLI::App& root);

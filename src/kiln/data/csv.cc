@@ -496,12 +496,6 @@ void AppendCsvField(std::string* out, std::string_view v, char delim) {
   out->push_back('"');
 }
 
-void AppendNumber(std::string* out, double v) {
-  char tmp[64];
-  auto [p, ec] = std::to_chars(tmp, tmp + sizeof(tmp), v);
-  out->append(tmp, p);
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<BlockSource>> OpenCsvSource(Env* env, std::vector<std::string> files,
@@ -549,7 +543,7 @@ absl::Status CsvWriter::Append(const Batch& batch) {
             field += std::to_string(col.ints[i]);
             break;
           case ValueType::kFloat:
-            AppendNumber(&field, col.floats[i]);
+            kiln::StrAppend(&field, col.floats[i]);
             break;
           case ValueType::kString:
             field.append(col.str(i));

@@ -1,7 +1,6 @@
 #include "kiln/data/jsonl.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 #include <optional>
 
@@ -21,16 +20,6 @@
 
 namespace kiln::data {
 
-namespace {
-
-std::string FormatDouble(double v) {
-  char tmp[64];
-  auto [p, ec] = std::to_chars(tmp, tmp + sizeof(tmp), v);
-  return std::string(tmp, p);
-}
-
-}  // namespace
-
 void WidenColumn(Column* col, ValueType to) {
   if (to <= col->type) return;
   if (col->type == ValueType::kInt && to == ValueType::kFloat) {
@@ -43,7 +32,7 @@ void WidenColumn(Column* col, ValueType to) {
     if (col->type == ValueType::kInt) {
       for (int64_t v : col->ints) col->PushString(std::to_string(v));
     } else {
-      for (double v : col->floats) col->PushString(FormatDouble(v));
+      for (double v : col->floats) col->PushString(kiln::StrCat(v));
     }
     col->ints.clear();
     col->floats.clear();
@@ -250,7 +239,7 @@ void AppendScalar(Column* col, simdjson::dom::element v) {
       } else if (v.is_uint64()) {
         col->PushString(std::to_string(v.get_uint64().value_unsafe()));
       } else {
-        col->PushString(FormatDouble(v.get_double().value_unsafe()));
+        col->PushString(kiln::StrCat(v.get_double().value_unsafe()));
       }
       break;
   }

@@ -52,11 +52,12 @@ void BadRowSink::SetHeader(std::string_view header) {
 
 absl::Status BadRowSink::FlushLocked() {
   if (quarantine_path_.empty()) return absl::InvalidArgumentError("quarantine needs a file path");
+  // Binary records keep their TFRecord framing so the file reads back as TFRecord.
+  const bool framed = quarantine_path_.ends_with(".tfrecord");
   if (!quarantine_) {
     KILN_ASSIGN_OR_RETURN(quarantine_, AtomicFileWriter::Create(Env::Default(), quarantine_path_));
     KILN_ASSIGN_OR_RETURN(errors_,
                           AtomicFileWriter::Create(Env::Default(), quarantine_path_ + ".errors"));
-    const bool framed = quarantine_path_.ends_with(".tfrecord");
     if (!framed && !header_.empty()) {
       std::string h = header_;
       if (h.back() != '\n') h.push_back('\n');
@@ -66,11 +67,9 @@ absl::Status BadRowSink::FlushLocked() {
   std::stable_sort(pending_.begin(), pending_.end(), [](const BadRow& a, const BadRow& b) {
     return std::tie(a.file, a.line) < std::tie(b.file, b.line);
   });
-  const bool framed = quarantine_path_.ends_with(".tfrecord");
   std::string out, errors;
   for (const BadRow& row : pending_) {
     if (framed) {
-      // Binary records keep their TFRecord framing so the file reads back as TFRecord.
       AppendTfRecord(&out, row.raw);
     } else {
       out += row.raw;
