@@ -11,8 +11,9 @@ from conftest import ROOT
 
 REF = os.path.join(ROOT, "tests", "reference")
 DATA = os.path.join(ROOT, "tests", "data")
-# KllSketch::RankErrorBound() for k=200 is below this (see src/kiln/stats/kll.h).
-RANK_EPS = 0.0133
+# KllSketch::RankErrorBound() of the k=200 sketch after 1,797 values (digits; 569 values,
+# breast_cancer, give 0.0081): pinned by KllSketchTest.DefaultBoundAtTheSizesTheDocsQuote.
+RANK_EPS = 0.0089
 
 
 def test_reference_files_are_current():

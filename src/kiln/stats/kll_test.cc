@@ -75,6 +75,21 @@ std::vector<double> Uniform(size_t n, uint64_t seed) {
   return v;
 }
 
+// The figures README.md and tests/test_stats_reference.py quote. The bound depends only on
+// how many values were added (the compaction schedule), not on the values.
+TEST(KllSketchTest, DefaultBoundAtTheSizesTheDocsQuote) {
+  auto bound_after = [](int n) {
+    KllSketch s;  // k = 200
+    for (int64_t i = 0; i < n; ++i) s.Add(static_cast<double>((i * 7919) % 100003));
+    return s;
+  };
+  EXPECT_NEAR(bound_after(569).RankErrorBound(), 0.0081, 0.0002);
+  EXPECT_NEAR(bound_after(1797).RankErrorBound(), 0.0089, 0.0002);
+  KllSketch million = bound_after(1000000);
+  EXPECT_NEAR(million.RankErrorBound(), 0.0174, 0.0003);
+  EXPECT_NEAR(million.RankErrorBoundAt(0.005), 0.0131, 0.0003);
+}
+
 TEST(KllSketchTest, UniformWithinBound) {
   auto data = Uniform(kN, 1);
   ExpectAccurate(Build(data), data, "uniform");
