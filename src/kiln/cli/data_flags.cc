@@ -64,8 +64,9 @@ absl::StatusOr<data::InputSet> DataFlags::Resolve(Env* env) const {
   return data::ResolveInput(env, input, opts);
 }
 
-absl::StatusOr<data::ReadOptions> DataFlags::ReadOptions(Env* env,
-                                                         const std::string& quarantine_path) const {
+absl::StatusOr<data::ReadOptions> DataFlags::ReadOptions(
+    Env* env, const std::string& quarantine_path,
+    const tensorflow::metadata::v0::Schema* parsed_schema) const {
   data::ReadOptions read;
   if (!delimiter.empty()) {
     std::string d = delimiter == "\\t" || delimiter == "tab" ? "\t" : delimiter;
@@ -78,9 +79,13 @@ absl::StatusOr<data::ReadOptions> DataFlags::ReadOptions(Env* env,
   read.null_tokens = null_tokens;
   KILN_ASSIGN_OR_RETURN(read.bad_rows, data::ParseBadRowPolicy(bad_rows));
   read.quarantine_path = quarantine_path;
-  if (!schema.empty()) {
-    KILN_ASSIGN_OR_RETURN(auto parsed, validation::ReadSchema(env, schema));
-    for (const auto& f : parsed.schema.feature()) {
+  validation::SchemaParseResult read_schema;
+  if (!schema.empty() && parsed_schema == nullptr) {
+    KILN_ASSIGN_OR_RETURN(read_schema, validation::ReadSchema(env, schema));
+    parsed_schema = &read_schema.schema;
+  }
+  if (parsed_schema != nullptr) {
+    for (const auto& f : parsed_schema->feature()) {
       switch (f.type()) {
         case tensorflow::metadata::v0::INT:
           read.type_overrides.push_back({f.name(), data::ValueType::kInt});

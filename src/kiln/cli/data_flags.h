@@ -11,6 +11,7 @@
 #include "kiln/base/env.h"
 #include "kiln/data/input.h"
 #include "kiln/data/source.h"
+#include "tensorflow_metadata/proto/v0/schema.pb.h"
 
 namespace kiln::cli {
 
@@ -28,7 +29,10 @@ struct DataFlags {
   void Add(CLI::App* app);
   absl::StatusOr<data::InputSet> Resolve(Env* env) const;
   // `quarantine_path` receives rows under --bad-rows=quarantine.
-  absl::StatusOr<data::ReadOptions> ReadOptions(Env* env, const std::string& quarantine_path) const;
+  // `parsed_schema`, when the caller has already read --schema, saves reading it again.
+  absl::StatusOr<data::ReadOptions> ReadOptions(
+      Env* env, const std::string& quarantine_path,
+      const tensorflow::metadata::v0::Schema* parsed_schema = nullptr) const;
 };
 
 // Where --bad-rows=quarantine writes rejected rows: DIR/quarantine.csv, .jsonl or

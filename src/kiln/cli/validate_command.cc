@@ -51,10 +51,11 @@ absl::StatusOr<tfmd::DatasetFeatureStatistics> LoadControl(Env* env, const std::
 
 // Statistics of raw DATA, computed the way `kiln stats` does and kept in DIR so the next
 // run can use them as --previous.
-absl::StatusOr<tfmd::DatasetFeatureStatistics> ComputeFromData(Env* env, const ValidateFlags& f) {
+absl::StatusOr<tfmd::DatasetFeatureStatistics> ComputeFromData(Env* env, const ValidateFlags& f,
+                                                               const tfmd::Schema& schema) {
   KILN_ASSIGN_OR_RETURN(data::InputSet input, f.data.Resolve(env));
   std::string quarantine = QuarantinePath(f.out, input);
-  KILN_ASSIGN_OR_RETURN(data::ReadOptions read, f.data.ReadOptions(env, quarantine));
+  KILN_ASSIGN_OR_RETURN(data::ReadOptions read, f.data.ReadOptions(env, quarantine, &schema));
   // Only string types are taken from the schema: they never make a row unreadable, and
   // keep e.g. zip codes textual. Numeric columns keep their inferred type, so a stray
   // word in an INT column becomes an INT_TYPE_NOT_INT_STRING anomaly, not a read error.
@@ -95,7 +96,7 @@ int RunValidate(const ValidateFlags& f) {
   absl::StatusOr<tfmd::DatasetFeatureStatistics> stats;
   bool from_data = !validation::IsStatisticsPath(env, f.data.input);
   if (from_data) {
-    stats = ComputeFromData(env, f);
+    stats = ComputeFromData(env, f, schema->schema);
   } else {
     auto list = validation::LoadStatistics(env, f.data.input);
     stats = list.ok() ? validation::SelectDataset(*list, f.data.split)
