@@ -2,6 +2,8 @@
 # every *.cc in the folder except tests and main.cc, and builds the folder's *_test.cc
 # files into the test binary kiln_NAME_tests (registered with ctest).
 # Adding a file to a layer is therefore just adding the file.
+# If KILN_LAYER_TEST_PROPERTIES is set when kiln_layer is called, every test discovered in
+# the layer's test binary gets those ctest properties (e.g. FIXTURES_REQUIRED postgres).
 function(kiln_layer name)
   file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cc)
   file(GLOB tests CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*_test.cc)
@@ -21,6 +23,11 @@ function(kiln_layer name)
       KILN_SOURCE_DIR="${PROJECT_SOURCE_DIR}" KILN_BINARY_DIR="${PROJECT_BINARY_DIR}")
     target_link_libraries(kiln_${name}_tests PRIVATE kiln_${name} kiln_testing
                           GTest::gtest GTest::gmock GTest::gtest_main)
-    gtest_discover_tests(kiln_${name}_tests DISCOVERY_TIMEOUT 60)
+    if(DEFINED KILN_LAYER_TEST_PROPERTIES)
+      gtest_discover_tests(kiln_${name}_tests DISCOVERY_TIMEOUT 60
+                           PROPERTIES ${KILN_LAYER_TEST_PROPERTIES})
+    else()
+      gtest_discover_tests(kiln_${name}_tests DISCOVERY_TIMEOUT 60)
+    endif()
   endif()
 endfunction()

@@ -2,6 +2,8 @@
 #include <cstdio>
 #include <string>
 
+#include "kiln/base/build_info.h"
+#include "kiln/base/str.h"
 #include "kiln/cli/command.h"
 
 int main(int argc, char** argv) {
@@ -19,7 +21,8 @@ int main(int argc, char** argv) {
       "Run `kiln COMMAND --help` for a command's flags and examples.");
   app.name("kiln");
   app.require_subcommand(1);
-  app.set_version_flag("--version", "kiln 0.1.0");
+  app.set_version_flag("--version",
+                       kiln::StrCat("kiln ", kiln::KilnVersion(), " (", kiln::GitSha(), ")"));
   kiln::cli::AddImportCommand(app);
   kiln::cli::AddStatsCommand(app);
   kiln::cli::AddSchemaCommand(app);
