@@ -29,6 +29,7 @@ demo: setup
 # Peer comparisons (slow; not part of `make test`).
 bench: build
 	@bench/stats_vs_pandas
+	@bench/metadata_vs_backends
 
 # Every test under AddressSanitizer + UBSan.
 asan: setup

@@ -26,3 +26,11 @@ def kiln(kiln_bin):
                                  f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
         return p
     return run
+
+
+@pytest.fixture(autouse=True)
+def kiln_home(tmp_path, monkeypatch):
+    """Every test records lineage into its own metadata store, never into ~/.kiln."""
+    home = tmp_path / "kiln-home"
+    monkeypatch.setenv("KILN_HOME", str(home))
+    return home

@@ -5,6 +5,7 @@
 #include "kiln/base/str.h"
 #include "kiln/cli/command.h"
 #include "kiln/cli/data_flags.h"
+#include "kiln/cli/metadata_flags.h"
 #include "kiln/data/importer.h"
 
 namespace kiln::cli {
@@ -17,6 +18,7 @@ struct ImportFlags {
   std::string partition_feature;
   bool overwrite = false;
   bool quiet = false;
+  MetadataFlags metadata;
 };
 
 int RunImport(const ImportFlags& f) {
@@ -66,6 +68,23 @@ int RunImport(const ImportFlags& f) {
                    static_cast<unsigned long long>(row.line), row.message.c_str());
     }
   }
+  metadata::ExecutionRecord record;
+  record.type = "Import";
+  record.parameters = {{"splits", f.splits}};
+  if (!f.partition_feature.empty()) record.parameters["partition_feature"] = f.partition_feature;
+  metadata::Artifact examples{.type = "Examples", .uri = AbsolutePath(f.out)};
+  examples.properties = {{"fingerprint", m.fingerprint},
+                         {"rows", static_cast<int64_t>(m.num_rows)},
+                         {"bad_rows", static_cast<int64_t>(m.bad_rows)}};
+  if (m.span) examples.properties["span"] = *m.span;
+  for (const auto& s : m.splits) {
+    examples.custom_properties[StrCat("split.", s.name, ".rows")] = static_cast<int64_t>(s.rows);
+    examples.custom_properties[StrCat("split.", s.name, ".fingerprint")] = s.fingerprint;
+  }
+  record.outputs = {{"examples", examples}};
+  if (auto s = f.metadata.Record("import", record, {DataInput(f.data, *input)}); !s.ok()) {
+    return ReportError("import", s);
+  }
   return kExitOk;
 }
 
@@ -90,6 +109,7 @@ void AddImportCommand(CLI::App& root) {
                   "Keep every row with the same value of this feature in one split");
   app->add_flag("--overwrite", flags->overwrite, "Replace a dataset already at --out");
   app->add_flag("--quiet,-q", flags->quiet, "Print nothing on success");
+  flags->metadata.Add(app, /*recording=*/true);
   app->callback([flags] { Exit(RunImport(*flags)); });
 }
 

@@ -1,6 +1,7 @@
 // The `kiln` binary: one subcommand per step of the loop (see `kiln --help`).
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "kiln/base/build_info.h"
 #include "kiln/base/str.h"
@@ -9,15 +10,21 @@
 int main(int argc, char** argv) {
   CLI::App app{
       "kiln: the life of a production model, from raw data to a served model, in one "
-      "binary.\nThis release covers data validation: import, statistics, schema and "
-      "anomaly/drift checks that speak TFX and TFDV formats."};
+      "binary.\nThis release covers data validation (import, statistics, schema and "
+      "anomaly/drift checks that speak TFX and TFDV formats) and ML metadata: every step "
+      "records what it read, with which parameters, and what it wrote, so any artifact's "
+      "lineage can be traced and two models diffed."};
   app.footer(
       "Typical loop:\n"
       "  kiln import data/span-{SPAN}/*.csv --out ds/          # ExampleGen\n"
       "  kiln stats ds/ --out stats/                           # StatisticsGen\n"
       "  kiln schema infer --stats stats/ --split train --out schema.pbtxt   # SchemaGen\n"
       "  kiln validate new.csv --schema schema.pbtxt --previous stats/ --previous-split "
-      "train --drift-threshold 0.1 --out checks/   # ExampleValidator\n\n"
+      "train --drift-threshold 0.1 --out checks/   # ExampleValidator\n"
+      "  kiln meta ls artifacts --type ExampleStatistics        # what was recorded\n"
+      "  kiln lineage 7                                         # what made artifact 7\n\n"
+      "Records go to $KILN_HOME/metadata.sqlite (KILN_HOME defaults to ~/.kiln) or to "
+      "--metadata sqlite:PATH | postgresql://USER@HOST:PORT/DB.\n\n"
       "Run `kiln COMMAND --help` for a command's flags and examples.");
   app.name("kiln");
   app.require_subcommand(1);
@@ -27,19 +34,28 @@ int main(int argc, char** argv) {
   kiln::cli::AddStatsCommand(app);
   kiln::cli::AddSchemaCommand(app);
   kiln::cli::AddValidateCommand(app);
-  // Name an unknown command instead of CLI11's generic complaint.
-  if (argc > 1 && argv[1][0] != '-') {
-    bool known = false;
+  kiln::cli::AddMetaCommand(app);
+  kiln::cli::AddLineageCommand(app);
+  // Name an unknown command or subcommand (`kiln meta foo`) instead of CLI11's generic
+  // complaint.
+  CLI::App* parent = &app;
+  std::string path = "kiln";
+  for (int i = 1; i < argc && argv[i][0] != '-'; ++i) {
+    std::vector<CLI::App*> subs = parent->get_subcommands({});
+    if (subs.empty()) break;
+    CLI::App* match = nullptr;
     std::string names;
-    for (const CLI::App* sub : app.get_subcommands({})) {
-      known = known || sub->get_name() == argv[1];
+    for (CLI::App* sub : subs) {
+      if (sub->get_name() == argv[i]) match = sub;
       names += (names.empty() ? "" : ", ") + sub->get_name();
     }
-    if (!known) {
-      std::fprintf(stderr, "kiln: unknown command '%s'; commands: %s (see kiln --help)\n", argv[1],
-                   names.c_str());
+    if (!match) {
+      std::fprintf(stderr, "%s: unknown command '%s'; commands: %s (see %s --help)\n", path.c_str(),
+                   argv[i], names.c_str(), path.c_str());
       return kiln::cli::kExitUsage;
     }
+    path = kiln::StrCat(path, " ", argv[i]);
+    parent = match;
   }
   try {
     app.parse(argc, argv);

@@ -3,6 +3,7 @@
 
 #include "kiln/base/str.h"
 #include "kiln/cli/command.h"
+#include "kiln/cli/metadata_flags.h"
 #include "kiln/validation/schema_diff.h"
 #include "kiln/validation/schema_infer.h"
 #include "kiln/validation/schema_io.h"
@@ -19,6 +20,7 @@ struct InferFlags {
   std::string split;
   validation::InferSchemaOptions options;
   bool quiet = false;
+  MetadataFlags metadata;
 };
 
 struct DiffFlags {
@@ -54,6 +56,18 @@ int RunInfer(const InferFlags& f) {
         "of dataset '%s'\n",
         f.out.c_str(), schema->feature_size(), required, schema->string_domain_size(),
         static_cast<unsigned long long>(dataset->num_examples()), dataset->name().c_str());
+  }
+  metadata::ExecutionRecord record;
+  record.type = "SchemaGen";
+  record.parameters = {
+      {"split", dataset->name()},
+      {"max_string_domain_size", static_cast<int64_t>(f.options.max_string_domain_size)}};
+  metadata::Artifact out{.type = "Schema", .uri = AbsolutePath(f.out)};
+  out.properties = {{"features", static_cast<int64_t>(schema->feature_size())}};
+  record.outputs = {{"schema", out}};
+  MetadataFlags::Input stats{.role = "statistics", .type = "ExampleStatistics", .uri = f.stats};
+  if (auto s = f.metadata.Record("schema infer", record, {stats}); !s.ok()) {
+    return ReportError("schema infer", s);
   }
   return kExitOk;
 }
@@ -114,6 +128,7 @@ void AddSchemaCommand(CLI::App& root) {
                 "Write shape {dim {size: N}} for features always present with N values "
                 "(TFDV's infer_feature_shape) instead of value_count");
   app->add_flag("--quiet,-q", infer->quiet, "Print nothing on success");
+  infer->metadata.Add(app, /*recording=*/true);
   app->callback([infer] { Exit(RunInfer(*infer)); });
 
   auto diff = std::make_shared<DiffFlags>();

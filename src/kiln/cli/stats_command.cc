@@ -6,6 +6,7 @@
 #include "kiln/base/str.h"
 #include "kiln/cli/command.h"
 #include "kiln/cli/data_flags.h"
+#include "kiln/cli/metadata_flags.h"
 #include "kiln/data/dataset.h"
 #include "kiln/stats/generator.h"
 
@@ -17,6 +18,7 @@ struct StatsFlags {
   std::string out;
   stats::StatsOptions options;
   bool quiet = false;
+  MetadataFlags metadata;
 };
 
 void PrintBadRows(const data::BadRowSink& bad, const std::string& quarantine) {
@@ -77,6 +79,21 @@ int RunStats(const StatsFlags& f) {
     std::printf("wrote %s/statistics.pb and statistics.json (%.2fs)\n", f.out.c_str(), secs);
   }
   PrintBadRows(bad, quarantine);
+  metadata::ExecutionRecord record;
+  record.type = "StatisticsGen";
+  metadata::Artifact out{.type = "ExampleStatistics", .uri = AbsolutePath(f.out)};
+  std::vector<std::string> names;
+  for (const auto& ds : list.datasets()) {
+    names.push_back(ds.name());
+    out.custom_properties[StrCat("split.", ds.name(), ".examples")] =
+        static_cast<int64_t>(ds.num_examples());
+  }
+  out.properties["splits"] = StrJoin(names, ",");
+  if (input->span) out.properties["span"] = *input->span;
+  record.outputs = {{"statistics", out}};
+  if (auto s = f.metadata.Record("stats", record, {DataInput(f.data, *input)}); !s.ok()) {
+    return ReportError("stats", s);
+  }
   return kExitOk;
 }
 
@@ -116,6 +133,7 @@ void AddStatsCommand(CLI::App& root) {
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{1} << 26));
   app->add_flag("--quiet,-q", flags->quiet, "Do not print the table");
+  flags->metadata.Add(app, /*recording=*/true);
   app->callback([flags] { Exit(RunStats(*flags)); });
 }
 

@@ -6,6 +6,7 @@
 #include "kiln/base/str.h"
 #include "kiln/cli/command.h"
 #include "kiln/cli/data_flags.h"
+#include "kiln/cli/metadata_flags.h"
 #include "kiln/stats/generator.h"
 #include "kiln/validation/report.h"
 #include "kiln/validation/schema_io.h"
@@ -26,6 +27,7 @@ struct ValidateFlags {
   std::optional<double> drift_threshold;
   std::string out;
   bool quiet = false;
+  MetadataFlags metadata;
 };
 
 // The dataset of a control statistics file: the one named `wanted` when given; else the
@@ -133,6 +135,30 @@ int RunValidate(const ValidateFlags& f) {
     std::printf("wrote %s/anomalies.pbtxt, anomalies.json, drift_skew.json%s\n", f.out.c_str(),
                 from_data ? ", statistics.pb, statistics.json" : "");
   }
+  metadata::ExecutionRecord record;
+  record.type = "ExampleValidator";
+  if (f.drift_threshold) record.parameters["drift_threshold"] = *f.drift_threshold;
+  metadata::Artifact out{.type = "ExampleAnomalies", .uri = AbsolutePath(f.out)};
+  out.properties = {{"anomalies", static_cast<int64_t>(result->anomalies.anomaly_info_size())}};
+  record.outputs = {{"anomalies", out}};
+  std::vector<MetadataFlags::Input> inputs;
+  if (from_data) {
+    auto input = f.data.Resolve(env);
+    if (!input.ok()) return ReportError("validate", input.status());
+    inputs.push_back(DataInput(f.data, *input));
+  } else {
+    inputs.push_back({.role = "statistics", .type = "ExampleStatistics", .uri = f.data.input});
+  }
+  inputs.push_back({.role = "schema", .type = "Schema", .uri = f.data.schema});
+  if (!f.previous.empty()) {
+    inputs.push_back({.role = "previous", .type = "ExampleStatistics", .uri = f.previous});
+  }
+  if (!f.serving.empty()) {
+    inputs.push_back({.role = "serving", .type = "ExampleStatistics", .uri = f.serving});
+  }
+  if (auto s = f.metadata.Record("validate", record, inputs); !s.ok()) {
+    return ReportError("validate", s);
+  }
   return validation::HasAnomalies(result->anomalies) ? kExitFindings : kExitOk;
 }
 
@@ -182,6 +208,7 @@ void AddValidateCommand(CLI::App& root) {
                   "for categorical, Jensen-Shannon for numeric features)");
   app->add_option("--out", flags->out, "Output directory")->required();
   app->add_flag("--quiet,-q", flags->quiet, "Print nothing; rely on the exit code and files");
+  flags->metadata.Add(app, /*recording=*/true);
   app->callback([flags] { Exit(RunValidate(*flags)); });
 }
 

@@ -12,17 +12,21 @@
 namespace kiln::metadata {
 namespace {
 
-// Where and by what this process runs; the same for every record it makes.
-Properties Provenance() {
-  Properties p;
-  p["kiln_version"] = std::string(KilnVersion());
-  p["git_sha"] = std::string(GitSha());
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) == 0) p["env.host"] = std::string(host);
-  struct utsname u;
-  if (uname(&u) == 0) p["env.os"] = StrCat(u.sysname, " ", u.release, " ", u.machine);
-  if (const struct passwd* pw = getpwuid(geteuid())) p["env.user"] = std::string(pw->pw_name);
-  return p;
+// Where and by what this process runs; the same for every record it makes, so it is
+// worked out once (getpwuid reads /etc/passwd on every call).
+const Properties& Provenance() {
+  static const Properties* const provenance = [] {
+    auto* p = new Properties;
+    (*p)["kiln_version"] = std::string(KilnVersion());
+    (*p)["git_sha"] = std::string(GitSha());
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) == 0) (*p)["env.host"] = std::string(host);
+    struct utsname u;
+    if (uname(&u) == 0) (*p)["env.os"] = StrCat(u.sysname, " ", u.release, " ", u.machine);
+    if (const struct passwd* pw = getpwuid(geteuid())) (*p)["env.user"] = std::string(pw->pw_name);
+    return p;
+  }();
+  return *provenance;
 }
 
 Context NamedContext(std::string type, std::string name) {
@@ -70,9 +74,14 @@ absl::Status Recorder::EnsureArtifactType(const Artifact& a) {
 }
 
 absl::StatusOr<RecordedExecution> Recorder::Record(const ExecutionRecord& record) {
-  KILN_RETURN_IF_ERROR(EnsureType(TypeKind::kExecution, record.type));
+  if (record.type.empty()) return absl::InvalidArgumentError("a recorded execution needs a type");
   for (const auto& [role, artifact] : record.outputs) {
-    KILN_RETURN_IF_ERROR(EnsureArtifactType(artifact));
+    if (artifact.type.empty()) {
+      return absl::InvalidArgumentError("a recorded artifact needs a type");
+    }
+  }
+  if (record.pipeline.empty() && !record.run.empty()) {
+    return absl::InvalidArgumentError("a run id needs a pipeline name");
   }
   Execution e;
   e.type = record.type;
@@ -99,23 +108,38 @@ absl::StatusOr<RecordedExecution> Recorder::Record(const ExecutionRecord& record
   }
   std::vector<Context> contexts;
   if (!record.pipeline.empty()) {
-    KILN_RETURN_IF_ERROR(EnsureType(TypeKind::kContext, "pipeline"));
-    KILN_RETURN_IF_ERROR(EnsureType(TypeKind::kContext, "component"));
     contexts.push_back(NamedContext("pipeline", record.pipeline));
     contexts.push_back(NamedContext(
         "component",
         StrCat(record.pipeline, ".", record.component.empty() ? record.type : record.component)));
-    if (!record.run.empty()) {
-      KILN_RETURN_IF_ERROR(EnsureType(TypeKind::kContext, "pipeline_run"));
-      contexts.push_back(NamedContext("pipeline_run", record.run));
-    }
-  } else if (!record.run.empty()) {
-    return absl::InvalidArgumentError("a run id needs a pipeline name");
+    if (!record.run.empty()) contexts.push_back(NamedContext("pipeline_run", record.run));
   }
-  KILN_ASSIGN_OR_RETURN(PutExecutionResult r, store_->PutExecution(e, artifacts, contexts));
+  // The types are registered on first use. Checking them before every write would cost
+  // a read transaction per type (six for a pipeline execution with two outputs), so the
+  // write goes first; only when it fails for want of a type or a declared property
+  // (kNotFound, kInvalidArgument) are the types ensured and the write tried once more.
+  // A failed write leaves nothing behind, and ensuring reports mistyped properties.
+  auto ensure_types = [&]() -> absl::Status {
+    KILN_RETURN_IF_ERROR(EnsureType(TypeKind::kExecution, record.type));
+    for (const auto& [role, artifact] : record.outputs) {
+      KILN_RETURN_IF_ERROR(EnsureArtifactType(artifact));
+    }
+    if (!record.pipeline.empty()) {
+      KILN_RETURN_IF_ERROR(EnsureType(TypeKind::kContext, "pipeline"));
+      KILN_RETURN_IF_ERROR(EnsureType(TypeKind::kContext, "component"));
+      if (!record.run.empty()) KILN_RETURN_IF_ERROR(EnsureType(TypeKind::kContext, "pipeline_run"));
+    }
+    return absl::OkStatus();
+  };
+  auto r = store_->PutExecution(e, artifacts, contexts);
+  if (absl::IsNotFound(r.status()) || absl::IsInvalidArgument(r.status())) {
+    KILN_RETURN_IF_ERROR(ensure_types());
+    r = store_->PutExecution(e, artifacts, contexts);
+  }
+  KILN_RETURN_IF_ERROR(r.status());
   RecordedExecution out;
-  out.execution_id = r.execution_id;
-  out.output_ids.assign(r.artifact_ids.begin() + record.inputs.size(), r.artifact_ids.end());
+  out.execution_id = r->execution_id;
+  out.output_ids.assign(r->artifact_ids.begin() + record.inputs.size(), r->artifact_ids.end());
   return out;
 }
 
