@@ -298,6 +298,13 @@ absl::Status MetadataAccessObject::PutEvent(Event e) {
   if (x.empty())
     return absl::NotFoundError(
         StrCat("event names execution ", e.execution_id, ", which does not exist"));
+  return PutEventOfKnownNodes(std::move(e));
+}
+
+absl::Status MetadataAccessObject::PutEventOfKnownNodes(Event e) {
+  if (e.type != EventType::kInput && e.type != EventType::kOutput) {
+    return absl::InvalidArgumentError("an event is INPUT or OUTPUT");
+  }
   if (e.time_ms == 0) e.time_ms = now_ms_();
   return executor_->InsertEvent(e);
 }

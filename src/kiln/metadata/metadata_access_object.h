@@ -47,6 +47,8 @@ class MetadataAccessObject {
   // Errors: kNotFound when an end of the event does not exist, kInvalidArgument for an
   // event type other than INPUT/OUTPUT.
   absl::Status PutEvent(Event e);
+  // PutEvent for callers that have just written or read both ends in this transaction.
+  absl::Status PutEventOfKnownNodes(Event e);
   absl::StatusOr<std::vector<Event>> EventsOfArtifacts(const std::vector<int64_t>& ids);
   absl::StatusOr<std::vector<Event>> EventsOfExecutions(const std::vector<int64_t>& ids);
   absl::Status PutAttribution(int64_t context_id, int64_t artifact_id);

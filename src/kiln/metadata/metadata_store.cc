@@ -316,7 +316,8 @@ absl::StatusOr<PutExecutionResult> MetadataStore::PutExecution(
         e.execution_id = result.execution_id;
         e.type = *ae.event;
         e.path = ae.path;
-        KILN_RETURN_IF_ERROR(mao_.PutEvent(e));
+        // Both ends were written or looked up above, in this transaction.
+        KILN_RETURN_IF_ERROR(mao_.PutEventOfKnownNodes(e));
       }
     }
     for (const Context& c : contexts) {
