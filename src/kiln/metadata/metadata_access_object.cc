@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 #include <tuple>
+#include <type_traits>
 
 #include "absl/status/status.h"
 #include "kiln/base/status.h"
@@ -226,61 +227,37 @@ absl::StatusOr<std::vector<MetadataAccessObject::NodeData>> MetadataAccessObject
   return out;
 }
 
-absl::StatusOr<std::vector<Artifact>> MetadataAccessObject::FindArtifacts(const Query& q) {
-  KILN_ASSIGN_OR_RETURN(auto nodes, FindNodes(TypeKind::kArtifact, q));
-  std::vector<Artifact> out;
-  out.reserve(nodes.size());
-  for (NodeData& n : nodes) {
-    Artifact a;
-    a.id = n.row.id;
-    a.type = std::move(n.type);
-    a.uri = n.row.uri.value_or("");
-    a.name = n.row.name.value_or("");
-    a.state = static_cast<ArtifactState>(n.row.state);
-    a.properties = std::move(n.properties);
-    a.custom_properties = std::move(n.custom);
-    a.create_time_ms = n.row.create_time_ms;
-    a.update_time_ms = n.row.update_time_ms;
-    out.push_back(std::move(a));
+template <typename T>
+absl::StatusOr<std::vector<T>> MetadataAccessObject::FindAs(TypeKind kind, const Query& q) {
+  KILN_ASSIGN_OR_RETURN(auto nodes, FindNodes(kind, q));
+  std::vector<T> out(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    NodeData& n = nodes[i];
+    T& t = out[i];
+    t.id = n.row.id;
+    t.type = std::move(n.type);
+    t.name = n.row.name.value_or("");
+    t.properties = std::move(n.properties);
+    t.custom_properties = std::move(n.custom);
+    t.create_time_ms = n.row.create_time_ms;
+    t.update_time_ms = n.row.update_time_ms;
+    if constexpr (std::is_same_v<T, Artifact>) t.uri = n.row.uri.value_or("");
+    if constexpr (!std::is_same_v<T, Context>)
+      t.state = static_cast<decltype(t.state)>(n.row.state);
   }
   return out;
+}
+
+absl::StatusOr<std::vector<Artifact>> MetadataAccessObject::FindArtifacts(const Query& q) {
+  return FindAs<Artifact>(TypeKind::kArtifact, q);
 }
 
 absl::StatusOr<std::vector<Execution>> MetadataAccessObject::FindExecutions(const Query& q) {
-  KILN_ASSIGN_OR_RETURN(auto nodes, FindNodes(TypeKind::kExecution, q));
-  std::vector<Execution> out;
-  out.reserve(nodes.size());
-  for (NodeData& n : nodes) {
-    Execution e;
-    e.id = n.row.id;
-    e.type = std::move(n.type);
-    e.name = n.row.name.value_or("");
-    e.state = static_cast<ExecutionState>(n.row.state);
-    e.properties = std::move(n.properties);
-    e.custom_properties = std::move(n.custom);
-    e.create_time_ms = n.row.create_time_ms;
-    e.update_time_ms = n.row.update_time_ms;
-    out.push_back(std::move(e));
-  }
-  return out;
+  return FindAs<Execution>(TypeKind::kExecution, q);
 }
 
 absl::StatusOr<std::vector<Context>> MetadataAccessObject::FindContexts(const Query& q) {
-  KILN_ASSIGN_OR_RETURN(auto nodes, FindNodes(TypeKind::kContext, q));
-  std::vector<Context> out;
-  out.reserve(nodes.size());
-  for (NodeData& n : nodes) {
-    Context c;
-    c.id = n.row.id;
-    c.type = std::move(n.type);
-    c.name = n.row.name.value_or("");
-    c.properties = std::move(n.properties);
-    c.custom_properties = std::move(n.custom);
-    c.create_time_ms = n.row.create_time_ms;
-    c.update_time_ms = n.row.update_time_ms;
-    out.push_back(std::move(c));
-  }
-  return out;
+  return FindAs<Context>(TypeKind::kContext, q);
 }
 
 absl::Status MetadataAccessObject::PutEvent(Event e) {

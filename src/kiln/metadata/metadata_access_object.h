@@ -75,6 +75,9 @@ class MetadataAccessObject {
   absl::StatusOr<int64_t> PutNode(TypeKind kind, const std::string& type, NodeRow row,
                                   const Properties& properties, const Properties& custom);
   absl::StatusOr<std::vector<NodeData>> FindNodes(TypeKind kind, const Query& q);
+  // FindNodes as Artifact, Execution or Context.
+  template <typename T>
+  absl::StatusOr<std::vector<T>> FindAs(TypeKind kind, const Query& q);
   absl::StatusOr<const Type*> TypeByName(TypeKind kind, const std::string& name);
   absl::StatusOr<const Type*> TypeById(int64_t id);
   // Walks one direction: downstream follows artifact -INPUT-> execution -OUTPUT->

@@ -105,43 +105,28 @@ absl::Status MetadataStore::Transaction(bool write, const std::function<absl::St
 }
 
 absl::StatusOr<int64_t> MetadataStore::PutType(const Type& type) {
-  int64_t id = 0;
-  KILN_RETURN_IF_ERROR(Transaction(true, [&]() -> absl::Status {
-    KILN_ASSIGN_OR_RETURN(id, mao_.PutType(type));
-    return absl::OkStatus();
-  }));
-  return id;
+  return InTransaction<int64_t>(true, [&] { return mao_.PutType(type); });
 }
 
 absl::StatusOr<Type> MetadataStore::GetType(TypeKind kind, const std::string& name) {
-  Type t;
-  KILN_RETURN_IF_ERROR(Transaction(false, [&]() -> absl::Status {
-    KILN_ASSIGN_OR_RETURN(t, mao_.GetType(kind, name));
-    return absl::OkStatus();
-  }));
-  return t;
+  return InTransaction<Type>(false, [&] { return mao_.GetType(kind, name); });
 }
 
 absl::StatusOr<std::vector<Type>> MetadataStore::GetTypes(TypeKind kind) {
-  std::vector<Type> types;
-  KILN_RETURN_IF_ERROR(Transaction(false, [&]() -> absl::Status {
-    KILN_ASSIGN_OR_RETURN(types, mao_.GetTypes(kind));
-    return absl::OkStatus();
-  }));
-  return types;
+  return InTransaction<std::vector<Type>>(false, [&] { return mao_.GetTypes(kind); });
 }
 
 namespace {
 
 // Runs put(node) for every node and collects the ids.
 template <typename T, typename Put>
-absl::Status PutAll(const std::vector<T>& nodes, Put put, std::vector<int64_t>* ids) {
-  ids->clear();
+absl::StatusOr<std::vector<int64_t>> PutAll(const std::vector<T>& nodes, Put put) {
+  std::vector<int64_t> ids;
   for (const T& n : nodes) {
     KILN_ASSIGN_OR_RETURN(int64_t id, put(n));
-    ids->push_back(id);
+    ids.push_back(id);
   }
-  return absl::OkStatus();
+  return ids;
 }
 
 // The single node with `id` from a query result.
@@ -156,59 +141,34 @@ absl::StatusOr<T> One(absl::StatusOr<std::vector<T>> found, std::string_view kin
 
 absl::StatusOr<std::vector<int64_t>> MetadataStore::PutArtifacts(
     const std::vector<Artifact>& artifacts) {
-  std::vector<int64_t> ids;
-  KILN_RETURN_IF_ERROR(Transaction(true, [&] {
-    return PutAll(
-        artifacts, [&](const Artifact& a) { return mao_.PutArtifact(a); }, &ids);
-  }));
-  return ids;
+  return InTransaction<std::vector<int64_t>>(true, [&] {
+    return PutAll(artifacts, [&](const Artifact& n) { return mao_.PutArtifact(n); });
+  });
 }
 
 absl::StatusOr<std::vector<int64_t>> MetadataStore::PutExecutions(
     const std::vector<Execution>& executions) {
-  std::vector<int64_t> ids;
-  KILN_RETURN_IF_ERROR(Transaction(true, [&] {
-    return PutAll(
-        executions, [&](const Execution& e) { return mao_.PutExecution(e); }, &ids);
-  }));
-  return ids;
+  return InTransaction<std::vector<int64_t>>(true, [&] {
+    return PutAll(executions, [&](const Execution& n) { return mao_.PutExecution(n); });
+  });
 }
 
 absl::StatusOr<std::vector<int64_t>> MetadataStore::PutContexts(
     const std::vector<Context>& contexts) {
-  std::vector<int64_t> ids;
-  KILN_RETURN_IF_ERROR(Transaction(true, [&] {
-    return PutAll(
-        contexts, [&](const Context& c) { return mao_.PutContext(c); }, &ids);
-  }));
-  return ids;
+  return InTransaction<std::vector<int64_t>>(
+      true, [&] { return PutAll(contexts, [&](const Context& n) { return mao_.PutContext(n); }); });
 }
 
 absl::StatusOr<std::vector<Artifact>> MetadataStore::GetArtifacts(const Query& query) {
-  std::vector<Artifact> out;
-  KILN_RETURN_IF_ERROR(Transaction(false, [&]() -> absl::Status {
-    KILN_ASSIGN_OR_RETURN(out, mao_.FindArtifacts(query));
-    return absl::OkStatus();
-  }));
-  return out;
+  return InTransaction<std::vector<Artifact>>(false, [&] { return mao_.FindArtifacts(query); });
 }
 
 absl::StatusOr<std::vector<Execution>> MetadataStore::GetExecutions(const Query& query) {
-  std::vector<Execution> out;
-  KILN_RETURN_IF_ERROR(Transaction(false, [&]() -> absl::Status {
-    KILN_ASSIGN_OR_RETURN(out, mao_.FindExecutions(query));
-    return absl::OkStatus();
-  }));
-  return out;
+  return InTransaction<std::vector<Execution>>(false, [&] { return mao_.FindExecutions(query); });
 }
 
 absl::StatusOr<std::vector<Context>> MetadataStore::GetContexts(const Query& query) {
-  std::vector<Context> out;
-  KILN_RETURN_IF_ERROR(Transaction(false, [&]() -> absl::Status {
-    KILN_ASSIGN_OR_RETURN(out, mao_.FindContexts(query));
-    return absl::OkStatus();
-  }));
-  return out;
+  return InTransaction<std::vector<Context>>(false, [&] { return mao_.FindContexts(query); });
 }
 
 absl::StatusOr<Artifact> MetadataStore::GetArtifact(int64_t id) {
@@ -238,22 +198,12 @@ absl::Status MetadataStore::PutEvents(const std::vector<Event>& events) {
 
 absl::StatusOr<std::vector<Event>> MetadataStore::GetEventsByArtifactIds(
     const std::vector<int64_t>& ids) {
-  std::vector<Event> out;
-  KILN_RETURN_IF_ERROR(Transaction(false, [&]() -> absl::Status {
-    KILN_ASSIGN_OR_RETURN(out, mao_.EventsOfArtifacts(ids));
-    return absl::OkStatus();
-  }));
-  return out;
+  return InTransaction<std::vector<Event>>(false, [&] { return mao_.EventsOfArtifacts(ids); });
 }
 
 absl::StatusOr<std::vector<Event>> MetadataStore::GetEventsByExecutionIds(
     const std::vector<int64_t>& ids) {
-  std::vector<Event> out;
-  KILN_RETURN_IF_ERROR(Transaction(false, [&]() -> absl::Status {
-    KILN_ASSIGN_OR_RETURN(out, mao_.EventsOfExecutions(ids));
-    return absl::OkStatus();
-  }));
-  return out;
+  return InTransaction<std::vector<Event>>(false, [&] { return mao_.EventsOfExecutions(ids); });
 }
 
 absl::Status MetadataStore::PutAttributionsAndAssociations(
@@ -266,30 +216,21 @@ absl::Status MetadataStore::PutAttributionsAndAssociations(
   });
 }
 
-absl::StatusOr<std::vector<Context>> MetadataStore::GetContextsOfArtifact(int64_t artifact_id) {
-  std::vector<Context> out;
-  KILN_RETURN_IF_ERROR(Transaction(false, [&]() -> absl::Status {
+absl::StatusOr<std::vector<Context>> MetadataStore::ContextsOf(TypeKind kind, int64_t node_id) {
+  return InTransaction<std::vector<Context>>(false, [&]() -> absl::StatusOr<std::vector<Context>> {
     Query q;
-    KILN_ASSIGN_OR_RETURN(q.ids, mao_.ContextsOf(TypeKind::kArtifact, artifact_id));
-    out.clear();
-    if (q.ids.empty()) return absl::OkStatus();
-    KILN_ASSIGN_OR_RETURN(out, mao_.FindContexts(q));
-    return absl::OkStatus();
-  }));
-  return out;
+    KILN_ASSIGN_OR_RETURN(q.ids, mao_.ContextsOf(kind, node_id));
+    if (q.ids.empty()) return std::vector<Context>();
+    return mao_.FindContexts(q);
+  });
+}
+
+absl::StatusOr<std::vector<Context>> MetadataStore::GetContextsOfArtifact(int64_t artifact_id) {
+  return ContextsOf(TypeKind::kArtifact, artifact_id);
 }
 
 absl::StatusOr<std::vector<Context>> MetadataStore::GetContextsOfExecution(int64_t execution_id) {
-  std::vector<Context> out;
-  KILN_RETURN_IF_ERROR(Transaction(false, [&]() -> absl::Status {
-    Query q;
-    KILN_ASSIGN_OR_RETURN(q.ids, mao_.ContextsOf(TypeKind::kExecution, execution_id));
-    out.clear();
-    if (q.ids.empty()) return absl::OkStatus();
-    KILN_ASSIGN_OR_RETURN(out, mao_.FindContexts(q));
-    return absl::OkStatus();
-  }));
-  return out;
+  return ContextsOf(TypeKind::kExecution, execution_id);
 }
 
 absl::StatusOr<PutExecutionResult> MetadataStore::PutExecution(
@@ -333,12 +274,7 @@ absl::StatusOr<PutExecutionResult> MetadataStore::PutExecution(
 
 absl::StatusOr<LineageGraph> MetadataStore::GetLineage(int64_t artifact_id,
                                                        const LineageOptions& options) {
-  LineageGraph g;
-  KILN_RETURN_IF_ERROR(Transaction(false, [&]() -> absl::Status {
-    KILN_ASSIGN_OR_RETURN(g, mao_.Lineage(artifact_id, options));
-    return absl::OkStatus();
-  }));
-  return g;
+  return InTransaction<LineageGraph>(false, [&] { return mao_.Lineage(artifact_id, options); });
 }
 
 absl::StatusOr<ModelDiff> MetadataStore::Diff(int64_t model_a, int64_t model_b) {

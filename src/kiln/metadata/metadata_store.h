@@ -131,6 +131,20 @@ class MetadataStore {
   // Runs fn inside a transaction, retrying it whole on kUnavailable until the busy
   // deadline. fn must be safe to run again (assign its outputs, don't append).
   absl::Status Transaction(bool write, const std::function<absl::Status()>& fn);
+  absl::StatusOr<std::vector<Context>> ContextsOf(TypeKind kind, int64_t node_id);
+  // Transaction for a function returning StatusOr<T>: its value, or its error.
+  template <typename T, typename Fn>
+  absl::StatusOr<T> InTransaction(bool write, Fn fn) {
+    T out;
+    absl::Status s = Transaction(write, [&]() -> absl::Status {
+      absl::StatusOr<T> r = fn();
+      if (!r.ok()) return r.status();
+      out = *std::move(r);
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+    return out;
+  }
 
   std::unique_ptr<Backend> backend_;
   StoreOptions options_;
