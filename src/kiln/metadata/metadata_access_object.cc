@@ -139,13 +139,14 @@ absl::StatusOr<int64_t> MetadataAccessObject::PutNode(TypeKind kind, const std::
     KILN_RETURN_IF_ERROR(s);
     KILN_RETURN_IF_ERROR(executor_->DeleteProperties(kind, row.id));
   }
-  for (const auto& [name, value] : properties) {
-    KILN_RETURN_IF_ERROR(executor_->InsertProperty(kind, {row.id, name, false, value}));
-  }
+  std::vector<PropertyRow> rows;
+  rows.reserve(properties.size() + custom.size());
+  for (const auto& [name, value] : properties) rows.push_back({row.id, name, false, value});
   for (const auto& [name, value] : custom) {
     if (name.empty()) return absl::InvalidArgumentError("empty custom property name");
-    KILN_RETURN_IF_ERROR(executor_->InsertProperty(kind, {row.id, name, true, value}));
+    rows.push_back({row.id, name, true, value});
   }
+  KILN_RETURN_IF_ERROR(executor_->InsertProperties(kind, rows));
   return row.id;
 }
 
@@ -178,11 +179,12 @@ absl::StatusOr<int64_t> MetadataAccessObject::PutContext(const Context& c) {
 
 absl::StatusOr<int64_t> MetadataAccessObject::GetOrCreateContext(const Context& c) {
   if (c.id != 0) return c.id;
-  Query q;
-  q.type = c.type;
-  q.name = c.name;
-  KILN_ASSIGN_OR_RETURN(auto found, FindNodes(TypeKind::kContext, q));
-  if (!found.empty()) return found[0].row.id;
+  KILN_ASSIGN_OR_RETURN(const Type* t, TypeByName(TypeKind::kContext, c.type));
+  NodeFilter f;
+  f.type_id = t->id;
+  f.name = c.name;
+  KILN_ASSIGN_OR_RETURN(auto found, executor_->SelectNodes(TypeKind::kContext, f));
+  if (!found.empty()) return found[0].id;
   return PutContext(c);
 }
 
@@ -260,30 +262,32 @@ absl::StatusOr<std::vector<Context>> MetadataAccessObject::FindContexts(const Qu
   return FindAs<Context>(TypeKind::kContext, q);
 }
 
-absl::Status MetadataAccessObject::PutEvent(Event e) {
-  if (e.type != EventType::kInput && e.type != EventType::kOutput) {
-    return absl::InvalidArgumentError("an event is INPUT or OUTPUT");
-  }
+absl::Status MetadataAccessObject::CheckExists(TypeKind kind, int64_t id) {
   NodeFilter f;
-  f.ids = {e.artifact_id};
-  KILN_ASSIGN_OR_RETURN(auto a, executor_->SelectNodes(TypeKind::kArtifact, f));
-  if (a.empty())
-    return absl::NotFoundError(
-        StrCat("event names artifact ", e.artifact_id, ", which does not exist"));
-  f.ids = {e.execution_id};
-  KILN_ASSIGN_OR_RETURN(auto x, executor_->SelectNodes(TypeKind::kExecution, f));
-  if (x.empty())
-    return absl::NotFoundError(
-        StrCat("event names execution ", e.execution_id, ", which does not exist"));
-  return PutEventOfKnownNodes(std::move(e));
+  f.ids = {id};
+  KILN_ASSIGN_OR_RETURN(auto found, executor_->SelectNodes(kind, f));
+  if (found.empty()) return absl::NotFoundError(StrCat("no ", TypeKindName(kind), " with id ", id));
+  return absl::OkStatus();
 }
 
-absl::Status MetadataAccessObject::PutEventOfKnownNodes(Event e) {
-  if (e.type != EventType::kInput && e.type != EventType::kOutput) {
-    return absl::InvalidArgumentError("an event is INPUT or OUTPUT");
+absl::Status MetadataAccessObject::PutEvents(std::vector<Event> events) {
+  for (const Event& e : events) {
+    absl::Status s = CheckExists(TypeKind::kArtifact, e.artifact_id);
+    if (s.ok()) s = CheckExists(TypeKind::kExecution, e.execution_id);
+    if (!s.ok()) return absl::NotFoundError(StrCat("event names a missing node: ", s.message()));
   }
-  if (e.time_ms == 0) e.time_ms = now_ms_();
-  return executor_->InsertEvent(e);
+  return PutEventsOfKnownNodes(std::move(events));
+}
+
+absl::Status MetadataAccessObject::PutEventsOfKnownNodes(std::vector<Event> events) {
+  int64_t now = 0;
+  for (Event& e : events) {
+    if (e.type != EventType::kInput && e.type != EventType::kOutput) {
+      return absl::InvalidArgumentError("an event is INPUT or OUTPUT");
+    }
+    if (e.time_ms == 0) e.time_ms = now ? now : (now = now_ms_());
+  }
+  return executor_->InsertEvents(events);
 }
 
 absl::StatusOr<std::vector<Event>> MetadataAccessObject::EventsOfArtifacts(
@@ -296,12 +300,9 @@ absl::StatusOr<std::vector<Event>> MetadataAccessObject::EventsOfExecutions(
   return executor_->SelectEventsByExecutions(ids, EventType::kUnknown);
 }
 
-absl::Status MetadataAccessObject::PutAttribution(int64_t context_id, int64_t artifact_id) {
-  return executor_->InsertAttribution(context_id, artifact_id);
-}
-
-absl::Status MetadataAccessObject::PutAssociation(int64_t context_id, int64_t execution_id) {
-  return executor_->InsertAssociation(context_id, execution_id);
+absl::Status MetadataAccessObject::PutMemberships(
+    TypeKind kind, const std::vector<std::pair<int64_t, int64_t>>& pairs) {
+  return executor_->InsertMemberships(kind, pairs);
 }
 
 absl::StatusOr<std::vector<int64_t>> MetadataAccessObject::ContextsOf(TypeKind kind,

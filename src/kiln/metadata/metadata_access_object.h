@@ -46,13 +46,16 @@ class MetadataAccessObject {
 
   // Errors: kNotFound when an end of the event does not exist, kInvalidArgument for an
   // event type other than INPUT/OUTPUT.
-  absl::Status PutEvent(Event e);
-  // PutEvent for callers that have just written or read both ends in this transaction.
-  absl::Status PutEventOfKnownNodes(Event e);
+  absl::Status PutEvents(std::vector<Event> events);
+  // PutEvents for callers that have just written or read both ends in this transaction.
+  absl::Status PutEventsOfKnownNodes(std::vector<Event> events);
   absl::StatusOr<std::vector<Event>> EventsOfArtifacts(const std::vector<int64_t>& ids);
   absl::StatusOr<std::vector<Event>> EventsOfExecutions(const std::vector<int64_t>& ids);
-  absl::Status PutAttribution(int64_t context_id, int64_t artifact_id);
-  absl::Status PutAssociation(int64_t context_id, int64_t execution_id);
+  // (context id, node id) pairs: attributions for artifacts, associations for
+  // executions. Existing pairs are kept.
+  absl::Status PutMemberships(TypeKind kind, const std::vector<std::pair<int64_t, int64_t>>& pairs);
+  // Errors: kNotFound when there is no node of `kind` with `id`.
+  absl::Status CheckExists(TypeKind kind, int64_t id);
   absl::StatusOr<std::vector<int64_t>> ContextsOf(TypeKind kind, int64_t node_id);
 
   // Forgets cached types; the store calls it after a rolled-back transaction, which may

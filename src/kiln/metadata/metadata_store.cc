@@ -190,10 +190,7 @@ absl::StatusOr<Context> MetadataStore::GetContext(int64_t id) {
 }
 
 absl::Status MetadataStore::PutEvents(const std::vector<Event>& events) {
-  return Transaction(true, [&]() -> absl::Status {
-    for (const Event& e : events) KILN_RETURN_IF_ERROR(mao_.PutEvent(e));
-    return absl::OkStatus();
-  });
+  return Transaction(true, [&]() -> absl::Status { return mao_.PutEvents(events); });
 }
 
 absl::StatusOr<std::vector<Event>> MetadataStore::GetEventsByArtifactIds(
@@ -210,9 +207,8 @@ absl::Status MetadataStore::PutAttributionsAndAssociations(
     const std::vector<std::pair<int64_t, int64_t>>& attributions,
     const std::vector<std::pair<int64_t, int64_t>>& associations) {
   return Transaction(true, [&]() -> absl::Status {
-    for (const auto& [c, a] : attributions) KILN_RETURN_IF_ERROR(mao_.PutAttribution(c, a));
-    for (const auto& [c, e] : associations) KILN_RETURN_IF_ERROR(mao_.PutAssociation(c, e));
-    return absl::OkStatus();
+    KILN_RETURN_IF_ERROR(mao_.PutMemberships(TypeKind::kArtifact, attributions));
+    return mao_.PutMemberships(TypeKind::kExecution, associations);
   });
 }
 
@@ -236,40 +232,38 @@ absl::StatusOr<std::vector<Context>> MetadataStore::GetContextsOfExecution(int64
 absl::StatusOr<PutExecutionResult> MetadataStore::PutExecution(
     const Execution& execution, const std::vector<ArtifactAndEvent>& artifacts,
     const std::vector<Context>& contexts) {
-  PutExecutionResult result;
-  KILN_RETURN_IF_ERROR(Transaction(true, [&]() -> absl::Status {
-    result = PutExecutionResult();
+  return InTransaction<PutExecutionResult>(true, [&]() -> absl::StatusOr<PutExecutionResult> {
+    PutExecutionResult result;
     KILN_ASSIGN_OR_RETURN(result.execution_id, mao_.PutExecution(execution));
+    std::vector<Event> events;
     for (const ArtifactAndEvent& ae : artifacts) {
       int64_t id = ae.artifact.id;
       if (id != 0 && ae.artifact.type.empty()) {
-        Query q;
-        q.ids = {id};
-        KILN_ASSIGN_OR_RETURN(auto found, mao_.FindArtifacts(q));
-        if (found.empty()) return absl::NotFoundError(StrCat("no artifact with id ", id));
+        KILN_RETURN_IF_ERROR(mao_.CheckExists(TypeKind::kArtifact, id));
       } else {
         KILN_ASSIGN_OR_RETURN(id, mao_.PutArtifact(ae.artifact));
       }
       result.artifact_ids.push_back(id);
       if (ae.event) {
-        Event e;
-        e.artifact_id = id;
-        e.execution_id = result.execution_id;
-        e.type = *ae.event;
-        e.path = ae.path;
-        // Both ends were written or looked up above, in this transaction.
-        KILN_RETURN_IF_ERROR(mao_.PutEventOfKnownNodes(e));
+        events.push_back({.artifact_id = id,
+                          .execution_id = result.execution_id,
+                          .type = *ae.event,
+                          .path = ae.path});
       }
     }
+    // Both ends of every event were written or checked above, in this transaction.
+    KILN_RETURN_IF_ERROR(mao_.PutEventsOfKnownNodes(std::move(events)));
+    std::vector<std::pair<int64_t, int64_t>> attributions, associations;
     for (const Context& c : contexts) {
       KILN_ASSIGN_OR_RETURN(int64_t cid, mao_.GetOrCreateContext(c));
       result.context_ids.push_back(cid);
-      KILN_RETURN_IF_ERROR(mao_.PutAssociation(cid, result.execution_id));
-      for (int64_t aid : result.artifact_ids) KILN_RETURN_IF_ERROR(mao_.PutAttribution(cid, aid));
+      associations.emplace_back(cid, result.execution_id);
+      for (int64_t aid : result.artifact_ids) attributions.emplace_back(cid, aid);
     }
-    return absl::OkStatus();
-  }));
-  return result;
+    KILN_RETURN_IF_ERROR(mao_.PutMemberships(TypeKind::kExecution, associations));
+    KILN_RETURN_IF_ERROR(mao_.PutMemberships(TypeKind::kArtifact, attributions));
+    return result;
+  });
 }
 
 absl::StatusOr<LineageGraph> MetadataStore::GetLineage(int64_t artifact_id,

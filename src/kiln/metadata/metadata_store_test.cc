@@ -272,6 +272,40 @@ TEST_P(MetadataStoreTest, ManyIdsQueryCrossesChunks) {
   EXPECT_EQ(got->back().uri, "/d/0");
 }
 
+TEST_P(MetadataStoreTest, ManyPropertiesAndRepeatedInputsRoundTrip) {
+  RegisterTypes();
+  // More properties than one multi-row INSERT carries, of every value type.
+  Artifact a{.type = "Examples", .uri = "/wide"};
+  for (int i = 0; i < 150; ++i) {
+    std::string key = StrCat("k", i);
+    switch (i % 4) {
+      case 0:
+        a.custom_properties[key] = int64_t{i} * 1'000'000'007;
+        break;
+      case 1:
+        a.custom_properties[key] = i / 7.0;
+        break;
+      case 2:
+        a.custom_properties[key] = StrCat("v'", i);
+        break;
+      default:
+        a.custom_properties[key] = i % 8 == 3;
+    }
+  }
+  auto ids = store_->PutArtifacts({a});
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(store_->GetArtifact((*ids)[0])->custom_properties, a.custom_properties);
+  // The same artifact as two inputs of one execution, in two contexts.
+  auto r = store_->PutExecution(
+      {.type = "Trainer"},
+      {{.artifact = {.id = (*ids)[0]}, .event = EventType::kInput, .path = "a"},
+       {.artifact = {.id = (*ids)[0]}, .event = EventType::kInput, .path = "b"}},
+      {{.type = "pipeline", .name = "p"}, {.type = "pipeline_run", .name = "r"}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(store_->GetEventsByExecutionIds({r->execution_id})->size(), 2u);
+  EXPECT_EQ(store_->GetContextsOfArtifact((*ids)[0])->size(), 2u);
+}
+
 TEST_P(MetadataStoreTest, PutExecutionWritesEverythingInOneTransaction) {
   RegisterTypes();
   int64_t examples = PutExamples("/d/1", 1, "f1");

@@ -384,26 +384,48 @@ absl::Status QueryExecutor::DeleteProperties(TypeKind kind, int64_t node_id) {
   return Run(StrCat("DELETE FROM ", PropertyTable(kind), " WHERE node_id = ?"), {node_id}).status();
 }
 
-absl::Status QueryExecutor::InsertProperty(TypeKind kind, const PropertyRow& row) {
-  std::string sql =
-      StrCat("INSERT INTO ", PropertyTable(kind),
-             " (node_id, name, is_custom, data_type, int_value, double_value, string_value) "
-             "VALUES (?, ?, ?, ?, ?, ?, ?)");
-  SqlValue none;
-  SqlValue iv = none, dv = none, sv = none;
-  switch (TypeOf(row.value)) {
-    case PropertyType::kDouble:
-      dv = std::get<double>(row.value);
-      break;
-    case PropertyType::kString:
-      sv = std::get<std::string>(row.value);
-      break;
-    default:
-      iv = ValueParam(row.value);
+absl::Status QueryExecutor::InsertRows(std::string_view head, std::string_view tail, size_t columns,
+                                       const std::vector<SqlValue>& values) {
+  // One statement per chunk of rows instead of one per row: on PostgreSQL every
+  // statement is a network round trip. Chunks bound the number of statement shapes.
+  constexpr size_t kMaxRows = 64;
+  const size_t rows = values.size() / columns;
+  std::string tuple = "(";
+  for (size_t c = 0; c < columns; ++c) tuple += c ? ",?" : "?";
+  tuple += ")";
+  for (size_t start = 0; start < rows; start += kMaxRows) {
+    size_t n = std::min(kMaxRows, rows - start);
+    std::string sql = StrCat(head, " VALUES ");
+    for (size_t r = 0; r < n; ++r) StrAppend(&sql, r ? "," : "", tuple);
+    StrAppend(&sql, tail);
+    std::span<const SqlValue> chunk(values.data() + start * columns, n * columns);
+    KILN_RETURN_IF_ERROR(backend_->Query(sql, chunk).status());
   }
-  return Run(sql, {row.node_id, row.name, int64_t{row.is_custom ? 1 : 0},
-                   int64_t{static_cast<int>(TypeOf(row.value))}, iv, dv, sv})
-      .status();
+  return absl::OkStatus();
+}
+
+absl::Status QueryExecutor::InsertProperties(TypeKind kind, const std::vector<PropertyRow>& rows) {
+  std::vector<SqlValue> values;
+  values.reserve(rows.size() * 7);
+  for (const PropertyRow& row : rows) {
+    SqlValue iv, dv, sv;
+    switch (TypeOf(row.value)) {
+      case PropertyType::kDouble:
+        dv = std::get<double>(row.value);
+        break;
+      case PropertyType::kString:
+        sv = std::get<std::string>(row.value);
+        break;
+      default:
+        iv = ValueParam(row.value);
+    }
+    values.insert(values.end(), {row.node_id, row.name, int64_t{row.is_custom ? 1 : 0},
+                                 int64_t{static_cast<int>(TypeOf(row.value))}, iv, dv, sv});
+  }
+  return InsertRows(StrCat("INSERT INTO ", PropertyTable(kind),
+                           " (node_id, name, is_custom, data_type, int_value, double_value, "
+                           "string_value)"),
+                    "", 7, values);
 }
 
 absl::StatusOr<std::vector<PropertyRow>> QueryExecutor::SelectProperties(
@@ -440,11 +462,15 @@ absl::StatusOr<std::vector<PropertyRow>> QueryExecutor::SelectProperties(
   return out;
 }
 
-absl::Status QueryExecutor::InsertEvent(const Event& e) {
-  return Run("INSERT INTO events (artifact_id, execution_id, type, path, time_ms) "
-             "VALUES (?, ?, ?, ?, ?)",
-             {e.artifact_id, e.execution_id, int64_t{static_cast<int>(e.type)}, e.path, e.time_ms})
-      .status();
+absl::Status QueryExecutor::InsertEvents(const std::vector<Event>& events) {
+  std::vector<SqlValue> values;
+  values.reserve(events.size() * 5);
+  for (const Event& e : events) {
+    values.insert(values.end(), {e.artifact_id, e.execution_id, int64_t{static_cast<int>(e.type)},
+                                 e.path, e.time_ms});
+  }
+  return InsertRows("INSERT INTO events (artifact_id, execution_id, type, path, time_ms)", "", 5,
+                    values);
 }
 
 absl::StatusOr<std::vector<Event>> QueryExecutor::SelectEvents(std::string_view column,
@@ -482,18 +508,18 @@ absl::StatusOr<std::vector<Event>> QueryExecutor::SelectEventsByExecutions(
   return SelectEvents("execution_id", ids, type);
 }
 
-absl::Status QueryExecutor::InsertAttribution(int64_t context_id, int64_t artifact_id) {
-  return Run("INSERT INTO attributions (context_id, artifact_id) VALUES (?, ?) "
-             "ON CONFLICT (context_id, artifact_id) DO NOTHING",
-             {context_id, artifact_id})
-      .status();
-}
-
-absl::Status QueryExecutor::InsertAssociation(int64_t context_id, int64_t execution_id) {
-  return Run("INSERT INTO associations (context_id, execution_id) VALUES (?, ?) "
-             "ON CONFLICT (context_id, execution_id) DO NOTHING",
-             {context_id, execution_id})
-      .status();
+absl::Status QueryExecutor::InsertMemberships(
+    TypeKind kind, const std::vector<std::pair<int64_t, int64_t>>& pairs) {
+  std::vector<SqlValue> values;
+  values.reserve(pairs.size() * 2);
+  for (const auto& [context_id, node_id] : pairs)
+    values.insert(values.end(), {context_id, node_id});
+  if (kind == TypeKind::kArtifact) {
+    return InsertRows("INSERT INTO attributions (context_id, artifact_id)",
+                      " ON CONFLICT (context_id, artifact_id) DO NOTHING", 2, values);
+  }
+  return InsertRows("INSERT INTO associations (context_id, execution_id)",
+                    " ON CONFLICT (context_id, execution_id) DO NOTHING", 2, values);
 }
 
 absl::StatusOr<std::vector<int64_t>> QueryExecutor::SelectContextIds(TypeKind kind,

@@ -81,25 +81,30 @@ class QueryExecutor {
   absl::Status UpdateNode(TypeKind kind, const NodeRow& row);
   absl::StatusOr<std::vector<NodeRow>> SelectNodes(TypeKind kind, const NodeFilter& filter);
   absl::Status DeleteProperties(TypeKind kind, int64_t node_id);
-  absl::Status InsertProperty(TypeKind kind, const PropertyRow& row);
+  absl::Status InsertProperties(TypeKind kind, const std::vector<PropertyRow>& rows);
   absl::StatusOr<std::vector<PropertyRow>> SelectProperties(TypeKind kind,
                                                             const std::vector<int64_t>& ids);
 
   // Events and context membership.
-  absl::Status InsertEvent(const Event& event);
+  absl::Status InsertEvents(const std::vector<Event>& events);
   // Events whose artifact (or execution) is one of `ids`; `type` kUnknown means any.
   absl::StatusOr<std::vector<Event>> SelectEventsByArtifacts(const std::vector<int64_t>& ids,
                                                              EventType type);
   absl::StatusOr<std::vector<Event>> SelectEventsByExecutions(const std::vector<int64_t>& ids,
                                                               EventType type);
-  absl::Status InsertAttribution(int64_t context_id, int64_t artifact_id);
-  absl::Status InsertAssociation(int64_t context_id, int64_t execution_id);
+  // (context id, node id) pairs into attributions (artifacts) or associations
+  // (executions); pairs already present are kept.
+  absl::Status InsertMemberships(TypeKind kind,
+                                 const std::vector<std::pair<int64_t, int64_t>>& pairs);
   // Contexts an artifact (or execution) belongs to.
   absl::StatusOr<std::vector<int64_t>> SelectContextIds(TypeKind kind, int64_t node_id);
 
  private:
   absl::StatusOr<std::vector<SqlRow>> Run(std::string_view sql,
                                           std::initializer_list<SqlValue> params = {});
+  // Multi-row INSERT: `head` VALUES (...),(...) `tail`, `columns` values per row.
+  absl::Status InsertRows(std::string_view head, std::string_view tail, size_t columns,
+                          const std::vector<SqlValue>& values);
   absl::StatusOr<std::vector<Event>> SelectEvents(std::string_view column,
                                                   const std::vector<int64_t>& ids, EventType type);
   std::string Ddl(std::string_view script) const;
