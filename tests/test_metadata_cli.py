@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -681,6 +682,131 @@ def test_hostile_strings_round_trip(kiln_bin, tmp_path):
                                '  [label="ünïcödé ✓ 模型"]')
     declared, edges = check_dot(kiln.out("lineage", "1", "--format", "dot"))
     assert ("a1", "e1", "in put") in edges
+
+
+# ---------------------------------------------------------------------------------------
+# int64 edges, and stores written by other tools
+
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+
+
+def test_int64_values_are_exact_and_overflow_is_refused(kiln_bin, tmp_path):
+    kiln = Kiln(kiln_bin, tmp_path)
+    big = ["--property", f"max={INT64_MAX}", "--property", f"min={INT64_MIN}",
+           "--property", f"p53={2**53 + 1}"]
+    assert kiln.out("meta", "register", "RawData", "/raw", *big) == "1\n"
+    a = kiln.json("meta", "show", "1")["artifact"]
+    # JSON integers, not doubles: 2^53 + 1 and the int64 ends survive to the digit.
+    assert a["properties"] == {"max": INT64_MAX, "min": INT64_MIN, "p53": 2**53 + 1}
+    assert f"    max = {INT64_MAX}" in kiln.out("meta", "show", "1").splitlines()
+    assert ids(kiln.json("meta", "ls", "artifacts", "--property", f"min={INT64_MIN}")) == [1]
+    assert ids(kiln.json("meta", "ls", "artifacts", "--property", f"p53={2**53}")) == []
+    # One past either end is not silently rounded to a double.
+    for value in (INT64_MAX + 1, INT64_MIN - 1, 10**30):
+        for args in (["meta", "register", "RawData", "/raw2", "--property", f"n={value}"],
+                     ["meta", "record", "Step", "--param", f"n={value}"],
+                     ["meta", "ls", "artifacts", "--property", f"n={value}"]):
+            flag = args[-2]
+            p = kiln.run(*args, expect=EXIT_USAGE)
+            assert p.stderr == (
+                f"kiln meta: error: {flag} 'n={value}': '{value}' is outside the 64-bit integer "
+                "range; KEY:string=VALUE keeps it as text, KEY:double=VALUE rounds it to a "
+                "double\n"), p.stderr
+    assert ids(kiln.json("meta", "ls", "artifacts")) == [1]
+    assert kiln.json("meta", "ls", "executions") == []
+    # Asked for explicitly, both still work.
+    assert kiln.out("meta", "register", "RawData", "/raw3", "--property",
+                    f"s:string={INT64_MAX + 1}", "--property", f"d:double={INT64_MAX + 1}") == "2\n"
+    assert kiln.json("meta", "show", "2")["artifact"]["properties"] == {
+        "s": str(INT64_MAX + 1), "d": float(INT64_MAX + 1)}
+
+
+def iso_any(ms):
+    """iso(ms, with_ms=True) for any int64: whole 400-year cycles (146097 days) move the
+    date into datetime's range and back."""
+    days, rest = divmod(ms, 86400000)
+    cycles = days // 146097
+    d = datetime.date(1970, 1, 1) + datetime.timedelta(days=days - cycles * 146097)
+    return (f"{d.year + 400 * cycles:04d}-{d.month:02d}-{d.day:02d}T{rest // 3600000:02d}:"
+            f"{rest // 60000 % 60:02d}:{rest // 1000 % 60:02d}.{rest % 1000:03d}Z")
+
+
+@pytest.mark.parametrize("created,updated", [
+    (INT64_MIN, INT64_MAX), (-1, -86400000), (-86400001, 0)])
+def test_times_at_the_ends_of_int64(kiln_bin, tmp_path, created, updated):
+    kiln = Kiln(kiln_bin, tmp_path)
+    assert kiln.out("meta", "register", "RawData", "/raw") == "1\n"
+    db = sqlite3.connect(tmp_path / "metadata.sqlite")
+    db.execute("UPDATE artifacts SET create_time_ms = ?, update_time_ms = ?", (created, updated))
+    db.commit()
+    db.close()
+    assert iso_any(INT64_MIN) == "-292275055-05-16T16:47:04.192Z"  # the reference itself
+    lines = kiln.out("meta", "show", "1").splitlines()
+    assert lines[4:6] == [f"  created: {iso_any(created)}", f"  updated: {iso_any(updated)}"]
+    a = kiln.json("meta", "show", "1")["artifact"]
+    assert (a["create_time_ms"], a["create_time"]) == (created, iso_any(created))
+    assert (a["update_time_ms"], a["update_time"]) == (updated, iso_any(updated))
+    assert kiln.out("meta", "ls", "artifacts").splitlines()[1].endswith(
+        iso_any(created)[:-5] + "Z")
+
+
+def test_lineage_text_announces_every_event_the_depth_cuts(kiln_bin, tmp_path):
+    """An execution in the graph can still have used (or made) an artifact at the depth
+    limit through an event the walk did not reach; that event is announced too."""
+    kiln = Kiln(kiln_bin, tmp_path)
+    assert kiln.out("meta", "register", "Raw", "/r") == "1\n"
+    record(kiln, "C1", "--input", "x=1", "--output", "d=D:/d")        # e1: 1 -> 2
+    record(kiln, "Z", "--input", "a=1", "--input", "b=2", "--output", "o=O:/o")  # e2
+    t = {e["id"]: iso(e["create_time_ms"]) for e in kiln.json("meta", "ls", "executions")}
+    assert kiln.out("lineage", "1", "--direction", "down", "--depth", "1").splitlines() == [
+        "artifact 1 Raw /r",
+        f"  used by execution 1 C1 as x (COMPLETE, {t[1]})",
+        "    d -> artifact 2 D /d",
+        "      ... used by 1 more execution beyond --depth 1",
+        f"  used by execution 2 Z as a (COMPLETE, {t[2]})",
+        "    o -> artifact 3 O /o",
+    ]
+    # Upstream: X makes 4 and 5; T reads 4 directly and 5 through Y.
+    record(kiln, "X", "--output", "b=B:/b", "--output", "a=A:/a")      # e3: 4, 5
+    record(kiln, "Y", "--input", "a=5", "--output", "c=C:/c")          # e4: 6
+    record(kiln, "T", "--input", "b=4", "--input", "c=6", "--output", "m=M:/m")  # e5: 7
+    t = {e["id"]: iso(e["create_time_ms"]) for e in kiln.json("meta", "ls", "executions")}
+    assert kiln.out("lineage", "7", "--direction", "up", "--depth", "2").splitlines() == [
+        "artifact 7 M /m",
+        f"  made by execution 5 T as m (COMPLETE, {t[5]})",
+        "    b <- artifact 4 B /b",
+        f"      made by execution 3 X as b (COMPLETE, {t[3]})",
+        "    c <- artifact 6 C /c",
+        f"      made by execution 4 Y as c (COMPLETE, {t[4]})",
+        "        a <- artifact 5 A /a",
+        "          ... made by 1 more execution beyond --depth 2",
+    ]
+    # One more hop reaches that event: X is then shown under 5 as well.
+    assert kiln.out("lineage", "7", "--direction", "up", "--depth", "3").splitlines()[-1] == (
+        f"          made by execution 3 X as a (COMPLETE, {t[3]}) (see above)")
+
+
+def test_events_of_other_types_are_not_inputs_or_outputs(kiln_bin, tmp_path):
+    """A store written by another tool may hold events that are neither INPUT nor OUTPUT
+    (type 0, UNKNOWN): show leaves them out of text and JSON alike, lineage ignores them."""
+    kiln = Kiln(kiln_bin, tmp_path)
+    assert kiln.out("meta", "register", "Raw", "/r") == "1\n"
+    record(kiln, "Step", "--output", "o=O:/o")
+    db = sqlite3.connect(tmp_path / "metadata.sqlite")
+    db.execute("INSERT INTO events (artifact_id, execution_id, type, path, time_ms) "
+               "VALUES (1, 1, 0, 'odd', 0)")
+    db.commit()
+    db.close()
+    a = kiln.json("meta", "show", "1")
+    assert (a["produced_by"], a["used_by"]) == ([], [])
+    lines = kiln.out("meta", "show", "1").splitlines()
+    assert lines[-2:] == ["  made by: (none)", "  used by: (none)"]
+    e = kiln.json("meta", "show", "e1")
+    assert e["inputs"] == [] and [o["role"] for o in e["outputs"]] == ["o"]
+    assert kiln.out("meta", "show", "e1").splitlines()[-3:] == [
+        "  inputs: (none)", "  outputs:", "    o -> artifact 2 O /o"]
+    assert kiln.out("lineage", "1", "--depth", "0").splitlines() == [
+        "artifact 1 Raw /r", "  made by no recorded execution", "  used by no recorded execution"]
 
 
 # ---------------------------------------------------------------------------------------

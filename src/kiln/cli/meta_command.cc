@@ -22,7 +22,10 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -62,6 +65,13 @@ std::optional<int64_t> ParseInt(std::string_view s) {
   auto r = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size()) return std::nullopt;
   return v;
+}
+
+// An integer (the syntax ParseInt takes) outside the int64 range.
+bool IsOutOfRangeInt(std::string_view s) {
+  int64_t v = 0;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  return r.ec == std::errc::result_out_of_range && r.ptr == s.data() + s.size();
 }
 
 std::optional<double> ParseDouble(std::string_view s) {
@@ -136,6 +146,13 @@ absl::StatusOr<std::pair<std::string, md::Value>> ParseKeyValue(std::string_view
     if (forced == "int") {
       return absl::InvalidArgumentError(StrCat("'", value, "' is not a 64-bit integer"));
     }
+    // Read as a double, 9223372036854775809 would be stored as ...808 without a word.
+    if (IsOutOfRangeInt(value)) {
+      return absl::InvalidArgumentError(
+          StrCat("'", value,
+                 "' is outside the 64-bit integer range; KEY:string=VALUE keeps it as text, "
+                 "KEY:double=VALUE rounds it to a double"));
+    }
   }
   if (forced.empty() || forced == "double") {
     if (auto d = ParseDouble(value)) {
@@ -185,8 +202,14 @@ void CivilFromDays(int64_t z, int64_t* y, int64_t* m, int64_t* d) {
 
 // ISO-8601 UTC: 2026-11-25T10:00:00Z, or with milliseconds 2026-11-25T10:00:00.123Z.
 std::string FormatTime(int64_t ms, bool with_ms) {
-  int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
-  int64_t rest = ms - days * 86400000;
+  // Floor division without negating `ms`, which overflows for the smallest int64.
+  constexpr int64_t kMsPerDay = 86400000;
+  int64_t days = ms / kMsPerDay;
+  int64_t rest = ms % kMsPerDay;
+  if (rest < 0) {
+    rest += kMsPerDay;
+    --days;
+  }
   int64_t y, m, d;
   CivilFromDays(days, &y, &m, &d);
   char buf[64];
@@ -269,6 +292,87 @@ absl::StatusOr<int64_t> ParseTime(std::string_view flag, std::string_view text) 
 }
 
 // ---------------------------------------------------------------------------------------
+// The three node kinds. They share id, type, name, properties and times; an artifact
+// adds a uri and a state, an execution a state.
+
+template <typename Node>
+constexpr bool kIsArtifact = std::is_same_v<Node, md::Artifact>;
+template <typename Node>
+constexpr bool kIsExecution = std::is_same_v<Node, md::Execution>;
+template <typename Node>
+constexpr bool kIsContext = std::is_same_v<Node, md::Context>;
+
+template <typename Node>
+constexpr md::TypeKind kKindOf = kIsArtifact<Node>    ? md::TypeKind::kArtifact
+                                 : kIsExecution<Node> ? md::TypeKind::kExecution
+                                                      : md::TypeKind::kContext;
+
+std::string StateName(const md::Artifact& a) { return std::string(md::ArtifactStateName(a.state)); }
+std::string StateName(const md::Execution& e) {
+  return std::string(md::ExecutionStateName(e.state));
+}
+
+absl::Status NotFound(md::TypeKind kind, int64_t id) {
+  return absl::NotFoundError(StrCat("no ", md::TypeKindName(kind), " with id ", id));
+}
+
+// The nodes of one kind that `q` selects.
+template <typename Node>
+absl::StatusOr<std::vector<Node>> Find(md::MetadataStore* store, const md::Query& q) {
+  if constexpr (kIsArtifact<Node>) {
+    return store->GetArtifacts(q);
+  } else if constexpr (kIsExecution<Node>) {
+    return store->GetExecutions(q);
+  } else {
+    return store->GetContexts(q);
+  }
+}
+
+// One node; kNotFound says "no artifact with id 7".
+template <typename Node>
+absl::StatusOr<Node> Get(md::MetadataStore* store, int64_t id) {
+  absl::StatusOr<Node> node;
+  if constexpr (kIsArtifact<Node>) {
+    node = store->GetArtifact(id);
+  } else if constexpr (kIsExecution<Node>) {
+    node = store->GetExecution(id);
+  } else {
+    node = store->GetContext(id);
+  }
+  if (absl::IsNotFound(node.status())) return NotFound(kKindOf<Node>, id);
+  return node;
+}
+
+// The nodes at one end of `events` (`end`: &md::Event::execution_id or ::artifact_id),
+// by id.
+template <typename Node>
+absl::StatusOr<std::map<int64_t, Node>> ById(md::MetadataStore* store,
+                                             const std::vector<md::Event>& events,
+                                             int64_t md::Event::*end) {
+  std::map<int64_t, Node> out;
+  if (events.empty()) return out;
+  md::Query q;
+  for (const md::Event& e : events) q.ids.push_back(e.*end);
+  KILN_ASSIGN_OR_RETURN(std::vector<Node> nodes, Find<Node>(store, q));
+  for (Node& n : nodes) out.emplace(n.id, std::move(n));
+  return out;
+}
+
+template <typename Node>
+void SortById(std::vector<Node>* nodes) {
+  std::sort(nodes->begin(), nodes->end(), [](const Node& x, const Node& y) { return x.id < y.id; });
+}
+
+// Display orders of events: an artifact's by execution, then role; an execution's by
+// role, then artifact.
+bool ByExecution(const md::Event& x, const md::Event& y) {
+  return std::tie(x.execution_id, x.path) < std::tie(y.execution_id, y.path);
+}
+bool ByRole(const md::Event& x, const md::Event& y) {
+  return std::tie(x.path, x.artifact_id) < std::tie(y.path, y.artifact_id);
+}
+
+// ---------------------------------------------------------------------------------------
 // Formatting.
 
 std::string Quoted(std::string_view s) {
@@ -292,11 +396,9 @@ std::string TextValue(const md::Value& v, bool quote_strings) {
   return md::ValueToString(v);
 }
 
+// int64 values stay JSON integers, exact beyond 2^53.
 Json ValueJson(const md::Value& v) {
-  if (const auto* i = std::get_if<int64_t>(&v)) return *i;
-  if (const auto* d = std::get_if<double>(&v)) return *d;
-  if (const auto* s = std::get_if<std::string>(&v)) return *s;
-  return std::get<bool>(v);
+  return std::visit([](const auto& x) { return Json(x); }, v);
 }
 
 Json PropertiesJson(const md::Properties& props) {
@@ -305,62 +407,36 @@ Json PropertiesJson(const md::Properties& props) {
   return j;
 }
 
-Json NameJson(const std::string& name) { return name.empty() ? Json(nullptr) : Json(name); }
-
-void AddTimes(Json* j, int64_t create_ms, int64_t update_ms) {
-  (*j)["create_time_ms"] = create_ms;
-  (*j)["create_time"] = FormatTime(create_ms, true);
-  (*j)["update_time_ms"] = update_ms;
-  (*j)["update_time"] = FormatTime(update_ms, true);
-}
-
-Json NodeJson(const md::Artifact& a) {
-  Json j;
-  j["id"] = a.id;
-  j["type"] = a.type;
-  j["name"] = NameJson(a.name);
-  j["uri"] = a.uri;
-  j["state"] = md::ArtifactStateName(a.state);
-  j["properties"] = PropertiesJson(a.properties);
-  j["custom_properties"] = PropertiesJson(a.custom_properties);
-  AddTimes(&j, a.create_time_ms, a.update_time_ms);
+template <typename T, typename ToJson>
+Json JsonArray(const std::vector<T>& items, ToJson to_json) {
+  Json j = Json::array();
+  for (const T& item : items) j.push_back(to_json(item));
   return j;
 }
 
-Json NodeJson(const md::Execution& e) {
-  Json j;
-  j["id"] = e.id;
-  j["type"] = e.type;
-  j["name"] = NameJson(e.name);
-  j["state"] = md::ExecutionStateName(e.state);
-  j["properties"] = PropertiesJson(e.properties);
-  j["custom_properties"] = PropertiesJson(e.custom_properties);
-  AddTimes(&j, e.create_time_ms, e.update_time_ms);
+// id, type, name (null when unset; a context always has one), and an artifact's uri or
+// an execution's state.
+template <typename Node>
+Json SummaryJson(const Node& n) {
+  Json j{{"id", n.id}, {"type", n.type}};
+  j["name"] = kIsContext<Node> || !n.name.empty() ? Json(n.name) : Json(nullptr);
+  if constexpr (kIsArtifact<Node>) j["uri"] = n.uri;
+  if constexpr (kIsExecution<Node>) j["state"] = StateName(n);
   return j;
 }
 
-Json NodeJson(const md::Context& c) {
-  Json j;
-  j["id"] = c.id;
-  j["type"] = c.type;
-  j["name"] = c.name;
-  j["properties"] = PropertiesJson(c.properties);
-  j["custom_properties"] = PropertiesJson(c.custom_properties);
-  AddTimes(&j, c.create_time_ms, c.update_time_ms);
+// Every field.
+template <typename Node>
+Json NodeJson(const Node& n) {
+  Json j = SummaryJson(n);
+  if constexpr (kIsArtifact<Node>) j["state"] = StateName(n);
+  j["properties"] = PropertiesJson(n.properties);
+  j["custom_properties"] = PropertiesJson(n.custom_properties);
+  j["create_time_ms"] = n.create_time_ms;
+  j["create_time"] = FormatTime(n.create_time_ms, true);
+  j["update_time_ms"] = n.update_time_ms;
+  j["update_time"] = FormatTime(n.update_time_ms, true);
   return j;
-}
-
-Json SummaryJson(const md::Artifact& a) {
-  return Json{{"id", a.id}, {"type", a.type}, {"name", NameJson(a.name)}, {"uri", a.uri}};
-}
-Json SummaryJson(const md::Execution& e) {
-  return Json{{"id", e.id},
-              {"type", e.type},
-              {"name", NameJson(e.name)},
-              {"state", md::ExecutionStateName(e.state)}};
-}
-Json SummaryJson(const md::Context& c) {
-  return Json{{"id", c.id}, {"type", c.type}, {"name", c.name}};
 }
 
 Json EventJson(const md::Event& e) {
@@ -389,8 +465,7 @@ std::string Describe(const md::Context& c) {
   return StrCat("context ", c.id, " ", Text(c.type), " ", Text(c.name));
 }
 std::string StateAndTime(const md::Execution& e) {
-  return StrCat("(", md::ExecutionStateName(e.state), ", ", FormatTime(e.create_time_ms, false),
-                ")");
+  return StrCat("(", StateName(e), ", ", FormatTime(e.create_time_ms, false), ")");
 }
 
 // What the recorder adds to every execution; left out of the parameters lineage shows.
@@ -399,14 +474,14 @@ bool IsProvenance(std::string_view key) {
          key.starts_with("env.");
 }
 
-// "  [k=v k=v]", or "" when there is nothing to show.
-std::string Attributes(const std::string& name, const md::Properties& props,
-                       const md::Properties& custom, bool skip_provenance) {
+// "  [k=v k=v]" of a node's name and properties, or "" when there is nothing to show.
+template <typename Node>
+std::string Attributes(const Node& n) {
   std::vector<std::string> parts;
-  if (!name.empty()) parts.push_back(StrCat("name=", Text(name)));
-  for (const md::Properties* p : {&props, &custom}) {
+  if (!n.name.empty()) parts.push_back(StrCat("name=", Text(n.name)));
+  for (const md::Properties* p : {&n.properties, &n.custom_properties}) {
     for (const auto& [k, v] : *p) {
-      if (skip_provenance && p == &custom && IsProvenance(k)) continue;
+      if (kIsExecution<Node> && p == &n.custom_properties && IsProvenance(k)) continue;
       parts.push_back(StrCat(Text(k), "=", TextValue(v, false)));
     }
   }
@@ -437,23 +512,8 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
   }
 }
 
-void PrintProperties(std::string_view title, const md::Properties& props) {
-  if (props.empty()) return;
-  std::printf("  %.*s:\n", static_cast<int>(title.size()), title.data());
-  for (const auto& [k, v] : props) {
-    std::printf("    %s = %s\n", Text(k).c_str(), TextValue(v, true).c_str());
-  }
-}
-
-void PrintTimes(int64_t create_ms, int64_t update_ms) {
-  std::printf("  created: %s\n  updated: %s\n", FormatTime(create_ms, true).c_str(),
-              FormatTime(update_ms, true).c_str());
-}
-
-void PrintContexts(const std::vector<md::Context>& contexts) {
-  std::printf("  contexts:%s\n", contexts.empty() ? " (none)" : "");
-  for (const md::Context& c : contexts) std::printf("    %s\n", Describe(c).c_str());
-}
+// ---------------------------------------------------------------------------------------
+// What every subcommand shares.
 
 const char* const kExamples =
     "Examples:\n"
@@ -462,6 +522,41 @@ const char* const kExamples =
     "  kiln meta show a7            # artifact 7; e5 / c3 for an execution / a context\n"
     "  kiln lineage 7 --depth 2\n"
     "  kiln meta diff 7 12\n";
+
+// The exit code of a finished subcommand: its own, or that of its error, which goes to
+// stderr as "kiln COMMAND: error: ...".
+int ExitCode(std::string_view command, const absl::StatusOr<int>& code) {
+  return code.ok() ? *code : ReportError(command, code.status());
+}
+int ExitCode(std::string_view command, const absl::Status& status) {
+  return status.ok() ? kExitOk : ReportError(command, status);
+}
+
+// Ends the declaration of subcommand `app`: the flags every subcommand takes last
+// (--json when Flags has `json`, then --metadata), and the callback that runs `run` on the
+// parsed flags and exits. `command` ("meta", "lineage") names it in errors.
+template <typename Flags, typename Run>
+void AddCommonFlagsAndRun(CLI::App* app, std::shared_ptr<Flags> f, std::string_view command,
+                          Run run, const char* json_help = "Print JSON") {
+  if constexpr (requires { f->json; }) app->add_flag("--json", f->json, json_help);
+  f->store.Add(app, /*recording=*/false);
+  app->callback([f, command, run] { Exit(ExitCode(command, run(*f))); });
+}
+
+// Declares subcommand `name` of `parent` with its summary and --help footer (`help`, then
+// the exit codes), and the flags it fills in. The caller adds the flags particular to it,
+// then calls AddCommonFlagsAndRun.
+template <typename Flags>
+std::pair<CLI::App*, std::shared_ptr<Flags>> AddSubcommand(
+    CLI::App* parent, std::string name, std::string summary, std::string_view help,
+    std::string_view exit_codes = kExitCodesHelp) {
+  CLI::App* app = parent->add_subcommand(std::move(name), std::move(summary));
+  app->footer(StrCat(help, "\n\n", exit_codes));
+  return {app, std::make_shared<Flags>()};
+}
+
+// The exit codes of a command that takes node ids.
+std::string UnknownIdExitCodes() { return StrCat(kExitCodesHelp, " (e.g. an unknown id)"); }
 
 // ---------------------------------------------------------------------------------------
 // kiln meta ls
@@ -518,65 +613,45 @@ absl::StatusOr<md::Query> BuildQuery(const LsFlags& f) {
   return q;
 }
 
+// The table: ID TYPE NAME, URI (artifacts) or STATE (executions), CREATED.
 template <typename Node>
-int PrintNodes(const std::vector<Node>& nodes, const LsFlags& f) {
+absl::Status List(md::MetadataStore* store, const md::Query& q, const LsFlags& f) {
+  KILN_ASSIGN_OR_RETURN(std::vector<Node> nodes, Find<Node>(store, q));
   if (f.json) {
-    Json j = Json::array();
-    for (const Node& n : nodes) j.push_back(NodeJson(n));
-    PrintJson(j);
-    return kExitOk;
+    PrintJson(JsonArray(nodes, NodeJson<Node>));
+    return absl::OkStatus();
   }
   if (nodes.empty()) {
     std::printf("no %s found\n", f.what.c_str());
-    return kExitOk;
+    return absl::OkStatus();
   }
-  std::vector<std::vector<std::string>> rows;
-  if constexpr (std::is_same_v<Node, md::Artifact>) {
-    rows.push_back({"ID", "TYPE", "NAME", "URI", "CREATED"});
-  } else if constexpr (std::is_same_v<Node, md::Execution>) {
-    rows.push_back({"ID", "TYPE", "NAME", "STATE", "CREATED"});
-  } else {
-    rows.push_back({"ID", "TYPE", "NAME", "CREATED"});
-  }
+  std::vector<std::vector<std::string>> rows = {{"ID", "TYPE", "NAME"}};
+  if constexpr (kIsArtifact<Node>) rows[0].push_back("URI");
+  if constexpr (kIsExecution<Node>) rows[0].push_back("STATE");
+  rows[0].push_back("CREATED");
   for (const Node& n : nodes) {
     std::vector<std::string> row = {StrCat(n.id), Text(n.type),
                                     n.name.empty() ? "-" : Text(n.name)};
-    if constexpr (std::is_same_v<Node, md::Artifact>) {
-      row.push_back(n.uri.empty() ? "-" : Text(n.uri));
-    } else if constexpr (std::is_same_v<Node, md::Execution>) {
-      row.push_back(std::string(md::ExecutionStateName(n.state)));
-    }
+    if constexpr (kIsArtifact<Node>) row.push_back(n.uri.empty() ? "-" : Text(n.uri));
+    if constexpr (kIsExecution<Node>) row.push_back(StateName(n));
     row.push_back(FormatTime(n.create_time_ms, false));
     rows.push_back(std::move(row));
   }
   PrintTable(rows);
-  return kExitOk;
+  return absl::OkStatus();
 }
 
-int RunLs(const LsFlags& f) {
-  auto query = BuildQuery(f);
-  if (!query.ok()) return ReportError("meta", query.status());
-  auto store = f.store.OpenForReading();
-  if (!store.ok()) return ReportError("meta", store.status());
-  if (f.what == "artifacts") {
-    auto nodes = (*store)->GetArtifacts(*query);
-    if (!nodes.ok()) return ReportError("meta", nodes.status());
-    return PrintNodes(*nodes, f);
-  }
-  if (f.what == "executions") {
-    auto nodes = (*store)->GetExecutions(*query);
-    if (!nodes.ok()) return ReportError("meta", nodes.status());
-    return PrintNodes(*nodes, f);
-  }
-  auto nodes = (*store)->GetContexts(*query);
-  if (!nodes.ok()) return ReportError("meta", nodes.status());
-  return PrintNodes(*nodes, f);
+absl::Status RunLs(const LsFlags& f) {
+  KILN_ASSIGN_OR_RETURN(md::Query query, BuildQuery(f));
+  KILN_ASSIGN_OR_RETURN(auto store, f.store.OpenForReading());
+  if (f.what == "artifacts") return List<md::Artifact>(store.get(), query, f);
+  if (f.what == "executions") return List<md::Execution>(store.get(), query, f);
+  return List<md::Context>(store.get(), query, f);
 }
 
 void AddLs(CLI::App* meta) {
-  auto f = std::make_shared<LsFlags>();
-  CLI::App* app = meta->add_subcommand("ls", "List artifacts, executions or contexts");
-  app->footer(StrCat(
+  auto [app, f] = AddSubcommand<LsFlags>(
+      meta, "ls", "List artifacts, executions or contexts",
       "Every filter narrows the list (they combine with AND). The table shows ID, TYPE, NAME, "
       "URI (artifacts) or STATE (executions) and CREATED (UTC); --json prints every field "
       "of each node, properties included, times as milliseconds and ISO-8601.\n\n"
@@ -588,8 +663,7 @@ void AddLs(CLI::App* meta) {
       "Examples:\n"
       "  kiln meta ls artifacts --type Examples --property span=42\n"
       "  kiln meta ls executions --type Trainer --since 2026-11-25 --newest-first --limit 1\n"
-      "  kiln meta ls artifacts --context c3 --json\n\n",
-      kExitCodesHelp));
+      "  kiln meta ls artifacts --context c3 --json");
   app->add_option("WHAT", f->what, "artifacts, executions or contexts")
       ->required()
       ->check(CLI::IsMember({"artifacts", "executions", "contexts"}));
@@ -606,9 +680,7 @@ void AddLs(CLI::App* meta) {
   app->add_option("--limit", f->limit, "At most this many nodes")
       ->check(CLI::Range(int64_t{1}, int64_t{1000000000}));
   app->add_flag("--newest-first", f->newest_first, "Newest first (default: oldest first)");
-  app->add_flag("--json", f->json, "Print a JSON array instead of a table");
-  f->store.Add(app, /*recording=*/false);
-  app->callback([f] { Exit(RunLs(*f)); });
+  AddCommonFlagsAndRun(app, f, "meta", RunLs, "Print a JSON array instead of a table");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -620,197 +692,152 @@ struct ShowFlags {
   bool json = false;
 };
 
-absl::Status NotFound(md::TypeKind kind, int64_t id) {
-  return absl::NotFoundError(StrCat("no ", md::TypeKindName(kind), " with id ", id));
+// A list under a node in `kiln meta show`: in text, "  TITLE:" then a line per entry
+// ("(none)" when empty); in JSON, an array under `key`.
+struct Section {
+  std::string title;
+  std::string key;
+  std::vector<std::string> lines;
+  Json json = Json::array();
+
+  void Add(std::string line, Json value) {
+    lines.push_back(std::move(line));
+    json.push_back(std::move(value));
+  }
+};
+
+// A section of nodes, each a line of text and its SummaryJson.
+template <typename Node>
+Section NodeSection(const std::string& title, const std::vector<Node>& nodes,
+                    std::type_identity_t<std::string (*)(const Node&)> line) {
+  Section s{title, title};
+  for (const Node& n : nodes) s.Add(line(n), SummaryJson(n));
+  return s;
 }
 
-// The nodes with these ids, by id.
-template <typename Node, typename Get>
-absl::StatusOr<std::map<int64_t, Node>> ById(std::vector<int64_t> ids, Get get) {
-  std::map<int64_t, Node> out;
-  if (ids.empty()) return out;
-  md::Query q;
-  q.ids = std::move(ids);
-  KILN_ASSIGN_OR_RETURN(std::vector<Node> nodes, get(q));
-  for (Node& n : nodes) out.emplace(n.id, std::move(n));
-  return out;
+// Where an event of this type goes: `output` or `input`; null for any other type, which
+// show leaves out.
+Section* ByType(md::EventType type, Section* output, Section* input) {
+  return type == md::EventType::kOutput ? output : type == md::EventType::kInput ? input : nullptr;
+}
+
+void PrintProperties(const char* title, const md::Properties& props) {
+  if (props.empty()) return;
+  std::printf("  %s:\n", title);
+  for (const auto& [k, v] : props) {
+    std::printf("    %s = %s\n", Text(k).c_str(), TextValue(v, true).c_str());
+  }
+}
+
+// The node's fields, then its sections.
+template <typename Node>
+void PrintShow(const Node& n, const std::vector<Section>& sections, bool json) {
+  if (json) {
+    Json j;
+    j[std::string(md::TypeKindName(kKindOf<Node>))] = NodeJson(n);
+    for (const Section& s : sections) j[s.key] = s.json;
+    PrintJson(j);
+    return;
+  }
+  std::printf("%s %lld\n  type: %s\n", std::string(md::TypeKindName(kKindOf<Node>)).c_str(),
+              static_cast<long long>(n.id), Text(n.type).c_str());
+  if (kIsContext<Node> || !n.name.empty()) std::printf("  name: %s\n", Text(n.name).c_str());
+  if constexpr (kIsArtifact<Node>) {
+    std::printf("  uri: %s\n", n.uri.empty() ? "(none)" : Text(n.uri).c_str());
+  }
+  if constexpr (!kIsContext<Node>) std::printf("  state: %s\n", StateName(n).c_str());
+  std::printf("  created: %s\n  updated: %s\n", FormatTime(n.create_time_ms, true).c_str(),
+              FormatTime(n.update_time_ms, true).c_str());
+  PrintProperties("properties", n.properties);
+  PrintProperties("custom properties", n.custom_properties);
+  for (const Section& s : sections) {
+    std::printf("  %s:%s\n", s.title.c_str(), s.lines.empty() ? " (none)" : "");
+    for (const std::string& l : s.lines) std::printf("    %s\n", l.c_str());
+  }
 }
 
 absl::Status ShowArtifact(md::MetadataStore* store, int64_t id, bool json) {
-  auto a = store->GetArtifact(id);
-  if (absl::IsNotFound(a.status())) return NotFound(md::TypeKind::kArtifact, id);
-  KILN_RETURN_IF_ERROR(a.status());
+  KILN_ASSIGN_OR_RETURN(md::Artifact a, Get<md::Artifact>(store, id));
   KILN_ASSIGN_OR_RETURN(auto contexts, store->GetContextsOfArtifact(id));
   KILN_ASSIGN_OR_RETURN(auto events, store->GetEventsByArtifactIds({id}));
-  std::sort(events.begin(), events.end(), [](const md::Event& x, const md::Event& y) {
-    return std::tie(x.execution_id, x.path) < std::tie(y.execution_id, y.path);
-  });
-  std::vector<int64_t> ids;
-  for (const md::Event& e : events) ids.push_back(e.execution_id);
-  KILN_ASSIGN_OR_RETURN(
-      auto executions,
-      (ById<md::Execution>(ids, [&](const md::Query& q) { return store->GetExecutions(q); })));
-  if (json) {
-    Json j;
-    j["artifact"] = NodeJson(*a);
-    j["contexts"] = Json::array();
-    for (const md::Context& c : contexts) j["contexts"].push_back(SummaryJson(c));
-    j["produced_by"] = Json::array();
-    j["used_by"] = Json::array();
-    for (const md::Event& e : events) {
-      auto x = executions.find(e.execution_id);
-      if (x == executions.end()) continue;
-      Json ev{{"role", e.path}, {"execution", SummaryJson(x->second)}};
-      j[e.type == md::EventType::kOutput ? "produced_by" : "used_by"].push_back(std::move(ev));
-    }
-    PrintJson(j);
-    return absl::OkStatus();
+  std::sort(events.begin(), events.end(), ByExecution);
+  KILN_ASSIGN_OR_RETURN(auto executions,
+                        ById<md::Execution>(store, events, &md::Event::execution_id));
+  Section made_by{"made by", "produced_by"}, used_by{"used by", "used_by"};
+  for (const md::Event& e : events) {
+    auto x = executions.find(e.execution_id);
+    Section* to = ByType(e.type, &made_by, &used_by);
+    if (x == executions.end() || to == nullptr) continue;
+    to->Add(StrCat(Describe(x->second), " as ", Text(e.path), " ", StateAndTime(x->second)),
+            Json{{"role", e.path}, {"execution", SummaryJson(x->second)}});
   }
-  std::printf("artifact %lld\n  type: %s\n", static_cast<long long>(a->id), Text(a->type).c_str());
-  if (!a->name.empty()) std::printf("  name: %s\n", Text(a->name).c_str());
-  std::printf("  uri: %s\n  state: %s\n", a->uri.empty() ? "(none)" : Text(a->uri).c_str(),
-              std::string(md::ArtifactStateName(a->state)).c_str());
-  PrintTimes(a->create_time_ms, a->update_time_ms);
-  PrintProperties("properties", a->properties);
-  PrintProperties("custom properties", a->custom_properties);
-  PrintContexts(contexts);
-  for (md::EventType type : {md::EventType::kOutput, md::EventType::kInput}) {
-    std::vector<std::string> lines;
-    for (const md::Event& e : events) {
-      auto x = executions.find(e.execution_id);
-      if (e.type != type || x == executions.end()) continue;
-      lines.push_back(
-          StrCat("    ", Describe(x->second), " as ", Text(e.path), " ", StateAndTime(x->second)));
-    }
-    std::printf("  %s:%s\n", type == md::EventType::kOutput ? "made by" : "used by",
-                lines.empty() ? " (none)" : "");
-    for (const std::string& l : lines) std::printf("%s\n", l.c_str());
-  }
+  PrintShow(a, {NodeSection("contexts", contexts, Describe), made_by, used_by}, json);
   return absl::OkStatus();
 }
 
 absl::Status ShowExecution(md::MetadataStore* store, int64_t id, bool json) {
-  auto x = store->GetExecution(id);
-  if (absl::IsNotFound(x.status())) return NotFound(md::TypeKind::kExecution, id);
-  KILN_RETURN_IF_ERROR(x.status());
+  KILN_ASSIGN_OR_RETURN(md::Execution x, Get<md::Execution>(store, id));
   KILN_ASSIGN_OR_RETURN(auto contexts, store->GetContextsOfExecution(id));
   KILN_ASSIGN_OR_RETURN(auto events, store->GetEventsByExecutionIds({id}));
-  std::sort(events.begin(), events.end(), [](const md::Event& p, const md::Event& q) {
-    return std::tie(p.path, p.artifact_id) < std::tie(q.path, q.artifact_id);
-  });
-  std::vector<int64_t> ids;
-  for (const md::Event& e : events) ids.push_back(e.artifact_id);
-  KILN_ASSIGN_OR_RETURN(
-      auto artifacts,
-      (ById<md::Artifact>(ids, [&](const md::Query& q) { return store->GetArtifacts(q); })));
-  if (json) {
-    Json j;
-    j["execution"] = NodeJson(*x);
-    j["contexts"] = Json::array();
-    for (const md::Context& c : contexts) j["contexts"].push_back(SummaryJson(c));
-    j["inputs"] = Json::array();
-    j["outputs"] = Json::array();
-    for (const md::Event& e : events) {
-      auto a = artifacts.find(e.artifact_id);
-      if (a == artifacts.end()) continue;
-      Json ev{{"role", e.path}, {"artifact", SummaryJson(a->second)}};
-      j[e.type == md::EventType::kOutput ? "outputs" : "inputs"].push_back(std::move(ev));
-    }
-    PrintJson(j);
-    return absl::OkStatus();
+  std::sort(events.begin(), events.end(), ByRole);
+  KILN_ASSIGN_OR_RETURN(auto artifacts, ById<md::Artifact>(store, events, &md::Event::artifact_id));
+  Section inputs{"inputs", "inputs"}, outputs{"outputs", "outputs"};
+  for (const md::Event& e : events) {
+    auto a = artifacts.find(e.artifact_id);
+    Section* to = ByType(e.type, &outputs, &inputs);
+    if (a == artifacts.end() || to == nullptr) continue;
+    to->Add(StrCat(Text(e.path), to == &inputs ? " <- " : " -> ", Describe(a->second)),
+            Json{{"role", e.path}, {"artifact", SummaryJson(a->second)}});
   }
-  std::printf("execution %lld\n  type: %s\n", static_cast<long long>(x->id), Text(x->type).c_str());
-  if (!x->name.empty()) std::printf("  name: %s\n", Text(x->name).c_str());
-  std::printf("  state: %s\n", std::string(md::ExecutionStateName(x->state)).c_str());
-  PrintTimes(x->create_time_ms, x->update_time_ms);
-  PrintProperties("properties", x->properties);
-  PrintProperties("custom properties", x->custom_properties);
-  PrintContexts(contexts);
-  for (md::EventType type : {md::EventType::kInput, md::EventType::kOutput}) {
-    std::vector<std::string> lines;
-    for (const md::Event& e : events) {
-      auto a = artifacts.find(e.artifact_id);
-      if (e.type != type || a == artifacts.end()) continue;
-      lines.push_back(StrCat("    ", Text(e.path), type == md::EventType::kInput ? " <- " : " -> ",
-                             Describe(a->second)));
-    }
-    std::printf("  %s:%s\n", type == md::EventType::kInput ? "inputs" : "outputs",
-                lines.empty() ? " (none)" : "");
-    for (const std::string& l : lines) std::printf("%s\n", l.c_str());
-  }
+  PrintShow(x, {NodeSection("contexts", contexts, Describe), inputs, outputs}, json);
   return absl::OkStatus();
 }
 
 absl::Status ShowContext(md::MetadataStore* store, int64_t id, bool json) {
-  auto c = store->GetContext(id);
-  if (absl::IsNotFound(c.status())) return NotFound(md::TypeKind::kContext, id);
-  KILN_RETURN_IF_ERROR(c.status());
+  KILN_ASSIGN_OR_RETURN(md::Context c, Get<md::Context>(store, id));
   md::Query members;
   members.context_id = id;
-  KILN_ASSIGN_OR_RETURN(auto executions, store->GetExecutions(members));
-  KILN_ASSIGN_OR_RETURN(auto artifacts, store->GetArtifacts(members));
-  if (json) {
-    Json j;
-    j["context"] = NodeJson(*c);
-    j["executions"] = Json::array();
-    for (const md::Execution& e : executions) j["executions"].push_back(SummaryJson(e));
-    j["artifacts"] = Json::array();
-    for (const md::Artifact& a : artifacts) j["artifacts"].push_back(SummaryJson(a));
-    PrintJson(j);
-    return absl::OkStatus();
-  }
-  std::printf("context %lld\n  type: %s\n  name: %s\n", static_cast<long long>(c->id),
-              Text(c->type).c_str(), Text(c->name).c_str());
-  PrintTimes(c->create_time_ms, c->update_time_ms);
-  PrintProperties("properties", c->properties);
-  PrintProperties("custom properties", c->custom_properties);
-  std::printf("  executions:%s\n", executions.empty() ? " (none)" : "");
-  for (const md::Execution& e : executions) {
-    std::printf("    %s %s\n", Describe(e).c_str(), StateAndTime(e).c_str());
-  }
-  std::printf("  artifacts:%s\n", artifacts.empty() ? " (none)" : "");
-  for (const md::Artifact& a : artifacts) std::printf("    %s\n", Describe(a).c_str());
+  KILN_ASSIGN_OR_RETURN(auto executions, Find<md::Execution>(store, members));
+  KILN_ASSIGN_OR_RETURN(auto artifacts, Find<md::Artifact>(store, members));
+  auto execution_line = [](const md::Execution& e) {
+    return StrCat(Describe(e), " ", StateAndTime(e));
+  };
+  PrintShow(c,
+            {NodeSection("executions", executions, execution_line),
+             NodeSection("artifacts", artifacts, Describe)},
+            json);
   return absl::OkStatus();
 }
 
-int RunShow(const ShowFlags& f) {
-  auto ref = ParseNodeRef(f.id);
-  if (!ref.ok()) return ReportError("meta", ref.status());
-  auto store = f.store.OpenForReading();
-  if (!store.ok()) return ReportError("meta", store.status());
-  absl::Status s;
-  switch (ref->kind) {
+absl::Status RunShow(const ShowFlags& f) {
+  KILN_ASSIGN_OR_RETURN(NodeRef ref, ParseNodeRef(f.id));
+  KILN_ASSIGN_OR_RETURN(auto store, f.store.OpenForReading());
+  switch (ref.kind) {
     case md::TypeKind::kArtifact:
-      s = ShowArtifact(store->get(), ref->id, f.json);
-      break;
+      return ShowArtifact(store.get(), ref.id, f.json);
     case md::TypeKind::kExecution:
-      s = ShowExecution(store->get(), ref->id, f.json);
-      break;
+      return ShowExecution(store.get(), ref.id, f.json);
     case md::TypeKind::kContext:
-      s = ShowContext(store->get(), ref->id, f.json);
-      break;
+      return ShowContext(store.get(), ref.id, f.json);
   }
-  return s.ok() ? kExitOk : ReportError("meta", s);
+  return absl::InternalError("unknown node kind");
 }
 
 void AddShow(CLI::App* meta) {
-  auto f = std::make_shared<ShowFlags>();
-  CLI::App* app = meta->add_subcommand("show", "Show one artifact, execution or context");
-  app->footer(
-      StrCat("ID is a bare number (an artifact), a12 / e5 / c3, or artifact:12 / execution:5 / "
-             "context:3. Shows every field and property, the contexts the node belongs to, and its "
-             "events: for an artifact, the executions that made and used it (with the role it "
-             "played); for an execution, its inputs and outputs; for a context, its members. "
-             "String properties are quoted.\n\n"
-             "Examples:\n"
-             "  kiln meta show 7\n"
-             "  kiln meta show e5 --json\n"
-             "  kiln meta show context:3\n\n",
-             kExitCodesHelp, " (e.g. an unknown id)"));
+  auto [app, f] = AddSubcommand<ShowFlags>(
+      meta, "show", "Show one artifact, execution or context",
+      "ID is a bare number (an artifact), a12 / e5 / c3, or artifact:12 / execution:5 / "
+      "context:3. Shows every field and property, the contexts the node belongs to, and its "
+      "events: for an artifact, the executions that made and used it (with the role it "
+      "played); for an execution, its inputs and outputs; for a context, its members. "
+      "String properties are quoted.\n\n"
+      "Examples:\n"
+      "  kiln meta show 7\n"
+      "  kiln meta show e5 --json\n"
+      "  kiln meta show context:3",
+      UnknownIdExitCodes());
   app->add_option("ID", f->id, "The node: 12, a12, e5, c3, artifact:12, ...")->required();
-  app->add_flag("--json", f->json, "Print JSON");
-  f->store.Add(app, /*recording=*/false);
-  app->callback([f] { Exit(RunShow(*f)); });
+  AddCommonFlagsAndRun(app, f, "meta", RunShow);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -821,18 +848,16 @@ struct TypesFlags {
   bool json = false;
 };
 
-int RunTypes(const TypesFlags& f) {
-  auto store = f.store.OpenForReading();
-  if (!store.ok()) return ReportError("meta", store.status());
+absl::Status RunTypes(const TypesFlags& f) {
+  KILN_ASSIGN_OR_RETURN(auto store, f.store.OpenForReading());
   Json j = Json::array();
   std::vector<std::vector<std::string>> rows = {{"KIND", "ID", "NAME", "PROPERTIES"}};
   for (md::TypeKind kind :
        {md::TypeKind::kArtifact, md::TypeKind::kExecution, md::TypeKind::kContext}) {
-    auto types = (*store)->GetTypes(kind);
-    if (!types.ok()) return ReportError("meta", types.status());
-    std::sort(types->begin(), types->end(),
+    KILN_ASSIGN_OR_RETURN(std::vector<md::Type> types, store->GetTypes(kind));
+    std::sort(types.begin(), types.end(),
               [](const md::Type& a, const md::Type& b) { return a.name < b.name; });
-    for (const md::Type& t : *types) {
+    for (const md::Type& t : types) {
       Json props = Json::object();
       std::vector<std::string> parts;
       for (const auto& [name, type] : t.properties) {
@@ -855,20 +880,16 @@ int RunTypes(const TypesFlags& f) {
   } else {
     PrintTable(rows);
   }
-  return kExitOk;
+  return absl::OkStatus();
 }
 
 void AddTypes(CLI::App* meta) {
-  auto f = std::make_shared<TypesFlags>();
-  CLI::App* app = meta->add_subcommand("types", "List artifact, execution and context types");
-  app->footer(
-      StrCat("Lists every registered type with its declared properties and their data types "
-             "(INT, DOUBLE, STRING, BOOLEAN). Types are registered by the commands that record.\n\n"
-             "Example:\n  kiln meta types --json\n\n",
-             kExitCodesHelp));
-  app->add_flag("--json", f->json, "Print JSON");
-  f->store.Add(app, /*recording=*/false);
-  app->callback([f] { Exit(RunTypes(*f)); });
+  auto [app, f] = AddSubcommand<TypesFlags>(
+      meta, "types", "List artifact, execution and context types",
+      "Lists every registered type with its declared properties and their data types "
+      "(INT, DOUBLE, STRING, BOOLEAN). Types are registered by the commands that record.\n\n"
+      "Example:\n  kiln meta types --json");
+  AddCommonFlagsAndRun(app, f, "meta", RunTypes);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -955,40 +976,34 @@ absl::StatusOr<md::ExecutionRecord> BuildRecord(const RecordFlags& f) {
   return r;
 }
 
-int RunRecord(const RecordFlags& f) {
-  auto record = BuildRecord(f);
-  if (!record.ok()) return ReportError("meta", record.status());
-  auto store = md::OpenStore(f.store.url);
-  if (!store.ok()) return ReportError("meta", store.status());
-  md::Recorder recorder(store->get());
-  auto recorded = recorder.Record(*record);
-  if (!recorded.ok()) return ReportError("meta", recorded.status());
+absl::Status RunRecord(const RecordFlags& f) {
+  KILN_ASSIGN_OR_RETURN(md::ExecutionRecord record, BuildRecord(f));
+  KILN_ASSIGN_OR_RETURN(auto store, md::OpenStore(f.store.url));
+  md::Recorder recorder(store.get());
+  KILN_ASSIGN_OR_RETURN(auto recorded, recorder.Record(record));
   Json outputs = Json::object();
-  for (size_t i = 0; i < record->outputs.size(); ++i) {
-    outputs[record->outputs[i].first] = recorded->output_ids[i];
+  for (size_t i = 0; i < record.outputs.size(); ++i) {
+    outputs[record.outputs[i].first] = recorded.output_ids[i];
   }
-  PrintJson(Json{{"execution_id", recorded->execution_id}, {"outputs", std::move(outputs)}});
-  return kExitOk;
+  PrintJson(Json{{"execution_id", recorded.execution_id}, {"outputs", std::move(outputs)}});
+  return absl::OkStatus();
 }
 
 void AddRecord(CLI::App* meta) {
-  auto f = std::make_shared<RecordFlags>();
-  CLI::App* app =
-      meta->add_subcommand("record", "Record an execution that ran outside kiln, with its I/O");
-  app->footer(
-      StrCat("Records one execution of type TYPE (the component kind, e.g. Trainer) with its input "
-             "artifacts (already stored: see `kiln meta register`), new output artifacts, "
-             "parameters and pipeline contexts, in one transaction, as kiln's own components do. "
-             "Also stored: kiln_version, git_sha and env.host / env.os / env.user. Prints "
-             "{\"execution_id\": N, \"outputs\": {ROLE: ARTIFACT_ID, ...}}.\n\n"
-             "VALUE is read as an integer if it is one, else a number, else true / false, else "
-             "text; KEY:string=VALUE keeps it text (also :int, :double, :bool). An output "
-             "property's data type is fixed by its first use for that artifact type.\n\n"
-             "Example (a training step run by another tool):\n"
-             "  kiln meta record Trainer --input examples=3 --param learning_rate=0.1 \\\n"
-             "      --output model=Model:s3://models/7 --output-property model.accuracy=0.93 \\\n"
-             "      --pipeline taxi --run 2026-11-25\n\n",
-             kExitCodesHelp));
+  auto [app, f] = AddSubcommand<RecordFlags>(
+      meta, "record", "Record an execution that ran outside kiln, with its I/O",
+      "Records one execution of type TYPE (the component kind, e.g. Trainer) with its input "
+      "artifacts (already stored: see `kiln meta register`), new output artifacts, "
+      "parameters and pipeline contexts, in one transaction, as kiln's own components do. "
+      "Also stored: kiln_version, git_sha and env.host / env.os / env.user. Prints "
+      "{\"execution_id\": N, \"outputs\": {ROLE: ARTIFACT_ID, ...}}.\n\n"
+      "VALUE is read as an integer if it is one, else a number, else true / false, else "
+      "text; KEY:string=VALUE keeps it text (also :int, :double, :bool). An output "
+      "property's data type is fixed by its first use for that artifact type.\n\n"
+      "Example (a training step run by another tool):\n"
+      "  kiln meta record Trainer --input examples=3 --param learning_rate=0.1 \\\n"
+      "      --output model=Model:s3://models/7 --output-property model.accuracy=0.93 \\\n"
+      "      --pipeline taxi --run 2026-11-25");
   app->add_option("TYPE", f->type, "The execution type (component kind), e.g. Trainer")->required();
   app->add_option("--input", f->inputs, "ROLE=ARTIFACT_ID: a stored artifact read as ROLE")
       ->allow_extra_args(false);
@@ -1009,8 +1024,7 @@ void AddRecord(CLI::App* meta) {
   app->add_option("--state", f->state,
                   "COMPLETE, FAILED, RUNNING, CACHED, CANCELED, NEW or UNKNOWN")
       ->capture_default_str();
-  f->store.Add(app, /*recording=*/false);
-  app->callback([f] { Exit(RunRecord(*f)); });
+  AddCommonFlagsAndRun(app, f, "meta", RunRecord);
 }
 
 struct RegisterFlags {
@@ -1021,44 +1035,38 @@ struct RegisterFlags {
   std::vector<std::string> properties;
 };
 
-int RunRegister(const RegisterFlags& f) {
+absl::Status RunRegister(const RegisterFlags& f) {
   md::Artifact a;
   a.type = f.type;
   a.uri = f.uri;
   a.name = f.name;
   for (const std::string& p : f.properties) {
     auto kv = ParseKeyValue(p);
-    if (!kv.ok()) return ReportError("meta", FlagError("--property", p, kv.status()));
+    if (!kv.ok()) return FlagError("--property", p, kv.status());
     a.properties[kv->first] = kv->second;
   }
-  auto store = md::OpenStore(f.store.url);
-  if (!store.ok()) return ReportError("meta", store.status());
-  md::Recorder recorder(store->get());
-  auto id = recorder.RegisterExternal(a);
-  if (!id.ok()) return ReportError("meta", id.status());
-  std::printf("%lld\n", static_cast<long long>(*id));
-  return kExitOk;
+  KILN_ASSIGN_OR_RETURN(auto store, md::OpenStore(f.store.url));
+  md::Recorder recorder(store.get());
+  KILN_ASSIGN_OR_RETURN(int64_t id, recorder.RegisterExternal(a));
+  std::printf("%lld\n", static_cast<long long>(id));
+  return absl::OkStatus();
 }
 
 void AddRegister(CLI::App* meta) {
-  auto f = std::make_shared<RegisterFlags>();
-  CLI::App* app =
-      meta->add_subcommand("register", "Register external data (an artifact no step made)");
-  app->footer(
-      StrCat("Stores an artifact of type ARTIFACT_TYPE at URI, typically raw data, and prints its "
-             "id. Registering the same type, URI, name and properties again prints the existing "
-             "id, so re-runs over the same data share one node. VALUE is typed as in `kiln meta "
-             "record`.\n\n"
-             "Example:\n  kiln meta register RawData s3://lake/taxi/span-42 --property span=42 "
-             "--property fingerprint=sha256:9f2c\n\n",
-             kExitCodesHelp));
+  auto [app, f] = AddSubcommand<RegisterFlags>(
+      meta, "register", "Register external data (an artifact no step made)",
+      "Stores an artifact of type ARTIFACT_TYPE at URI, typically raw data, and prints its "
+      "id. Registering the same type, URI, name and properties again prints the existing "
+      "id, so re-runs over the same data share one node. VALUE is typed as in `kiln meta "
+      "record`.\n\n"
+      "Example:\n  kiln meta register RawData s3://lake/taxi/span-42 --property span=42 "
+      "--property fingerprint=sha256:9f2c");
   app->add_option("ARTIFACT_TYPE", f->type, "The artifact type, e.g. RawData")->required();
   app->add_option("URI", f->uri, "Where the data is")->required();
   app->add_option("--property", f->properties, "KEY=VALUE: a property of the artifact")
       ->allow_extra_args(false);
   app->add_option("--name", f->name, "A name, unique within ARTIFACT_TYPE");
-  f->store.Add(app, /*recording=*/false);
-  app->callback([f] { Exit(RunRegister(*f)); });
+  AddCommonFlagsAndRun(app, f, "meta", RunRegister);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1076,52 +1084,39 @@ constexpr std::string_view kDiffCategories[] = {"input", "parameter", "code", "e
 
 std::string DiffValue(const std::optional<std::string>& v) { return v ? Text(*v) : "(absent)"; }
 
-int RunDiff(const DiffFlags& f) {
+absl::StatusOr<int> RunDiff(const DiffFlags& f) {
   const char* why = "diff compares two model artifacts";
-  auto a = ParseArtifactRef(f.a, why);
-  if (!a.ok()) return ReportError("meta", a.status());
-  auto b = ParseArtifactRef(f.b, why);
-  if (!b.ok()) return ReportError("meta", b.status());
-  auto store = f.store.OpenForReading();
-  if (!store.ok()) return ReportError("meta", store.status());
-  for (int64_t id : {*a, *b}) {
-    auto found = (*store)->GetArtifact(id);
-    if (absl::IsNotFound(found.status())) {
-      return ReportError("meta", NotFound(md::TypeKind::kArtifact, id));
-    }
-    if (!found.ok()) return ReportError("meta", found.status());
-  }
-  auto diff = (*store)->Diff(*a, *b);
-  if (!diff.ok()) return ReportError("meta", diff.status());
+  KILN_ASSIGN_OR_RETURN(int64_t a, ParseArtifactRef(f.a, why));
+  KILN_ASSIGN_OR_RETURN(int64_t b, ParseArtifactRef(f.b, why));
+  KILN_ASSIGN_OR_RETURN(auto store, f.store.OpenForReading());
+  for (int64_t id : {a, b}) KILN_RETURN_IF_ERROR(Get<md::Artifact>(store.get(), id).status());
+  KILN_ASSIGN_OR_RETURN(md::ModelDiff diff, store->Diff(a, b));
   if (f.json) {
-    Json j;
-    j["a"] = diff->a;
-    j["b"] = diff->b;
-    j["same"] = diff->same;
-    j["differences"] = Json::array();
-    for (const md::DiffEntry& d : diff->differences) {
-      j["differences"].push_back(Json{{"category", d.category},
-                                      {"key", d.key},
-                                      {"a", d.a ? Json(*d.a) : Json(nullptr)},
-                                      {"b", d.b ? Json(*d.b) : Json(nullptr)}});
-    }
-    PrintJson(j);
+    auto side = [](const std::optional<std::string>& v) { return v ? Json(*v) : Json(nullptr); };
+    PrintJson(
+        Json{{"a", diff.a},
+             {"b", diff.b},
+             {"same", diff.same},
+             {"differences", JsonArray(diff.differences, [&](const md::DiffEntry& d) {
+                return Json{
+                    {"category", d.category}, {"key", d.key}, {"a", side(d.a)}, {"b", side(d.b)}};
+              })}});
   } else {
-    size_t n = diff->differences.size();
+    size_t n = diff.differences.size();
     std::printf(
-        "artifact %lld -> artifact %lld: %s\n", static_cast<long long>(diff->a),
-        static_cast<long long>(diff->b),
+        "artifact %lld -> artifact %lld: %s\n", static_cast<long long>(diff.a),
+        static_cast<long long>(diff.b),
         n == 0 ? "no differences" : StrCat(n, n == 1 ? " difference" : " differences").c_str());
     // The store sorts by category name; print in the order a reader asks: what data,
     // which settings, which code, where, and the resulting model.
     std::set<std::string> known(std::begin(kDiffCategories), std::end(kDiffCategories));
     std::vector<std::string> order(std::begin(kDiffCategories), std::end(kDiffCategories));
-    for (const md::DiffEntry& d : diff->differences) {
+    for (const md::DiffEntry& d : diff.differences) {
       if (known.insert(d.category).second) order.push_back(d.category);
     }
     for (const std::string& category : order) {
       bool header = false;
-      for (const md::DiffEntry& d : diff->differences) {
+      for (const md::DiffEntry& d : diff.differences) {
         if (d.category != category) continue;
         if (!header) std::printf("%s\n", category.c_str());
         header = true;
@@ -1129,30 +1124,27 @@ int RunDiff(const DiffFlags& f) {
                     DiffValue(d.b).c_str());
       }
     }
-    std::printf("%lld %s equal\n", static_cast<long long>(diff->same),
-                diff->same == 1 ? "fact" : "facts");
+    std::printf("%lld %s equal\n", static_cast<long long>(diff.same),
+                diff.same == 1 ? "fact" : "facts");
   }
-  return diff->differences.empty() ? kExitOk : kExitFindings;
+  return diff.differences.empty() ? kExitOk : kExitFindings;
 }
 
 void AddDiff(CLI::App* meta) {
-  auto f = std::make_shared<DiffFlags>();
-  CLI::App* app = meta->add_subcommand("diff", "How two models were made differently");
-  app->footer(StrCat(
+  auto [app, f] = AddSubcommand<DiffFlags>(
+      meta, "diff", "How two models were made differently",
       "Compares what made model artifacts A and B (ids as in `kiln meta show`): every "
       "upstream input (URIs, spans, fingerprints and other properties, keyed by role path "
       "such as examples/raw), the parameters of the executions that made them, code "
       "(kiln_version, git_sha), environment (env.*) and the models' own properties. Prints "
       "one line per difference, grouped by category, as `key: A_VALUE -> B_VALUE` "
       "((absent) when one side lacks the key), then how many facts are equal.\n\n"
-      "Example:\n  kiln meta diff 7 12\n\n"
+      "Example:\n  kiln meta diff 7 12",
       "Exit codes: 0 no differences, 3 the models differ, 1 internal or I/O failure, 2 usage "
-      "or input error (e.g. an unknown id)"));
+      "or input error (e.g. an unknown id)");
   app->add_option("A", f->a, "The first model artifact")->required();
   app->add_option("B", f->b, "The second model artifact")->required();
-  app->add_flag("--json", f->json, "Print JSON");
-  f->store.Add(app, /*recording=*/false);
-  app->callback([f] { Exit(RunDiff(*f)); });
+  AddCommonFlagsAndRun(app, f, "meta", RunDiff);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1171,11 +1163,15 @@ struct LineageFlags {
 // later occurrences say "(see above)".
 class TreePrinter {
  public:
+  // `stored_events`: every event of the graph's artifacts; those not in the graph are
+  // the ones the --depth limit left out.
   TreePrinter(const md::LineageGraph& g, const std::vector<md::Event>& stored_events, int depth)
       : depth_(depth) {
     for (const md::Artifact& a : g.artifacts) artifacts_[a.id] = &a;
     for (const md::Execution& e : g.executions) executions_[e.id] = &e;
+    std::set<std::tuple<int64_t, int64_t, md::EventType>> shown;
     for (const md::Event& e : g.events) {
+      shown.emplace(e.artifact_id, e.execution_id, e.type);
       if (e.type == md::EventType::kOutput) {
         producers_[e.artifact_id].push_back(&e);
         outputs_[e.execution_id].push_back(&e);
@@ -1184,31 +1180,26 @@ class TreePrinter {
         inputs_[e.execution_id].push_back(&e);
       }
     }
-    for (auto* index : {&producers_, &consumers_}) {
+    for (auto* index : {&producers_, &consumers_, &inputs_, &outputs_}) {
+      bool (*less)(const md::Event&, const md::Event&) =
+          index == &producers_ || index == &consumers_ ? ByExecution : ByRole;
       for (auto& [id, events] : *index) {
-        std::sort(events.begin(), events.end(), [](const md::Event* x, const md::Event* y) {
-          return std::tie(x->execution_id, x->path) < std::tie(y->execution_id, y->path);
-        });
+        std::sort(events.begin(), events.end(),
+                  [less](const md::Event* x, const md::Event* y) { return less(*x, *y); });
       }
     }
-    for (auto* index : {&inputs_, &outputs_}) {
-      for (auto& [id, events] : *index) {
-        std::sort(events.begin(), events.end(), [](const md::Event* x, const md::Event* y) {
-          return std::tie(x->path, x->artifact_id) < std::tie(y->path, y->artifact_id);
-        });
-      }
-    }
+    // By event, not by execution: an execution in the graph can still have made or
+    // used an artifact at the depth limit through an event the walk did not reach.
     for (const md::Event& e : stored_events) {
-      if (!executions_.count(e.execution_id)) {
-        (e.type == md::EventType::kOutput ? hidden_producers_ : hidden_consumers_)[e.artifact_id]
-            .insert(e.execution_id);
-      }
+      if (shown.count({e.artifact_id, e.execution_id, e.type})) continue;
+      if (e.type == md::EventType::kOutput) hidden_producers_[e.artifact_id].insert(e.execution_id);
+      if (e.type == md::EventType::kInput) hidden_consumers_[e.artifact_id].insert(e.execution_id);
     }
   }
 
   std::string Render(int64_t root, bool up, bool down) {
     const md::Artifact* a = artifacts_.at(root);
-    Line(0, StrCat(Describe(*a), Attributes(a->name, a->properties, a->custom_properties, false)));
+    Line(0, StrCat(Describe(*a), Attributes(*a)));
     if (up) {
       seen_.clear();
       if (producers_[root].empty() && hidden_producers_[root].empty()) {
@@ -1232,31 +1223,36 @@ class TreePrinter {
     StrAppend(&out_, text, "\n");
   }
 
+  // Adds `line` for `node`: with its attributes the first time, else "(see above)".
+  // Returns whether this is the first time.
+  template <typename Node>
+  bool NodeLine(int level, const std::string& line, const Node& node) {
+    if (!seen_.emplace(kKindOf<Node>, node.id).second) {
+      Line(level, StrCat(line, " (see above)"));
+      return false;
+    }
+    Line(level, StrCat(line, Attributes(node)));
+    return true;
+  }
+
   // The executions that made (up) or used (down) artifact `id`, and under each the
   // artifacts it read (up) or wrote (down), recursively.
   void Walk(int64_t id, int level, bool up) {
     for (const md::Event* link : (up ? producers_ : consumers_)[id]) {
       const md::Execution* e = executions_.at(link->execution_id);
-      std::string line = StrCat(up ? "made by " : "used by ", Describe(*e), " as ",
-                                Text(link->path), " ", StateAndTime(*e));
-      if (!seen_.insert(StrCat("e", e->id)).second) {
-        Line(level, StrCat(line, " (see above)"));
+      if (!NodeLine(level,
+                    StrCat(up ? "made by " : "used by ", Describe(*e), " as ", Text(link->path),
+                           " ", StateAndTime(*e)),
+                    *e)) {
         continue;
       }
-      Line(level, StrCat(line, Attributes(e->name, e->properties, e->custom_properties, true)));
       for (const md::Event* io : (up ? inputs_ : outputs_)[e->id]) {
         const md::Artifact* a = artifacts_.at(io->artifact_id);
-        std::string aline = StrCat(Text(io->path), up ? " <- " : " -> ", Describe(*a));
-        if (!seen_.insert(StrCat("a", a->id)).second) {
-          Line(level + 1, StrCat(aline, " (see above)"));
-          continue;
+        if (NodeLine(level + 1, StrCat(Text(io->path), up ? " <- " : " -> ", Describe(*a)), *a)) {
+          Walk(a->id, level + 2, up);
         }
-        Line(level + 1,
-             StrCat(aline, Attributes(a->name, a->properties, a->custom_properties, false)));
-        Walk(a->id, level + 2, up);
       }
     }
-    // Executions the --depth limit left out.
     size_t hidden = (up ? hidden_producers_ : hidden_consumers_)[id].size();
     if (hidden > 0) {
       Line(level, StrCat("... ", up ? "made by " : "used by ", hidden,
@@ -1270,7 +1266,7 @@ class TreePrinter {
   std::map<int64_t, const md::Execution*> executions_;
   std::map<int64_t, std::vector<const md::Event*>> producers_, consumers_, inputs_, outputs_;
   std::map<int64_t, std::set<int64_t>> hidden_producers_, hidden_consumers_;
-  std::set<std::string> seen_;
+  std::set<std::pair<md::TypeKind, int64_t>> seen_;
   std::string out_;
 };
 
@@ -1323,53 +1319,42 @@ std::string RenderDot(const md::LineageGraph& g, int64_t root) {
   return out + "}\n";
 }
 
-int RunLineage(const LineageFlags& f) {
-  auto root = ParseArtifactRef(f.id,
-                               "lineage starts from an artifact (`kiln meta show` lists an "
-                               "execution's inputs and outputs)");
-  if (!root.ok()) return ReportError("lineage", root.status());
-  auto store = f.store.OpenForReading();
-  if (!store.ok()) return ReportError("lineage", store.status());
+absl::Status RunLineage(const LineageFlags& f) {
+  KILN_ASSIGN_OR_RETURN(int64_t root,
+                        ParseArtifactRef(f.id,
+                                         "lineage starts from an artifact (`kiln meta show` lists "
+                                         "an execution's inputs and outputs)"));
+  KILN_ASSIGN_OR_RETURN(auto store, f.store.OpenForReading());
   md::LineageOptions options;
   options.max_hops = f.depth;
   options.direction = f.direction == "up"     ? md::LineageDirection::kUpstream
                       : f.direction == "down" ? md::LineageDirection::kDownstream
                                               : md::LineageDirection::kBoth;
-  auto g = (*store)->GetLineage(*root, options);
-  if (absl::IsNotFound(g.status())) {
-    return ReportError("lineage", NotFound(md::TypeKind::kArtifact, *root));
-  }
-  if (!g.ok()) return ReportError("lineage", g.status());
-  std::sort(g->artifacts.begin(), g->artifacts.end(),
-            [](const md::Artifact& x, const md::Artifact& y) { return x.id < y.id; });
-  std::sort(g->executions.begin(), g->executions.end(),
-            [](const md::Execution& x, const md::Execution& y) { return x.id < y.id; });
+  auto g = store->GetLineage(root, options);
+  if (absl::IsNotFound(g.status())) return NotFound(md::TypeKind::kArtifact, root);
+  KILN_RETURN_IF_ERROR(g.status());
+  SortById(&g->artifacts);
+  SortById(&g->executions);
   if (f.format == "json") {
-    Json j;
-    j["root"] = *root;
-    j["depth"] = f.depth;
-    j["direction"] = f.direction;
-    j["artifacts"] = Json::array();
-    for (const md::Artifact& a : g->artifacts) j["artifacts"].push_back(NodeJson(a));
-    j["executions"] = Json::array();
-    for (const md::Execution& e : g->executions) j["executions"].push_back(NodeJson(e));
-    j["events"] = Json::array();
-    for (const md::Event& e : g->events) j["events"].push_back(EventJson(e));
-    PrintJson(j);
-    return kExitOk;
+    PrintJson(Json{{"root", root},
+                   {"depth", f.depth},
+                   {"direction", f.direction},
+                   {"artifacts", JsonArray(g->artifacts, NodeJson<md::Artifact>)},
+                   {"executions", JsonArray(g->executions, NodeJson<md::Execution>)},
+                   {"events", JsonArray(g->events, EventJson)}});
+    return absl::OkStatus();
   }
   if (f.format == "dot") {
-    std::printf("%s", RenderDot(*g, *root).c_str());
-    return kExitOk;
+    std::printf("%s", RenderDot(*g, root).c_str());
+    return absl::OkStatus();
   }
-  // Events of the shown artifacts that the depth limit cut off, to say so.
+  // Every event of the shown artifacts, to announce those the depth limit cut off.
   std::vector<int64_t> ids;
   for (const md::Artifact& a : g->artifacts) ids.push_back(a.id);
-  auto stored = (*store)->GetEventsByArtifactIds(ids);
-  if (!stored.ok()) return ReportError("lineage", stored.status());
-  TreePrinter printer(*g, *stored, f.depth);
-  std::printf("%s", printer.Render(*root, f.direction != "down", f.direction != "up").c_str());
-  return kExitOk;
+  KILN_ASSIGN_OR_RETURN(auto stored, store->GetEventsByArtifactIds(ids));
+  TreePrinter printer(*g, stored, f.depth);
+  std::printf("%s", printer.Render(root, f.direction != "down", f.direction != "up").c_str());
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -1398,38 +1383,36 @@ void AddMetaCommand(CLI::App& root) {
 }
 
 void AddLineageCommand(CLI::App& root) {
-  auto f = std::make_shared<LineageFlags>();
-  CLI::App* app =
-      root.add_subcommand("lineage", "Show what made an artifact and what used it (provenance)");
-  app->footer(
-      StrCat("ID is an artifact: 7, a7 or artifact:7. Walks the events of the metadata store up to "
-             "--depth executions away: upstream, the executions that made the artifact and their "
-             "inputs; downstream, the executions that used it and their outputs.\n\n"
-             "text: an indented tree. `made by` / `used by` lines name an execution, the role the "
-             "artifact played for it, its state and start time, and its parameters in [...]; "
-             "`ROLE <- artifact` lines are an execution's inputs, `ROLE -> artifact` its outputs, "
-             "with the artifact's properties in [...]. A node already shown says (see above); "
-             "`...` marks executions beyond --depth.\n"
-             "dot: a Graphviz digraph (artifacts are boxes, executions grey ellipses, edges "
-             "labelled with the role): kiln lineage 7 --format dot | dot -Tsvg > lineage.svg\n"
-             "json: {\"root\", \"depth\", \"direction\", \"artifacts\": [...], \"executions\": "
-             "[...], \"events\": [...]} with every field.\n\n"
-             "Example output:\n"
-             "  artifact 7 Model /m/2  [accuracy=0.93]\n"
-             "    made by execution 5 Trainer as model (COMPLETE, 2026-11-25T10:02:00Z)  "
-             "[epochs=3 learning_rate=0.2]\n"
-             "      examples <- artifact 6 Examples /d/span-2  [fingerprint=sha256:bbb span=2]\n"
-             "        made by execution 4 Import as examples (COMPLETE, 2026-11-25T10:00:00Z)  "
-             "[format=csv]\n"
-             "          raw <- artifact 5 RawData /raw/span-2  [fingerprint=sha256:bbb span=2]\n"
-             "    used by execution 6 Evaluator as model (COMPLETE, 2026-11-25T10:09:00Z)  "
-             "[threshold=0.9]\n"
-             "      blessing -> artifact 8 ModelBlessing /b/2  [blessed=true]\n\n"
-             "Examples:\n"
-             "  kiln lineage 7\n"
-             "  kiln lineage 7 --direction up --depth 1\n"
-             "  kiln lineage 7 --format json --metadata postgresql://kiln@db:5432/kiln\n\n",
-             kExitCodesHelp, " (e.g. an unknown id)"));
+  auto [app, f] = AddSubcommand<LineageFlags>(
+      &root, "lineage", "Show what made an artifact and what used it (provenance)",
+      "ID is an artifact: 7, a7 or artifact:7. Walks the events of the metadata store up to "
+      "--depth executions away: upstream, the executions that made the artifact and their "
+      "inputs; downstream, the executions that used it and their outputs.\n\n"
+      "text: an indented tree. `made by` / `used by` lines name an execution, the role the "
+      "artifact played for it, its state and start time, and its parameters in [...]; "
+      "`ROLE <- artifact` lines are an execution's inputs, `ROLE -> artifact` its outputs, "
+      "with the artifact's properties in [...]. A node already shown says (see above); "
+      "`...` marks executions beyond --depth.\n"
+      "dot: a Graphviz digraph (artifacts are boxes, executions grey ellipses, edges "
+      "labelled with the role): kiln lineage 7 --format dot | dot -Tsvg > lineage.svg\n"
+      "json: {\"root\", \"depth\", \"direction\", \"artifacts\": [...], \"executions\": "
+      "[...], \"events\": [...]} with every field.\n\n"
+      "Example output:\n"
+      "  artifact 7 Model /m/2  [accuracy=0.93]\n"
+      "    made by execution 5 Trainer as model (COMPLETE, 2026-11-25T10:02:00Z)  "
+      "[epochs=3 learning_rate=0.2]\n"
+      "      examples <- artifact 6 Examples /d/span-2  [fingerprint=sha256:bbb span=2]\n"
+      "        made by execution 4 Import as examples (COMPLETE, 2026-11-25T10:00:00Z)  "
+      "[format=csv]\n"
+      "          raw <- artifact 5 RawData /raw/span-2  [fingerprint=sha256:bbb span=2]\n"
+      "    used by execution 6 Evaluator as model (COMPLETE, 2026-11-25T10:09:00Z)  "
+      "[threshold=0.9]\n"
+      "      blessing -> artifact 8 ModelBlessing /b/2  [blessed=true]\n\n"
+      "Examples:\n"
+      "  kiln lineage 7\n"
+      "  kiln lineage 7 --direction up --depth 1\n"
+      "  kiln lineage 7 --format json --metadata postgresql://kiln@db:5432/kiln",
+      UnknownIdExitCodes());
   app->add_option("ID", f->id, "The artifact: 7, a7 or artifact:7")->required();
   app->add_option("--depth", f->depth, "Executions to cross in each direction")
       ->capture_default_str()
@@ -1440,8 +1423,7 @@ void AddLineageCommand(CLI::App& root) {
   app->add_option("--format", f->format, "text, dot or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "dot", "json"}));
-  f->store.Add(app, /*recording=*/false);
-  app->callback([f] { Exit(RunLineage(*f)); });
+  AddCommonFlagsAndRun(app, f, "lineage", RunLineage);
 }
 
 }  // namespace kiln::cli
