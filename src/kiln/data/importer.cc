@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "kiln/base/publish_dir.h"
 #include "kiln/base/sha256.h"
 #include "kiln/base/str.h"
 
@@ -61,8 +62,7 @@ absl::StatusOr<ImportResult> ImportDataset(Env* env, const InputSet& input,
   // A dataset being replaced stays whole until the new one is complete: the new one is
   // built in a sibling directory and swapped in at the end, so a killed re-import leaves
   // the old dataset (and a stray staging directory), never a half-written one.
-  const std::string dir =
-      replacing ? kiln::StrCat(target, ".kiln-import-", static_cast<int64_t>(getpid())) : target;
+  const std::string dir = replacing ? StagingDirFor(target) : target;
   const std::string manifest_path = JoinPath(dir, kManifestName);
   struct StagingCleanup {
     std::string path;
@@ -166,19 +166,8 @@ absl::StatusOr<ImportResult> ImportDataset(Env* env, const InputSet& input,
   // Last: only now does the directory become a dataset.
   KILN_RETURN_IF_ERROR(WriteFileAtomically(env, manifest_path, ManifestToJson(m)));
   if (replacing) {
-    // Two renames swap the datasets; between them `target` briefly does not exist, so a
-    // reader finds the old dataset, the new one, or none — never a mixture.
-    const std::string old = kiln::StrCat(target, ".kiln-old-", static_cast<int64_t>(getpid()));
-    KILN_RETURN_IF_ERROR(env->RenameFile(target, old));
-    absl::Status moved = env->RenameFile(dir, target);
-    if (!moved.ok()) {
-      env->RenameFile(old, target).IgnoreError();  // put the old dataset back
-      return moved;
-    }
+    KILN_RETURN_IF_ERROR(PublishDirectory(env, dir, target, /*replace=*/true));
     cleanup.armed = false;
-    KILN_RETURN_IF_ERROR(env->SyncDir(Dirname(target)));
-    std::error_code ec;
-    std::filesystem::remove_all(old, ec);  // best effort: the swap is already done
   }
   return result;
 }

@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kiln/base/crc32c.h"
 #include "kiln/base/str.h"
+#include "kiln/base/tfrecord_framing.h"
 
 namespace kiln::data {
+
+static_assert(kTfRecordHeaderBytes == tfrecord::kHeaderBytes &&
+              kTfRecordFooterBytes == tfrecord::kFooterBytes);
 
 // Chunk size for file reads, inflate output and the writer's buffer.
 constexpr size_t kChunkBytes = 256 << 10;
@@ -24,23 +27,6 @@ class ChunkStream {
 };
 
 namespace {
-
-void PutFixed32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-}
-void PutFixed64(char* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-}
-uint32_t GetFixed32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-uint64_t GetFixed64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
 
 bool HasGzipMagic(std::string_view head) {
   return head.size() >= 2 && static_cast<unsigned char>(head[0]) == 0x1f &&
@@ -167,16 +153,7 @@ class GzipStream : public ChunkStream {
 
 }  // namespace
 
-void AppendTfRecord(std::string* out, std::string_view data) {
-  char header[kTfRecordHeaderBytes];
-  PutFixed64(header, data.size());
-  PutFixed32(header + 8, crc32c::Mask(crc32c::Value(header, 8)));
-  char footer[kTfRecordFooterBytes];
-  PutFixed32(footer, crc32c::Mask(crc32c::Value(data)));
-  out->append(header, sizeof(header));
-  out->append(data);
-  out->append(footer, sizeof(footer));
-}
+void AppendTfRecord(std::string* out, std::string_view data) { tfrecord::AppendRecord(out, data); }
 
 // ---------------------------------------------------------------------------- reader
 
@@ -274,10 +251,10 @@ absl::StatusOr<bool> TFRecordReader::AppendNext(std::string* out) {
   if (got < sizeof(header)) {
     return Corrupt(kiln::StrCat("truncated record header (", got, " of 12 bytes)"));
   }
-  if (crc32c::Unmask(GetFixed32(header + 8)) != crc32c::Value(header, 8)) {
+  uint64_t length = 0;
+  if (!tfrecord::DecodeHeader(header, &length)) {
     return Corrupt("record length fails its CRC check");
   }
-  const uint64_t length = GetFixed64(header);
   if (length > options_.max_record_bytes) {
     return Corrupt(kiln::StrCat("record length ", length, " exceeds the limit of ",
                                 options_.max_record_bytes, " bytes"));
@@ -294,7 +271,7 @@ absl::StatusOr<bool> TFRecordReader::AppendNext(std::string* out) {
     out->resize(start);
     return Corrupt(kiln::StrCat("truncated record data CRC (", got, " of 4 bytes)"));
   }
-  if (crc32c::Unmask(GetFixed32(footer)) != crc32c::Value(out->data() + start, length)) {
+  if (!tfrecord::FooterMatches(std::string_view(out->data() + start, length), footer)) {
     out->resize(start);
     return Corrupt("record data fails its CRC check");
   }
@@ -392,10 +369,9 @@ absl::Status TFRecordWriter::Emit(std::string_view bytes) {
 absl::Status TFRecordWriter::Write(std::string_view record) {
   if (closed_) return absl::FailedPreconditionError("TFRecordWriter: write after Close");
   char header[kTfRecordHeaderBytes];
-  PutFixed64(header, record.size());
-  PutFixed32(header + 8, crc32c::Mask(crc32c::Value(header, 8)));
+  tfrecord::EncodeHeader(record.size(), header);
   char footer[kTfRecordFooterBytes];
-  PutFixed32(footer, crc32c::Mask(crc32c::Value(record)));
+  tfrecord::EncodeFooter(record, footer);
   KILN_RETURN_IF_ERROR(Emit(std::string_view(header, sizeof(header))));
   KILN_RETURN_IF_ERROR(Emit(record));
   KILN_RETURN_IF_ERROR(Emit(std::string_view(footer, sizeof(footer))));
