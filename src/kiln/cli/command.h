@@ -34,6 +34,8 @@ void AddStatsCommand(CLI::App& root);
 void AddImportCommand(CLI::App& root);
 void AddSchemaCommand(CLI::App& root);
 void AddValidateCommand(CLI::App& root);
+void AddTrainCommand(CLI::App& root);
+void AddPredictCommand(CLI::App& root);
 void AddMetaCommand(CLI::App& root);
 void AddLineageCommand(CLI::App& root);
 

@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   kiln::cli::AddStatsCommand(app);
   kiln::cli::AddSchemaCommand(app);
   kiln::cli::AddValidateCommand(app);
+  kiln::cli::AddTrainCommand(app);
+  kiln::cli::AddPredictCommand(app);
   kiln::cli::AddMetaCommand(app);
   kiln::cli::AddLineageCommand(app);
   // Name an unknown command or subcommand (`kiln meta foo`) instead of CLI11's generic

@@ -178,6 +178,13 @@ absl::StatusOr<std::string> BundleWriter::FilePathForWriting(const std::string& 
   return JoinPath(staging_, path);
 }
 
+absl::StatusOr<std::string> BundleWriter::UnlistedDir(const std::string& path) {
+  KILN_RETURN_IF_ERROR(CheckRelativePath(path));
+  std::string full = JoinPath(staging_, path);
+  KILN_RETURN_IF_ERROR(env_->CreateDirs(full));
+  return full;
+}
+
 absl::Status BundleWriter::Finish(BundleManifest manifest) {
   manifest.files.clear();
   manifest.created = NowRfc3339(env_);

@@ -78,6 +78,10 @@ class BundleWriter {
   // torch::save); the file is hashed (and sealed) at Finish.
   absl::StatusOr<std::string> FilePathForWriting(const std::string& path);
 
+  // A directory in the bundle for files that are published with it but not listed or
+  // checked (TensorBoard logs, which tools append to). Created on the first call.
+  absl::StatusOr<std::string> UnlistedDir(const std::string& path);
+
   // Writes the manifest (files, hashes, creation time filled in) and publishes the
   // bundle. Errors: those of the file system; kAlreadyExists as in Create.
   absl::Status Finish(BundleManifest manifest);

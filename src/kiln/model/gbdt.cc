@@ -1,0 +1,245 @@
+// `gbdt`: gradient-boosted trees on XGBoost's C API. Features are the transform's dense
+// columns followed by its categorical ids (as numbers: trees split on them directly).
+//
+// Params (the `model:` section): num_rounds (200), max_depth (6), learning_rate (0.1),
+// subsample (1), colsample_bytree (1), min_child_weight (1), reg_lambda (1),
+// reg_alpha (0), tree_method ("hist").
+#include <xgboost/c_api.h>
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "kiln/base/status.h"
+#include "kiln/base/str.h"
+#include "kiln/model/model.h"
+
+namespace kiln::model {
+namespace {
+
+constexpr const char* kModelFile = "model/xgboost.json";
+
+absl::Status Check(int rc, std::string_view what) {
+  if (rc == 0) return absl::OkStatus();
+  return absl::InternalError(StrCat("xgboost: ", what, ": ", XGBGetLastError()));
+}
+
+struct DMatrixDeleter {
+  void operator()(void* h) const { XGDMatrixFree(h); }
+};
+struct BoosterDeleter {
+  void operator()(void* h) const { XGBoosterFree(h); }
+};
+using DMatrix = std::unique_ptr<void, DMatrixDeleter>;
+using Booster = std::unique_ptr<void, BoosterDeleter>;
+
+// Row-major float features: dense columns, then categorical ids.
+std::vector<float> Features(const transform::TransformedBatch& x) {
+  const size_t cols = x.dense_dim + x.num_categorical;
+  std::vector<float> out(x.num_rows * cols);
+  for (size_t r = 0; r < x.num_rows; ++r) {
+    float* row = &out[r * cols];
+    for (size_t c = 0; c < x.dense_dim; ++c) row[c] = x.dense_at(r, c);
+    for (size_t c = 0; c < x.num_categorical; ++c) {
+      row[x.dense_dim + c] = static_cast<float>(x.id_at(r, c));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<DMatrix> MakeDMatrix(const transform::TransformedBatch& x,
+                                    const std::vector<float>* labels,
+                                    const std::vector<float>* weights) {
+  std::vector<float> f = Features(x);
+  DMatrixHandle h = nullptr;
+  const size_t cols = x.dense_dim + x.num_categorical;
+  KILN_RETURN_IF_ERROR(Check(XGDMatrixCreateFromMat(f.data(), x.num_rows, cols,
+                                                    std::numeric_limits<float>::quiet_NaN(), &h),
+                             "creating a DMatrix"));
+  DMatrix m(h);
+  if (labels) {
+    KILN_RETURN_IF_ERROR(
+        Check(XGDMatrixSetFloatInfo(h, "label", labels->data(), labels->size()), "labels"));
+  }
+  if (weights && !weights->empty()) {
+    KILN_RETURN_IF_ERROR(
+        Check(XGDMatrixSetFloatInfo(h, "weight", weights->data(), weights->size()), "weights"));
+  }
+  return m;
+}
+
+std::string Objective(Task task) {
+  switch (task) {
+    case Task::kBinary:
+      return "binary:logistic";
+    case Task::kMulticlass:
+      return "multi:softprob";
+    case Task::kRegression:
+      return "reg:squarederror";
+  }
+  return "";
+}
+
+class GbdtModel : public Model {
+ public:
+  GbdtModel(Booster booster, Task task, int num_classes, int rounds, int best_round)
+      : booster_(std::move(booster)),
+        task_(task),
+        num_classes_(num_classes),
+        rounds_(rounds),
+        best_round_(best_round) {}
+
+  std::string_view type() const override { return "gbdt"; }
+  std::string_view backend() const override { return "xgboost"; }
+
+  absl::Status Predict(const transform::TransformedBatch& x,
+                       std::vector<float>* out) const override {
+    out->clear();
+    if (x.num_rows == 0) return absl::OkStatus();
+    KILN_ASSIGN_OR_RETURN(DMatrix m, MakeDMatrix(x, nullptr, nullptr));
+    bst_ulong len = 0;
+    const float* result = nullptr;
+    KILN_RETURN_IF_ERROR(
+        Check(XGBoosterPredict(booster_.get(), m.get(), 0, 0, 0, &len, &result), "predicting"));
+    const size_t want = x.num_rows * (task_ == Task::kMulticlass ? num_classes_ : 1);
+    if (len != want) {
+      return absl::InternalError(StrCat("xgboost returned ", len, " scores for ", want));
+    }
+    out->assign(result, result + len);
+    return absl::OkStatus();
+  }
+
+  absl::Status Save(BundleWriter* writer) const override {
+    bst_ulong len = 0;
+    const char* buf = nullptr;
+    KILN_RETURN_IF_ERROR(Check(
+        XGBoosterSaveModelToBuffer(booster_.get(), R"({"format": "json"})", &len, &buf), "saving"));
+    return writer->AddFile(kModelFile, std::string_view(buf, len));
+  }
+
+  // rounds: trees kept; best_round: the round with the best eval metric (1-based).
+  nlohmann::json Summary() const override {
+    return {{"rounds", rounds_}, {"best_round", best_round_}};
+  }
+
+ private:
+  Booster booster_;
+  Task task_;
+  int num_classes_;
+  int rounds_;
+  int best_round_;
+};
+
+absl::StatusOr<std::unique_ptr<Model>> TrainGbdt(const TrainOptions& options,
+                                                 const transform::OutputSignature& signature,
+                                                 const Examples& train, const Examples& eval) {
+  const nlohmann::json& p = options.params;
+  auto num = [&](const char* key, double def) -> absl::StatusOr<double> {
+    if (!p.contains(key)) return def;
+    if (!p[key].is_number()) {
+      return absl::InvalidArgumentError(StrCat("model.", key, " must be a number"));
+    }
+    return p[key].get<double>();
+  };
+  KILN_ASSIGN_OR_RETURN(double rounds, num("num_rounds", 200));
+  if (rounds < 1 || rounds > 100000) {
+    return absl::InvalidArgumentError("model.num_rounds must be in [1, 100000]");
+  }
+  KILN_ASSIGN_OR_RETURN(DMatrix dtrain, MakeDMatrix(*train.x, &train.labels, &train.weights));
+  DMatrix deval;
+  if (eval.size() > 0) {
+    KILN_ASSIGN_OR_RETURN(deval, MakeDMatrix(*eval.x, &eval.labels, &eval.weights));
+  }
+  DMatrixHandle train_handle = dtrain.get();
+  BoosterHandle h = nullptr;
+  KILN_RETURN_IF_ERROR(Check(XGBoosterCreate(&train_handle, 1, &h), "creating a booster"));
+  Booster booster(h);
+  std::vector<std::pair<std::string, std::string>> params = {
+      {"objective", Objective(options.task)},
+      {"seed", StrCat(options.seed)},
+      {"nthread", StrCat(options.threads)},
+      {"verbosity", "0"},
+  };
+  if (options.task == Task::kMulticlass)
+    params.emplace_back("num_class", StrCat(options.num_classes));
+  const std::pair<const char*, const char*> names[] = {
+      {"max_depth", "max_depth"},
+      {"learning_rate", "eta"},
+      {"subsample", "subsample"},
+      {"colsample_bytree", "colsample_bytree"},
+      {"min_child_weight", "min_child_weight"},
+      {"reg_lambda", "lambda"},
+      {"reg_alpha", "alpha"},
+  };
+  const std::map<std::string, double> defaults = {{"max_depth", 6}, {"learning_rate", 0.1}};
+  for (const auto& [ours, theirs] : names) {
+    double def = defaults.count(ours) ? defaults.at(ours) : std::nan("");
+    KILN_ASSIGN_OR_RETURN(double v, num(ours, def));
+    if (!std::isnan(v)) params.emplace_back(theirs, StrCat(v));
+  }
+  params.emplace_back("tree_method", p.value("tree_method", std::string("hist")));
+  for (const auto& [k, v] : params) {
+    KILN_RETURN_IF_ERROR(Check(XGBoosterSetParam(h, k.c_str(), v.c_str()), StrCat("param ", k)));
+  }
+
+  const std::string metric = options.early_stopping_metric.empty() ? PrimaryMetric(options.task)
+                                                                   : options.early_stopping_metric;
+  const bool higher = HigherIsBetter(metric);
+  double best = higher ? -1e300 : 1e300;
+  int best_round = static_cast<int>(rounds) - 1;
+  int since_best = 0;
+  std::vector<float> scores;
+  for (int round = 0; round < static_cast<int>(rounds); ++round) {
+    KILN_RETURN_IF_ERROR(Check(XGBoosterUpdateOneIter(h, round, dtrain.get()), "boosting"));
+    const bool last = round + 1 == static_cast<int>(rounds);
+    if (eval.size() == 0 || ((round + 1) % std::max(1, options.eval_every) != 0 && !last)) continue;
+    bst_ulong len = 0;
+    const float* result = nullptr;
+    KILN_RETURN_IF_ERROR(Check(XGBoosterPredict(h, deval.get(), 0, 0, 0, &len, &result), "eval"));
+    scores.assign(result, result + len);
+    Metrics m = ComputeMetrics(options.task, options.num_classes, scores, eval.labels);
+    if (options.on_eval) options.on_eval(round + 1, m);
+    double v = m.count(metric) ? m[metric] : std::nan("");
+    if (!std::isnan(v) && (higher ? v > best : v < best)) {
+      best = v;
+      best_round = round;
+      since_best = 0;
+    } else if (options.patience > 0 && ++since_best >= options.patience) {
+      break;
+    }
+  }
+  int kept = static_cast<int>(rounds);
+  if (options.patience > 0 && best_round + 1 < static_cast<int>(rounds)) {
+    kept = best_round + 1;
+    // Keep the trees up to the best evaluation only.
+    BoosterHandle sliced = nullptr;
+    KILN_RETURN_IF_ERROR(Check(XGBoosterSlice(h, 0, best_round + 1, 1, &sliced), "slicing"));
+    booster.reset(sliced);
+  }
+  return std::unique_ptr<Model>(
+      new GbdtModel(std::move(booster), options.task, options.num_classes, kept, best_round + 1));
+}
+
+absl::StatusOr<std::unique_ptr<Model>> LoadGbdt(const Bundle& bundle, Task task, int num_classes) {
+  KILN_ASSIGN_OR_RETURN(std::string bytes, bundle.ReadFile(kModelFile));
+  BoosterHandle h = nullptr;
+  KILN_RETURN_IF_ERROR(Check(XGBoosterCreate(nullptr, 0, &h), "creating a booster"));
+  Booster booster(h);
+  KILN_RETURN_IF_ERROR(
+      Check(XGBoosterLoadModelFromBuffer(h, bytes.data(), bytes.size()), "loading the model"));
+  const nlohmann::json summary =
+      bundle.manifest().config.value("model_summary", nlohmann::json::object());
+  return std::unique_ptr<Model>(new GbdtModel(std::move(booster), task, num_classes,
+                                              summary.value("rounds", 0),
+                                              summary.value("best_round", 0)));
+}
+
+}  // namespace
+
+namespace internal {
+void RegisterGbdt() { RegisterModelType("gbdt", TrainGbdt, LoadGbdt); }
+}  // namespace internal
+
+}  // namespace kiln::model

@@ -1,0 +1,186 @@
+#include "kiln/model/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <numeric>
+
+#include "absl/status/status.h"
+#include "kiln/base/str.h"
+
+namespace kiln::model {
+namespace internal {
+// The built-in model types, registered explicitly: a static initializer in a file of a
+// static library would be dropped by the linker when nothing else references the file.
+void RegisterGbdt();
+}  // namespace internal
+
+namespace {
+
+struct Registry {
+  std::mutex mu;
+  std::map<std::string, std::pair<TrainFn, LoadFn>> types;
+};
+Registry& RawRegistry() {
+  static Registry* r = new Registry;
+  return *r;
+}
+// The registry with the built-in types in it.
+Registry& GetRegistry() {
+  static std::once_flag builtins;
+  std::call_once(builtins, [] { internal::RegisterGbdt(); });
+  return RawRegistry();
+}
+
+absl::StatusOr<std::pair<TrainFn, LoadFn>> Find(const std::string& type) {
+  Registry& r = GetRegistry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto it = r.types.find(type);
+  if (it == r.types.end()) {
+    std::vector<std::string> names;
+    for (const auto& [name, fns] : r.types) names.push_back(name);
+    return absl::InvalidArgumentError(
+        StrCat("unknown model type '", type, "'; model types: ", StrJoin(names, ", ")));
+  }
+  return it->second;
+}
+
+}  // namespace
+
+std::string_view TaskName(Task t) {
+  switch (t) {
+    case Task::kBinary:
+      return "binary";
+    case Task::kMulticlass:
+      return "multiclass";
+    case Task::kRegression:
+      return "regression";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<Task> ParseTask(std::string_view name) {
+  for (Task t : {Task::kBinary, Task::kMulticlass, Task::kRegression}) {
+    if (TaskName(t) == name) return t;
+  }
+  return absl::InvalidArgumentError(
+      StrCat("unknown task '", name, "'; tasks: binary, multiclass, regression"));
+}
+
+bool RegisterModelType(const std::string& name, TrainFn train, LoadFn load) {
+  Registry& r = RawRegistry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.types[name] = {std::move(train), std::move(load)};
+  return true;
+}
+
+std::vector<std::string> ModelTypes() {
+  Registry& r = GetRegistry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  std::vector<std::string> names;
+  for (const auto& [name, fns] : r.types) names.push_back(name);
+  return names;
+}
+
+absl::StatusOr<std::unique_ptr<Model>> TrainModel(const std::string& type,
+                                                  const TrainOptions& options,
+                                                  const transform::OutputSignature& signature,
+                                                  const Examples& train, const Examples& eval) {
+  auto fns = Find(type);
+  if (!fns.ok()) return fns.status();
+  if (train.size() == 0) return absl::InvalidArgumentError("no training rows");
+  return fns->first(options, signature, train, eval);
+}
+
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const Bundle& bundle, Task task, int num_classes) {
+  auto fns = Find(bundle.manifest().model_type);
+  if (!fns.ok()) return fns.status();
+  return fns->second(bundle, task, num_classes);
+}
+
+double BinaryAuc(const std::vector<float>& scores, const std::vector<float>& labels) {
+  const size_t n = scores.size();
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] < scores[b]; });
+  // Sum of the positives' ranks (1-based, ties get their average rank).
+  double rank_sum = 0, positives = 0;
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    while (j < n && scores[order[j]] == scores[order[i]]) ++j;
+    double avg_rank = (static_cast<double>(i + 1) + static_cast<double>(j)) / 2;
+    for (size_t k = i; k < j; ++k) {
+      if (labels[order[k]] > 0.5f) {
+        rank_sum += avg_rank;
+        positives += 1;
+      }
+    }
+    i = j;
+  }
+  double negatives = static_cast<double>(n) - positives;
+  if (positives == 0 || negatives == 0) return std::nan("");
+  return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives);
+}
+
+Metrics ComputeMetrics(Task task, int num_classes, const std::vector<float>& scores,
+                       const std::vector<float>& labels) {
+  Metrics m;
+  const size_t n = labels.size();
+  if (n == 0) return m;
+  constexpr double kEps = 1e-15;
+  if (task == Task::kBinary) {
+    double ll = 0, correct = 0;
+    for (size_t i = 0; i < n; ++i) {
+      double p = std::clamp(static_cast<double>(scores[i]), kEps, 1 - kEps);
+      ll -= labels[i] > 0.5f ? std::log(p) : std::log(1 - p);
+      correct += (p >= 0.5) == (labels[i] > 0.5f);
+    }
+    m["auc"] = BinaryAuc(scores, labels);
+    m["log_loss"] = ll / n;
+    m["accuracy"] = correct / n;
+  } else if (task == Task::kMulticlass) {
+    double ll = 0, correct = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const float* p = &scores[i * num_classes];
+      int label = static_cast<int>(labels[i]);
+      int best = static_cast<int>(std::max_element(p, p + num_classes) - p);
+      correct += best == label;
+      ll -= std::log(std::clamp(static_cast<double>(p[label]), kEps, 1.0));
+    }
+    m["accuracy"] = correct / n;
+    m["log_loss"] = ll / n;
+  } else {
+    double se = 0, ae = 0, mean = 0;
+    for (size_t i = 0; i < n; ++i) mean += labels[i];
+    mean /= n;
+    double ss = 0;
+    for (size_t i = 0; i < n; ++i) {
+      double d = scores[i] - labels[i];
+      se += d * d;
+      ae += std::abs(d);
+      ss += (labels[i] - mean) * (labels[i] - mean);
+    }
+    m["rmse"] = std::sqrt(se / n);
+    m["mae"] = ae / n;
+    m["r2"] = ss > 0 ? 1 - se / ss : std::nan("");
+  }
+  return m;
+}
+
+std::string PrimaryMetric(Task task) {
+  switch (task) {
+    case Task::kBinary:
+      return "auc";
+    case Task::kMulticlass:
+      return "log_loss";
+    case Task::kRegression:
+      return "rmse";
+  }
+  return "";
+}
+
+bool HigherIsBetter(std::string_view metric) {
+  return metric == "auc" || metric == "accuracy" || metric == "r2";
+}
+
+}  // namespace kiln::model

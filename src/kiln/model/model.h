@@ -1,0 +1,103 @@
+// Models: what turns transformed features into predictions. Each model type registers a
+// trainer and a loader under its name ("gbdt", "linear", ...); the trainer fits it on
+// transformed rows, the loader rebuilds it from a model bundle. Callers go through
+// TrainModel / LoadModel and never name a backend.
+#ifndef KILN_MODEL_MODEL_H_
+#define KILN_MODEL_MODEL_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "kiln/model/bundle.h"
+#include "kiln/transform/transform.h"
+#include "nlohmann/json.hpp"
+
+namespace kiln::model {
+
+enum class Task { kBinary, kMulticlass, kRegression };
+std::string_view TaskName(Task t);  // "binary", "multiclass", "regression"
+absl::StatusOr<Task> ParseTask(std::string_view name);
+
+// Rows a model learns from: transformed features and one label per row (binary: 0/1;
+// multiclass: the class index; regression: the target), with optional weights.
+struct Examples {
+  const transform::TransformedBatch* x = nullptr;
+  std::vector<float> labels;
+  std::vector<float> weights;  // empty: all 1
+  size_t size() const { return labels.size(); }
+};
+
+// Metric values at one evaluation, e.g. {"auc": 0.99, "log_loss": 0.1}.
+using Metrics = std::map<std::string, double>;
+
+struct TrainOptions {
+  Task task = Task::kBinary;
+  int num_classes = 2;    // multiclass only
+  nlohmann::json params;  // the config's `model:` section (type included)
+  uint64_t seed = 42;
+  int threads = 0;  // 0: all cores
+  // Evaluation on the eval rows every `eval_every` steps (boosting rounds or
+  // mini-batches); early stopping when `early_stopping_metric` has not improved for
+  // `patience` evaluations (0: never stop early).
+  int eval_every = 1;
+  std::string early_stopping_metric;  // "" = the task's primary metric
+  int patience = 0;
+  // Called after every evaluation (e.g. to write TensorBoard scalars).
+  std::function<void(int64_t step, const Metrics& eval)> on_eval;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual std::string_view type() const = 0;
+  virtual std::string_view backend() const = 0;
+  // Scores per row, row-major: binary 1 value (P(positive)); multiclass num_classes
+  // probabilities; regression 1 prediction.
+  virtual absl::Status Predict(const transform::TransformedBatch& x,
+                               std::vector<float>* out) const = 0;
+  // Writes the model's files into the bundle being built (under "model/").
+  virtual absl::Status Save(BundleWriter* writer) const = 0;
+  // What training chose (e.g. the best boosting round), recorded in the bundle config.
+  virtual nlohmann::json Summary() const { return nlohmann::json::object(); }
+};
+
+using TrainFn = std::function<absl::StatusOr<std::unique_ptr<Model>>(
+    const TrainOptions& options, const transform::OutputSignature& signature, const Examples& train,
+    const Examples& eval)>;
+using LoadFn = std::function<absl::StatusOr<std::unique_ptr<Model>>(const Bundle& bundle, Task task,
+                                                                    int num_classes)>;
+
+// Registers a model type (call from a static initializer in the model's .cc).
+bool RegisterModelType(const std::string& name, TrainFn train, LoadFn load);
+// Registered names, sorted.
+std::vector<std::string> ModelTypes();
+
+// Errors: kInvalidArgument for an unknown type (listing the known ones) or bad params.
+absl::StatusOr<std::unique_ptr<Model>> TrainModel(const std::string& type,
+                                                  const TrainOptions& options,
+                                                  const transform::OutputSignature& signature,
+                                                  const Examples& train, const Examples& eval);
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const Bundle& bundle, Task task, int num_classes);
+
+// Metrics of predictions `scores` (as Model::Predict) against `labels`: binary auc,
+// log_loss, accuracy (at 0.5); multiclass accuracy, log_loss; regression rmse, mae, r2.
+Metrics ComputeMetrics(Task task, int num_classes, const std::vector<float>& scores,
+                       const std::vector<float>& labels);
+// The metric early stopping and model selection use by default, and whether higher is
+// better: auc for binary, log_loss for multiclass, rmse for regression.
+std::string PrimaryMetric(Task task);
+bool HigherIsBetter(std::string_view metric);
+
+// Area under the ROC curve, ties counted half (the Mann-Whitney statistic). NaN when
+// only one class is present.
+double BinaryAuc(const std::vector<float>& scores, const std::vector<float>& labels);
+
+}  // namespace kiln::model
+
+#endif  // KILN_MODEL_MODEL_H_

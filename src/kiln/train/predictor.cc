@@ -1,0 +1,132 @@
+#include "kiln/train/predictor.h"
+
+#include <algorithm>
+
+#include "absl/status/status.h"
+#include "kiln/base/status.h"
+#include "kiln/base/str.h"
+#include "kiln/data/input.h"
+#include "nlohmann/json.hpp"
+
+namespace kiln::train {
+namespace {
+
+// CSV field quoting per RFC 4180.
+std::string CsvField(std::string_view s) {
+  if (s.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(s);
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Predictor>> Predictor::Load(Env* env, const std::string& dir,
+                                                           std::optional<std::string> key) {
+  std::unique_ptr<Predictor> p(new Predictor);
+  KILN_ASSIGN_OR_RETURN(p->bundle_, model::Bundle::Open(env, dir, std::move(key)));
+  const nlohmann::json& config = p->bundle_->manifest().config;
+  auto task = model::ParseTask(config.value("task", ""));
+  if (!task.ok()) {
+    return absl::FailedPreconditionError(StrCat(dir, ": ", task.status().message()));
+  }
+  p->task_ = *task;
+  p->classes_ = config.value("classes", std::vector<std::string>());
+  KILN_ASSIGN_OR_RETURN(std::string transform_json, p->bundle_->ReadFile("transform.json"));
+  auto fitted = transform::FittedTransform::FromJson(transform_json);
+  if (!fitted.ok()) {
+    return absl::Status(fitted.status().code(),
+                        StrCat(dir, ": transform.json: ", fitted.status().message()));
+  }
+  p->transform_ = std::move(*fitted);
+  auto m = model::LoadModel(*p->bundle_, p->task_, static_cast<int>(p->classes_.size()));
+  if (!m.ok()) return absl::FailedPreconditionError(StrCat(dir, ": ", m.status().message()));
+  p->model_ = std::move(*m);
+  return p;
+}
+
+absl::Status Predictor::Predict(const data::Batch& raw, std::vector<float>* scores) const {
+  transform::TransformedBatch x;
+  KILN_RETURN_IF_ERROR(transform_.Apply(raw, &x));
+  return model_->Predict(x, scores);
+}
+
+absl::StatusOr<uint64_t> PredictFile(Env* env, const Predictor& predictor, const std::string& data,
+                                     const std::string& out) {
+  const bool jsonl = out.ends_with(".jsonl") || out.ends_with(".json");
+  if (!jsonl && !out.ends_with(".csv")) {
+    return absl::InvalidArgumentError(StrCat("--out ", out, ": write .csv or .jsonl"));
+  }
+  KILN_ASSIGN_OR_RETURN(data::InputSet input, data::ResolveInput(env, data));
+  data::ReadOptions options;
+  data::BadRowSink bad(data::BadRowPolicy::kError);
+  if (input.format != data::Format::kDataset) {
+    // Column types as the model's signature declares them, so "007" stays a string.
+    for (const auto& in : predictor.manifest().signature.value("inputs", nlohmann::json::array())) {
+      std::string dtype = in.value("dtype", "");
+      data::ValueType t = dtype == "int64"     ? data::ValueType::kInt
+                          : dtype == "float64" ? data::ValueType::kFloat
+                                               : data::ValueType::kString;
+      options.type_overrides.push_back({in.value("name", ""), t});
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(auto source, data::OpenSource(env, input, options));
+  KILN_ASSIGN_OR_RETURN(auto writer, AtomicFileWriter::Create(env, out));
+  const model::Task task = predictor.task();
+  const std::vector<std::string>& classes = predictor.classes();
+  const size_t k = task == model::Task::kMulticlass ? classes.size() : 1;
+  if (!jsonl) {
+    std::string header;
+    if (task == model::Task::kBinary) header = "score";
+    if (task == model::Task::kRegression) header = "prediction";
+    if (task == model::Task::kMulticlass) {
+      header = "class";
+      for (const std::string& c : classes) StrAppend(&header, ",", CsvField("prob_" + c));
+    }
+    KILN_RETURN_IF_ERROR(writer->Append(header + "\n"));
+  }
+  data::BatchReader reader(std::move(source), &bad);
+  data::Batch batch;
+  std::vector<float> scores;
+  uint64_t rows = 0;
+  std::string buf;
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(bool more, reader.Next(&batch));
+    if (!more) break;
+    KILN_RETURN_IF_ERROR(predictor.Predict(batch, &scores));
+    buf.clear();
+    for (size_t r = 0; r < batch.num_rows; ++r) {
+      const float* s = &scores[r * k];
+      if (task == model::Task::kMulticlass) {
+        size_t best = std::max_element(s, s + k) - s;
+        if (jsonl) {
+          nlohmann::json j;
+          j["class"] = classes[best];
+          for (size_t c = 0; c < k; ++c) j["prob_" + classes[c]] = s[c];
+          buf += j.dump() + "\n";
+        } else {
+          buf += CsvField(classes[best]);
+          for (size_t c = 0; c < k; ++c) StrAppend(&buf, ",", s[c]);
+          buf += "\n";
+        }
+      } else {
+        const char* name = task == model::Task::kBinary ? "score" : "prediction";
+        if (jsonl) {
+          StrAppend(&buf, "{\"", name, "\":", s[0], "}\n");
+        } else {
+          StrAppend(&buf, s[0], "\n");
+        }
+      }
+    }
+    KILN_RETURN_IF_ERROR(writer->Append(buf));
+    rows += batch.num_rows;
+  }
+  KILN_RETURN_IF_ERROR(bad.Finish());
+  KILN_RETURN_IF_ERROR(writer->Commit());
+  return rows;
+}
+
+}  // namespace kiln::train

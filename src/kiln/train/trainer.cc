@@ -1,0 +1,413 @@
+#include "kiln/train/trainer.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <set>
+
+#include "absl/status/status.h"
+#include "kiln/base/build_info.h"
+#include "kiln/base/sha256.h"
+#include "kiln/base/status.h"
+#include "kiln/base/str.h"
+#include "kiln/data/dataset.h"
+#include "kiln/data/input.h"
+#include "kiln/data/split.h"
+#include "kiln/model/bundle.h"
+#include "kiln/observe/event_writer.h"
+#include "kiln/transform/transform.h"
+
+namespace kiln::train {
+namespace {
+
+// Appends `batch` to `all`, matching columns by name (sources such as JSON Lines may
+// leave a column out of a batch).
+void AppendBatch(const data::Batch& batch, data::Batch* all) {
+  for (data::Column& col : all->columns) {
+    int idx = batch.FindColumn(col.name);
+    for (size_t r = 0; r < batch.num_rows; ++r) {
+      if (idx < 0 || !batch.columns[idx].is_present(r)) {
+        col.AddMissing();
+      } else {
+        col.AppendRowFrom(batch.columns[idx], r);
+      }
+    }
+  }
+  all->num_rows += batch.num_rows;
+}
+
+std::string ValueText(const data::Column& c, size_t row) {
+  size_t i = c.offsets[row];
+  switch (c.type) {
+    case data::ValueType::kInt:
+      return StrCat(c.ints[i]);
+    case data::ValueType::kFloat:
+      return StrCat(c.floats[i]);
+    default:
+      return std::string(c.str(i));
+  }
+}
+
+// Rows of `batch` whose row_tags equal `tag`, as a new batch.
+data::Batch SelectRows(const data::Batch& batch, const std::vector<int>& tags, int tag) {
+  data::Batch out;
+  for (const data::Column& c : batch.columns) {
+    data::Column n;
+    n.name = c.name;
+    n.type = c.type;
+    out.columns.push_back(std::move(n));
+  }
+  for (size_t r = 0; r < batch.num_rows; ++r) {
+    if (tags[r] != tag) continue;
+    for (size_t j = 0; j < batch.columns.size(); ++j) {
+      if (batch.columns[j].is_present(r)) {
+        out.columns[j].AppendRowFrom(batch.columns[j], r);
+      } else {
+        out.columns[j].AddMissing();
+      }
+    }
+    ++out.num_rows;
+  }
+  return out;
+}
+
+struct Labels {
+  std::vector<std::string> classes;
+  std::string positive;
+};
+
+// Decides the classes from the train rows' labels.
+absl::StatusOr<Labels> ChooseClasses(const TrainConfig& c, const data::Column& label) {
+  Labels l;
+  if (c.task == model::Task::kRegression) return l;
+  std::set<std::string> seen;
+  bool all_numeric = label.type != data::ValueType::kString;
+  for (size_t r = 0; r < label.num_rows(); ++r) {
+    if (!label.is_present(r) || label.value_count(r) == 0) continue;
+    std::string v = ValueText(label, r);
+    seen.insert(v);
+  }
+  l.classes.assign(seen.begin(), seen.end());
+  if (all_numeric) {
+    // Numeric labels sort by value: "2" before "10".
+    std::sort(l.classes.begin(), l.classes.end(), [](const std::string& a, const std::string& b) {
+      return std::stod(a) < std::stod(b);
+    });
+  }
+  if (c.task == model::Task::kBinary) {
+    if (l.classes.size() > 2) {
+      return absl::InvalidArgumentError(StrCat("task binary, but label '", c.label, "' has ",
+                                               l.classes.size(), " values (use task: multiclass)"));
+    }
+    if (l.classes.size() < 2) {
+      return absl::InvalidArgumentError(
+          StrCat("task binary needs two label values in the train split; '", c.label, "' has ",
+                 l.classes.size()));
+    }
+    if (c.positive_class) {
+      if (!seen.count(*c.positive_class)) {
+        return absl::InvalidArgumentError(StrCat("positive_class '", *c.positive_class,
+                                                 "' is not a value of '", c.label,
+                                                 "' (values: ", StrJoin(l.classes, ", "), ")"));
+      }
+      l.positive = *c.positive_class;
+    } else {
+      l.positive = seen.count("1") ? "1" : l.classes[1];
+    }
+    // classes: [negative, positive]
+    if (l.classes[1] != l.positive) std::swap(l.classes[0], l.classes[1]);
+  } else if (l.classes.size() < 2) {
+    return absl::InvalidArgumentError(StrCat("task multiclass needs at least two label values; '",
+                                             c.label, "' has ", l.classes.size()));
+  }
+  return l;
+}
+
+// Label values and weights of `batch`'s rows; rows without a label are dropped from
+// `batch` (returned count).
+absl::StatusOr<uint64_t> ExtractLabels(const TrainConfig& c, const Labels& l, data::Batch* batch,
+                                       model::Examples* ex) {
+  int idx = batch->FindColumn(c.label);
+  if (idx < 0) return absl::InvalidArgumentError(StrCat("no label column '", c.label, "'"));
+  std::vector<int> keep(batch->num_rows, 1);
+  uint64_t dropped = 0;
+  const data::Column& col = batch->columns[idx];
+  for (size_t r = 0; r < batch->num_rows; ++r) {
+    if (!col.is_present(r) || col.value_count(r) == 0) {
+      keep[r] = 0;
+      ++dropped;
+      continue;
+    }
+    float y = 0;
+    std::string text = ValueText(col, r);
+    if (c.task == model::Task::kRegression) {
+      if (col.type == data::ValueType::kString) {
+        double d;
+        auto res = std::from_chars(text.data(), text.data() + text.size(), d);
+        if (res.ec != std::errc() || res.ptr != text.data() + text.size()) {
+          return absl::InvalidArgumentError(
+              StrCat("task regression, but label '", c.label, "' has the value '", text, "'"));
+        }
+        y = static_cast<float>(d);
+      } else {
+        y = static_cast<float>(col.type == data::ValueType::kInt ? col.ints[col.offsets[r]]
+                                                                 : col.floats[col.offsets[r]]);
+      }
+    } else if (c.task == model::Task::kBinary) {
+      y = text == l.positive ? 1.f : 0.f;
+    } else {
+      auto it = std::find(l.classes.begin(), l.classes.end(), text);
+      if (it == l.classes.end()) {
+        // A class only the eval split has: no model output can be right for it.
+        keep[r] = 0;
+        ++dropped;
+        continue;
+      }
+      y = static_cast<float>(it - l.classes.begin());
+    }
+    ex->labels.push_back(y);
+    if (!c.class_weights.empty()) {
+      auto w = c.class_weights.find(text);
+      ex->weights.push_back(w == c.class_weights.end() ? 1.f : static_cast<float>(w->second));
+    }
+  }
+  if (dropped > 0) {
+    std::vector<int> tags(keep.begin(), keep.end());
+    *batch = SelectRows(*batch, tags, 1);
+  }
+  return dropped;
+}
+
+nlohmann::json OutputsSignature(model::Task task, const Labels& l) {
+  using J = nlohmann::json;
+  switch (task) {
+    case model::Task::kBinary:
+      return J::array({J{{"name", "scores"}, {"dtype", "float32"}, {"shape", {-1}}},
+                       J{{"name", "class_ids"}, {"dtype", "int64"}, {"shape", {-1}}}});
+    case model::Task::kMulticlass:
+      return J::array({J{{"name", "probabilities"},
+                         {"dtype", "float32"},
+                         {"shape", {-1, static_cast<int64_t>(l.classes.size())}}},
+                       J{{"name", "class_ids"}, {"dtype", "int64"}, {"shape", {-1}}}});
+    case model::Task::kRegression:
+      return J::array({J{{"name", "predictions"}, {"dtype", "float32"}, {"shape", {-1}}}});
+  }
+  return J::array();
+}
+
+}  // namespace
+
+absl::StatusOr<data::Batch> ReadAllRows(Env* env, const std::string& spec, const std::string& split,
+                                        data::TableSchema* schema) {
+  data::ResolveOptions ro;
+  ro.split = split;
+  KILN_ASSIGN_OR_RETURN(data::InputSet input, data::ResolveInput(env, spec, ro));
+  if (!split.empty()) input.split = split;
+  data::ReadOptions options;
+  data::BadRowSink bad(data::BadRowPolicy::kError);
+  if (schema->empty()) {
+    if (input.format == data::Format::kDataset) {
+      KILN_ASSIGN_OR_RETURN(auto m, data::ReadManifest(env, input.files[0]));
+      *schema = m.schema;
+    } else {
+      KILN_ASSIGN_OR_RETURN(*schema, data::InferTableSchema(env, input, options, &bad));
+    }
+  }
+  options.type_overrides = *schema;
+  KILN_ASSIGN_OR_RETURN(auto source, data::OpenSource(env, input, options));
+  data::Batch all;
+  for (const data::ColumnSpec& c : *schema) {
+    data::Column col;
+    col.name = c.name;
+    col.type = c.type;
+    all.columns.push_back(std::move(col));
+  }
+  data::BatchReader reader(std::move(source), &bad);
+  data::Batch batch;
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(bool more, reader.Next(&batch));
+    if (!more) break;
+    AppendBatch(batch, &all);
+  }
+  KILN_RETURN_IF_ERROR(bad.Finish());
+  return all;
+}
+
+absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
+  const TrainConfig& c = req.config;
+  TrainResult result;
+  // Fail on a bad destination or key before spending time on training.
+  model::BundleWriteOptions bo;
+  bo.overwrite = req.overwrite;
+  bo.key = req.key;
+  KILN_ASSIGN_OR_RETURN(auto writer, model::BundleWriter::Create(env, req.out_dir, bo));
+
+  // Read and split.
+  KILN_ASSIGN_OR_RETURN(data::InputSet input, data::ResolveInput(env, req.data));
+  data::TableSchema schema;
+  data::Batch train_rows, eval_rows;
+  if (!req.eval_data.empty()) {
+    Sha256 fp;
+    for (const std::string& spec : {req.data, req.eval_data}) {
+      KILN_ASSIGN_OR_RETURN(data::InputSet in, data::ResolveInput(env, spec));
+      for (const std::string& f : in.files) {
+        if (in.format == data::Format::kDataset) {
+          KILN_ASSIGN_OR_RETURN(auto m, data::ReadManifest(env, f));
+          fp.Update(m.fingerprint);
+        } else {
+          KILN_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(env, f));
+          fp.Update(bytes);
+        }
+      }
+    }
+    result.data_fingerprint = fp.HexDigest();
+    KILN_ASSIGN_OR_RETURN(train_rows, ReadAllRows(env, req.data, "", &schema));
+    KILN_ASSIGN_OR_RETURN(eval_rows, ReadAllRows(env, req.eval_data, "", &schema));
+  } else if (input.format == data::Format::kDataset) {
+    KILN_ASSIGN_OR_RETURN(auto m, data::ReadManifest(env, input.files[0]));
+    if (!m.FindSplit("train") || !m.FindSplit("eval")) {
+      return absl::InvalidArgumentError(
+          StrCat(req.data, ": an imported dataset needs splits named train and eval"));
+    }
+    result.data_fingerprint = m.fingerprint;
+    schema = m.schema;
+    KILN_ASSIGN_OR_RETURN(train_rows, ReadAllRows(env, input.files[0], "train", &schema));
+    KILN_ASSIGN_OR_RETURN(eval_rows, ReadAllRows(env, input.files[0], "eval", &schema));
+  } else {
+    Sha256 fp;
+    for (const std::string& f : input.files) {
+      KILN_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(env, f));
+      fp.Update(bytes);
+    }
+    result.data_fingerprint = fp.HexDigest();
+    KILN_ASSIGN_OR_RETURN(data::Batch all, ReadAllRows(env, req.data, "", &schema));
+    KILN_ASSIGN_OR_RETURN(data::SplitConfig sc, data::ParseSplitConfig(c.split));
+    int train_index = -1, eval_index = -1;
+    for (size_t i = 0; i < sc.splits.size(); ++i) {
+      if (sc.splits[i].first == "train") train_index = static_cast<int>(i);
+      if (sc.splits[i].first == "eval") eval_index = static_cast<int>(i);
+    }
+    if (train_index < 0 || eval_index < 0) {
+      return absl::InvalidArgumentError("training.split must name a train and an eval split");
+    }
+    KILN_ASSIGN_OR_RETURN(data::SplitAssigner assigner, data::SplitAssigner::Create(sc));
+    std::vector<int> tags;
+    assigner.Assign(all, &tags);
+    train_rows = SelectRows(all, tags, train_index);
+    eval_rows = SelectRows(all, tags, eval_index);
+  }
+  int label_idx = train_rows.FindColumn(c.label);
+  if (label_idx < 0) {
+    std::vector<std::string> names;
+    for (const auto& col : schema) names.push_back(col.name);
+    return absl::InvalidArgumentError(StrCat("label column '", c.label, "' is not in ", req.data,
+                                             " (columns: ", StrJoin(names, ", "), ")"));
+  }
+  KILN_ASSIGN_OR_RETURN(Labels labels, ChooseClasses(c, train_rows.columns[label_idx]));
+  result.classes = labels.classes;
+  model::Examples train, eval;
+  KILN_ASSIGN_OR_RETURN(uint64_t d1, ExtractLabels(c, labels, &train_rows, &train));
+  KILN_ASSIGN_OR_RETURN(uint64_t d2, ExtractLabels(c, labels, &eval_rows, &eval));
+  result.dropped_rows = d1 + d2;
+  result.train_rows = train.size();
+  result.eval_rows = eval.size();
+  if (train.size() == 0) return absl::InvalidArgumentError("the train split has no labelled rows");
+
+  // Fit the transform on the train split; apply it to both.
+  transform::FitOptions fo;
+  fo.num_threads = c.threads;
+  KILN_ASSIGN_OR_RETURN(auto fitter, transform::TransformFitter::Create(c.transform, schema, fo));
+  KILN_RETURN_IF_ERROR(fitter->Add(train_rows));
+  KILN_ASSIGN_OR_RETURN(transform::FittedTransform fitted, fitter->Finish());
+  result.warnings = fitted.warnings();
+  transform::TransformedBatch xtrain, xeval;
+  KILN_RETURN_IF_ERROR(fitted.Apply(train_rows, &xtrain));
+  KILN_RETURN_IF_ERROR(fitted.Apply(eval_rows, &xeval));
+  train.x = &xtrain;
+  eval.x = &xeval;
+
+  // Train, logging eval metrics to TensorBoard.
+  KILN_ASSIGN_OR_RETURN(std::string logdir, writer->UnlistedDir("logs"));
+  KILN_ASSIGN_OR_RETURN(auto events, observe::EventWriter::Create(env, logdir));
+  std::map<std::string, observe::HparamValue> hparams;
+  for (const auto& [k, v] : c.model_params.items()) {
+    if (v.is_number()) hparams[k] = v.get<double>();
+    if (v.is_string()) hparams[k] = v.get<std::string>();
+    if (v.is_boolean()) hparams[k] = v.get<bool>();
+  }
+  const double start = static_cast<double>(env->NowMicros()) / 1e6;
+  KILN_RETURN_IF_ERROR(events->WriteHparamsSessionStart(hparams, "", start));
+  model::TrainOptions to;
+  to.task = c.task;
+  to.num_classes = static_cast<int>(labels.classes.size());
+  to.params = c.model_params;
+  to.seed = c.seed;
+  to.threads = c.threads;
+  to.eval_every = c.eval_every;
+  to.early_stopping_metric = c.early_stopping_metric;
+  to.patience = c.patience;
+  absl::Status log_status;
+  to.on_eval = [&](int64_t step, const model::Metrics& m) {
+    for (const auto& [name, value] : m) {
+      if (std::isfinite(value) && log_status.ok()) {
+        log_status = events->AddScalar(StrCat("eval/", name), step, static_cast<float>(value));
+      }
+    }
+  };
+  auto trained = model::TrainModel(c.model_type, to, fitted.output_signature(), train, eval);
+  if (!trained.ok()) {
+    events
+        ->WriteHparamsSessionEnd(tensorboard::hparams::STATUS_FAILURE,
+                                 static_cast<double>(env->NowMicros()) / 1e6)
+        .IgnoreError();
+    return trained.status();
+  }
+  KILN_RETURN_IF_ERROR(log_status);
+  std::vector<float> scores;
+  KILN_RETURN_IF_ERROR((*trained)->Predict(xeval, &scores));
+  result.eval = model::ComputeMetrics(c.task, to.num_classes, scores, eval.labels);
+  KILN_RETURN_IF_ERROR((*trained)->Predict(xtrain, &scores));
+  result.train = model::ComputeMetrics(c.task, to.num_classes, scores, train.labels);
+  KILN_RETURN_IF_ERROR(events->WriteHparamsSessionEnd(tensorboard::hparams::STATUS_SUCCESS,
+                                                      static_cast<double>(env->NowMicros()) / 1e6));
+  KILN_RETURN_IF_ERROR(events->Close());
+
+  // The bundle.
+  KILN_RETURN_IF_ERROR(writer->AddFile("transform.json", fitted.ToJson()));
+  KILN_RETURN_IF_ERROR((*trained)->Save(writer.get()));
+  model::BundleManifest m;
+  m.backend = std::string((*trained)->backend());
+  m.model_type = c.model_type;
+  nlohmann::json inputs = nlohmann::json::array();
+  for (const data::ColumnSpec& col : schema) {
+    if (c.transform.IsExcluded(col.name)) continue;
+    inputs.push_back({{"name", col.name},
+                      {"dtype", col.type == data::ValueType::kInt     ? "int64"
+                                : col.type == data::ValueType::kFloat ? "float64"
+                                                                      : "string"},
+                      {"shape", {-1}}});
+  }
+  m.signature = {{"inputs", inputs}, {"outputs", OutputsSignature(c.task, labels)}};
+  auto metrics_json = [](const model::Metrics& mm) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [k, v] : mm) j[k] = std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
+    return j;
+  };
+  m.config = {
+      {"task", std::string(model::TaskName(c.task))},
+      {"label", c.label},
+      {"classes", labels.classes},
+      {"train_config", TrainConfigToJson(c)},
+      {"model_summary", (*trained)->Summary()},
+      {"metrics", {{"eval", metrics_json(result.eval)}, {"train", metrics_json(result.train)}}}};
+  m.provenance = {{"data", req.data},
+                  {"data_fingerprint", result.data_fingerprint},
+                  {"train_rows", StrCat(result.train_rows)},
+                  {"eval_rows", StrCat(result.eval_rows)},
+                  {"kiln_version", std::string(KilnVersion())},
+                  {"git_sha", std::string(GitSha())}};
+  KILN_RETURN_IF_ERROR(writer->Finish(std::move(m)));
+  return result;
+}
+
+}  // namespace kiln::train
