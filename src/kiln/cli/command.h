@@ -36,6 +36,7 @@ void AddSchemaCommand(CLI::App& root);
 void AddValidateCommand(CLI::App& root);
 void AddTrainCommand(CLI::App& root);
 void AddPredictCommand(CLI::App& root);
+void AddImportModelCommand(CLI::App& root);
 void AddMetaCommand(CLI::App& root);
 void AddLineageCommand(CLI::App& root);
 

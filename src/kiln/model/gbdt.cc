@@ -238,6 +238,49 @@ absl::StatusOr<std::unique_ptr<Model>> LoadGbdt(const Bundle& bundle, Task task,
 
 }  // namespace
 
+absl::StatusOr<std::string> XgboostModelAsJson(std::string_view bytes, size_t num_inputs) {
+  // XGBoost 2 and later write base_score as a one-element vector ("[5E-1]"), which the
+  // 1.7 library kiln links reads as a different intercept; rewrite it as the number.
+  // Both forms start with '{': try JSON, then UBJSON.
+  nlohmann::json j = nlohmann::json::parse(bytes, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    j = nlohmann::json::from_ubjson(bytes, /*strict=*/true, /*allow_exceptions=*/false);
+  }
+  if (j.is_discarded()) {
+    return absl::InvalidArgumentError("not a model XGBoost can load: neither JSON nor UBJSON");
+  }
+  if (j.is_object() && j.contains("learner") && j["learner"].contains("learner_model_param")) {
+    nlohmann::json& param = j["learner"]["learner_model_param"];
+    std::string base = param.value("base_score", "");
+    if (base.size() > 2 && base.front() == '[' && base.back() == ']') {
+      std::string inner = base.substr(1, base.size() - 2);
+      if (inner.find(',') != std::string::npos) {
+        return absl::InvalidArgumentError(
+            "models with several intercepts (multi-target) are not supported");
+      }
+      param["base_score"] = inner;
+    }
+  }
+  const std::string normalized = j.dump();
+  BoosterHandle h = nullptr;
+  KILN_RETURN_IF_ERROR(Check(XGBoosterCreate(nullptr, 0, &h), "creating a booster"));
+  Booster booster(h);
+  if (XGBoosterLoadModelFromBuffer(h, normalized.data(), normalized.size()) != 0) {
+    return absl::InvalidArgumentError(StrCat("not a model XGBoost can load: ", XGBGetLastError()));
+  }
+  bst_ulong num_features = 0;
+  KILN_RETURN_IF_ERROR(Check(XGBoosterGetNumFeature(h, &num_features), "counting features"));
+  if (num_features > num_inputs) {
+    return absl::InvalidArgumentError(
+        StrCat("the model uses ", num_features, " features; the signature names ", num_inputs));
+  }
+  bst_ulong len = 0;
+  const char* json = nullptr;
+  KILN_RETURN_IF_ERROR(
+      Check(XGBoosterSaveModelToBuffer(h, R"({"format": "json"})", &len, &json), "saving"));
+  return std::string(json, len);
+}
+
 namespace internal {
 void RegisterGbdt() { RegisterModelType("gbdt", TrainGbdt, LoadGbdt); }
 }  // namespace internal

@@ -94,6 +94,11 @@ Metrics ComputeMetrics(Task task, int num_classes, const std::vector<float>& sco
 std::string PrimaryMetric(Task task);
 bool HigherIsBetter(std::string_view metric);
 
+// An XGBoost model saved elsewhere (JSON or UBJ), checked by loading it, as the JSON the
+// gbdt model stores. Errors: kInvalidArgument when XGBoost cannot load it, or when it
+// uses more than `num_inputs` features.
+absl::StatusOr<std::string> XgboostModelAsJson(std::string_view bytes, size_t num_inputs);
+
 // Area under the ROC curve, ties counted half (the Mann-Whitney statistic). NaN when
 // only one class is present.
 double BinaryAuc(const std::vector<float>& scores, const std::vector<float>& labels);

@@ -1,0 +1,33 @@
+// `kiln import-model`: wraps a model trained elsewhere in a kiln bundle, so teams that
+// train in Python still get kiln's prediction, evaluation, pushing and serving. The model's
+// inputs are raw numeric features passed through unchanged (a missing value becomes 0).
+//
+// Signature YAML:
+//   task: binary                 # binary | multiclass | regression
+//   classes: [benign, malignant] # optional: binary [negative, positive]; multiclass by index
+//   inputs: [mean_radius, mean_texture, ...]   # the model's features, in its column order
+#ifndef KILN_TRAIN_IMPORT_MODEL_H_
+#define KILN_TRAIN_IMPORT_MODEL_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "kiln/base/env.h"
+
+namespace kiln::train {
+
+struct ImportModelRequest {
+  std::string model_file;      // XGBoost JSON or UBJ (Booster.save_model)
+  std::string signature_yaml;  // the signature document's text
+  std::string out_dir;
+  bool overwrite = false;
+  std::optional<std::string> key;
+};
+
+// Errors: kInvalidArgument (signature; a file XGBoost cannot load, with its message).
+absl::Status ImportModel(Env* env, const ImportModelRequest& request);
+
+}  // namespace kiln::train
+
+#endif  // KILN_TRAIN_IMPORT_MODEL_H_
