@@ -30,6 +30,7 @@ demo: setup
 bench: build
 	@bench/stats_vs_pandas
 	@bench/metadata_vs_backends
+	@.venv/bin/python bench/train_gbdt_vs_python
 
 # Every test under AddressSanitizer + UBSan.
 asan: setup

@@ -51,13 +51,14 @@ std::vector<float> Features(const transform::TransformedBatch& x) {
 
 absl::StatusOr<DMatrix> MakeDMatrix(const transform::TransformedBatch& x,
                                     const std::vector<float>* labels,
-                                    const std::vector<float>* weights) {
+                                    const std::vector<float>* weights, int threads = 0) {
   std::vector<float> f = Features(x);
   DMatrixHandle h = nullptr;
   const size_t cols = x.dense_dim + x.num_categorical;
-  KILN_RETURN_IF_ERROR(Check(XGDMatrixCreateFromMat(f.data(), x.num_rows, cols,
-                                                    std::numeric_limits<float>::quiet_NaN(), &h),
-                             "creating a DMatrix"));
+  KILN_RETURN_IF_ERROR(
+      Check(XGDMatrixCreateFromMat_omp(f.data(), x.num_rows, cols,
+                                       std::numeric_limits<float>::quiet_NaN(), &h, threads),
+            "creating a DMatrix"));
   DMatrix m(h);
   if (labels) {
     KILN_RETURN_IF_ERROR(
@@ -147,14 +148,19 @@ absl::StatusOr<std::unique_ptr<Model>> TrainGbdt(const TrainOptions& options,
   if (rounds < 1 || rounds > 100000) {
     return absl::InvalidArgumentError("model.num_rounds must be in [1, 100000]");
   }
-  KILN_ASSIGN_OR_RETURN(DMatrix dtrain, MakeDMatrix(*train.x, &train.labels, &train.weights));
+  KILN_ASSIGN_OR_RETURN(DMatrix dtrain,
+                        MakeDMatrix(*train.x, &train.labels, &train.weights, options.threads));
   DMatrix deval;
   if (eval.size() > 0) {
-    KILN_ASSIGN_OR_RETURN(deval, MakeDMatrix(*eval.x, &eval.labels, &eval.weights));
+    KILN_ASSIGN_OR_RETURN(deval,
+                          MakeDMatrix(*eval.x, &eval.labels, &eval.weights, options.threads));
   }
-  DMatrixHandle train_handle = dtrain.get();
+  // Both matrices go in the booster's prediction cache, so the per-round evaluation only
+  // adds the newest tree's outputs instead of predicting with every tree again.
+  DMatrixHandle cached[2] = {dtrain.get(), deval.get()};
   BoosterHandle h = nullptr;
-  KILN_RETURN_IF_ERROR(Check(XGBoosterCreate(&train_handle, 1, &h), "creating a booster"));
+  KILN_RETURN_IF_ERROR(
+      Check(XGBoosterCreate(cached, eval.size() > 0 ? 2 : 1, &h), "creating a booster"));
   Booster booster(h);
   std::vector<std::pair<std::string, std::string>> params = {
       {"objective", Objective(options.task)},
