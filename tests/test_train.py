@@ -196,7 +196,7 @@ def test_tampered_and_encrypted_bundles(kiln, cancer_split, tmp_path, monkeypatc
 def test_config_errors_name_what_is_wrong(kiln, cancer_split, tmp_path):
     d, *_ = cancer_split
     cases = {
-        "label: diagnosis\ntask: binary\nmodel: {type: forest}\n": "model types: gbdt",
+        "label: diagnosis\ntask: binary\nmodel: {type: forest}\n": "model types: cnn, gbdt, linear, mlp, wide_deep",
         "label: nope\ntask: binary\nmodel: {type: gbdt}\n": "label column 'nope' is not in",
         "label: diagnosis\ntask: binary\nmodel: {type: gbdt}\n": None,  # valid
         "label: diagnosis\ntask: ranking\nmodel: {type: gbdt}\n": "unknown task 'ranking'",
@@ -231,3 +231,209 @@ def test_training_is_recorded_in_metadata(kiln, cancer_split, tmp_path):
     (trainer,) = g["executions"]
     assert trainer["type"] == "Trainer"
     assert trainer["custom_properties"]["model.num_rounds"] == 200
+
+
+# --- libtorch models: linear, mlp, wide_deep, cnn ---------------------------------------
+
+def train_torch(kiln, d, tmp_path, name, model, training="{eval_every: 1000}", transform=""):
+    """Trains on the cancer split with a `model:` section; returns (bundle dir, manifest)."""
+    cfg = tmp_path / f"{name}.yaml"
+    cfg.write_text("label: diagnosis\ntask: binary\npositive_class: malignant\n"
+                   f"model: {model}\ntraining: {training}\n{transform}")
+    out = tmp_path / name
+    kiln("train", "--config", cfg, "--data", d / "train.csv", "--eval-data", d / "eval.csv",
+         "--out", out, "-q")
+    return out, json.load(open(out / "manifest.json"))
+
+
+def predicted_scores(kiln, model, data, tmp_path):
+    kiln("predict", "--model", model, data, "--out", tmp_path / "scores.csv", "-q")
+    with open(tmp_path / "scores.csv") as f:
+        return [float(r["score"]) for r in csv.DictReader(f)]
+
+
+def test_linear_matches_sklearn_logistic_regression(kiln, cancer_split, tmp_path):
+    d, header, train, evl = cancer_split
+    # The objective scikit-learn minimises, sum(log loss) + |w|^2 / (2 C), per row: the mean
+    # log loss + (l2 / 2) |w|^2 with l2 = 1 / (C n), C = 1 (its default).
+    l2 = 1 / len(train)
+    out, manifest = train_torch(
+        kiln, d, tmp_path, "linear",
+        f"{{type: linear, optimizer: sgd, learning_rate: 0.05, l2: {l2}, batch_size: 32, "
+        "epochs: 100}")
+    assert manifest["backend"] == "torch" and manifest["model_type"] == "linear"
+    assert set(os.listdir(out / "model")) == {"arch.json", "weights.pt"}
+    kiln_auc = manifest["config"]["metrics"]["eval"]["auc"]
+    assert kiln_auc >= 0.98
+
+    # kiln predict's scores give that AUC under scikit-learn's implementation.
+    scores = predicted_scores(kiln, out, d / "eval.csv", tmp_path)
+    x_eval, y_eval = xy(header, evl, "diagnosis", "malignant")
+    assert roc_auc_score(y_eval, scores) == pytest.approx(kiln_auc, abs=1e-12)
+
+    # scikit-learn on the same split, z-scored like kiln's default transform.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+    x_train, y_train = xy(header, train, "diagnosis", "malignant")
+    scaler = StandardScaler().fit(x_train)
+    clf = LogisticRegression(max_iter=5000).fit(scaler.transform(x_train), y_train)
+    py_auc = roc_auc_score(y_eval, clf.predict_proba(scaler.transform(x_eval))[:, 1])
+    assert abs(kiln_auc - py_auc) <= 0.01, (kiln_auc, py_auc)
+
+
+def test_torch_training_is_deterministic(kiln, cancer_split, tmp_path):
+    d, *_ = cancer_split
+    model = "{type: mlp, hidden_units: [16, 8], dropout: 0.2, epochs: 10, batch_size: 64}"
+    a, _ = train_torch(kiln, d, tmp_path, "a", model)
+    b, _ = train_torch(kiln, d, tmp_path, "b", model)
+    weights = (a / "model" / "weights.pt").read_bytes()
+    assert len(weights) > 1000
+    assert weights == (b / "model" / "weights.pt").read_bytes()
+    assert (a / "model" / "arch.json").read_bytes() == (b / "model" / "arch.json").read_bytes()
+    c, _ = train_torch(kiln, d, tmp_path, "c", model, "{seed: 7, eval_every: 1000}")
+    assert weights != (c / "model" / "weights.pt").read_bytes()
+
+
+@pytest.mark.parametrize("optimizer", [
+    "sgd, learning_rate: 0.01, momentum: 0.9",
+    "adam, learning_rate: 0.05",
+    "adagrad, learning_rate: 0.1",
+    "ftrl, learning_rate: 0.5, l1: 0.001, l2: 0.01",
+])
+def test_each_optimizer_trains_linear(kiln, cancer_split, tmp_path, optimizer):
+    d, *_ = cancer_split
+    _, manifest = train_torch(
+        kiln, d, tmp_path, "m",
+        f"{{type: linear, optimizer: {optimizer}, batch_size: 32, epochs: 10}}")
+    assert manifest["config"]["metrics"]["eval"]["auc"] >= 0.95
+
+
+def test_mlp_with_early_stopping_on_breast_cancer(kiln, cancer_split, tmp_path):
+    d, header, train, evl = cancer_split
+    out, manifest = train_torch(
+        kiln, d, tmp_path, "mlp",
+        "{type: mlp, hidden_units: [32, 16], learning_rate: 0.01, batch_size: 32, epochs: 100}",
+        "{eval_every: 12, early_stopping: {metric: log_loss, patience: 5}}")
+    metrics = manifest["config"]["metrics"]["eval"]
+    assert metrics["auc"] >= 0.98
+    summary = manifest["config"]["model_summary"]
+    assert summary["epochs"] < 100 and summary["best_step"] < summary["steps"]
+    # The bundle keeps the best evaluation's weights: its log loss is the logged minimum.
+    from tensorboard.backend.event_processing import event_accumulator
+    acc = event_accumulator.EventAccumulator(str(out / "logs"), size_guidance={"tensors": 0})
+    acc.Reload()
+    losses = {e.step: float(tensor_value(e)) for e in acc.Tensors("eval/log_loss")}
+    assert min(losses, key=losses.get) == summary["best_step"]
+    assert metrics["log_loss"] == pytest.approx(min(losses.values()), rel=1e-6)
+
+
+def tensor_value(event):
+    from tensorboard.util import tensor_util
+    return tensor_util.make_ndarray(event.tensor_proto).item()
+
+
+def test_torch_logs_loss_and_weight_histograms(kiln, cancer_split, tmp_path):
+    d, *_ = cancer_split
+    out, manifest = train_torch(kiln, d, tmp_path, "m",
+                                "{type: mlp, hidden_units: [8], batch_size: 100, epochs: 3}",
+                                "{eval_every: 2}")
+    from tensorboard.backend.event_processing import event_accumulator
+    acc = event_accumulator.EventAccumulator(
+        str(out / "logs"), size_guidance={"tensors": 0, "histograms": 0})
+    acc.Reload()
+    steps_per_epoch = -(-int(manifest["provenance"]["train_rows"]) // 100)
+    steps = 3 * steps_per_epoch
+    assert manifest["config"]["model_summary"]["steps"] == steps
+    loss = acc.Tensors("train/loss")
+    assert [e.step for e in loss] == list(range(1, steps + 1))
+    values = [tensor_value(e) for e in loss]
+    assert all(np.isfinite(values)) and np.mean(values[-4:]) < np.mean(values[:4])
+    evals = sorted({*range(2, steps + 1, 2), *range(steps_per_epoch, steps + 1, steps_per_epoch)})
+    assert [e.step for e in acc.Tensors("eval/auc")] == evals
+    hist = set(acc.Tags()["histograms"])
+    assert {"weights/hidden0.weight", "weights/hidden0.bias", "weights/deep_out.weight",
+            "weights/deep_out.bias"} == hist
+    w = acc.Histograms("weights/hidden0.weight")
+    assert [e.step for e in w] == [steps_per_epoch * k for k in (1, 2, 3)]
+    assert w[-1].histogram_value.num == 30 * 8  # 30 inputs x 8 units
+
+
+def test_linear_regression(kiln, tmp_path):
+    header, rows = load("breast_cancer.csv")
+    write_csv(tmp_path / "all.csv", header[:-1], [r[:-1] for r in rows])
+    (tmp_path / "r.yaml").write_text(
+        "label: mean_area\ntask: regression\n"
+        "model: {type: linear, optimizer: sgd, learning_rate: 0.01, batch_size: 32, epochs: 40}\n"
+        "training: {eval_every: 1000}\n")
+    kiln("train", "--config", tmp_path / "r.yaml", "--data", tmp_path / "all.csv",
+         "--out", tmp_path / "m", "-q")
+    manifest = json.load(open(tmp_path / "m" / "manifest.json"))
+    assert manifest["config"]["metrics"]["eval"]["r2"] > 0.95  # area follows radius
+
+
+def test_cnn_on_digits(kiln, tmp_path):
+    header, rows = load("digits.csv")
+    train, evl = train_test_split(rows, test_size=1 / 3, random_state=0)
+    write_csv(tmp_path / "train.csv", header, train)
+    write_csv(tmp_path / "eval.csv", header, evl)
+    (tmp_path / "t.yaml").write_text(
+        "label: digit\ntask: multiclass\n"
+        "model: {type: cnn, image: {height: 8, width: 8}, conv_channels: [16, 32],\n"
+        "        hidden_units: [64], batch_size: 64, epochs: 15}\n"
+        # One thread: faster than two for a network this small.
+        "training: {eval_every: 1000, threads: 1}\n")
+    kiln("train", "--config", tmp_path / "t.yaml", "--data", tmp_path / "train.csv",
+         "--eval-data", tmp_path / "eval.csv", "--out", tmp_path / "m", "-q")
+    arch = json.load(open(tmp_path / "m" / "model" / "arch.json"))
+    assert arch["image"] == {"height": 8, "width": 8, "channels": 1}
+    kiln("predict", "--model", tmp_path / "m", tmp_path / "eval.csv",
+         "--out", tmp_path / "p.jsonl", "-q")
+    preds = [json.loads(line) for line in open(tmp_path / "p.jsonl")]
+    assert len(preds) == len(evl)
+    acc = accuracy_score([r[-1] for r in evl], [p["class"] for p in preds])
+    manifest = json.load(open(tmp_path / "m" / "manifest.json"))
+    assert manifest["config"]["metrics"]["eval"]["accuracy"] == pytest.approx(acc, abs=1e-12)
+    assert acc >= 0.95
+
+
+def click_logs(path, rows=20000, seed=0):
+    """Click logs whose click rate depends on the (country, device) pair and not on either
+    alone: logit = 1.5 * s[country] * t[device] with balanced signs s, t = +-1, plus a
+    small effect of a numeric feature. 20 x 8 = 160 pairs, more than the cross's 64 hash
+    buckets, so the cross alone cannot tell every pair apart."""
+    rng = np.random.default_rng(seed)
+    countries = [f"c{i:02d}" for i in range(20)]
+    devices = ["phone", "tablet", "desktop", "tv", "watch", "car", "console", "kiosk"]
+    s = rng.permutation([1] * 10 + [-1] * 10)
+    t = rng.permutation([1] * 4 + [-1] * 4)
+    ci = rng.integers(0, 20, rows)
+    di = rng.integers(0, 8, rows)
+    age = rng.normal(40, 12, rows)
+    logit = 1.5 * s[ci] * t[di] + 0.03 * (age - 40) - 0.5
+    click = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    write_csv(path, ["country", "device", "age", "click"],
+              [[countries[c], devices[v], f"{a:.1f}", k]
+               for c, v, a, k in zip(ci, di, age, click)])
+
+
+def test_wide_deep_beats_linear_on_a_planted_interaction(kiln, tmp_path):
+    click_logs(tmp_path / "clicks.csv")
+    common = ("label: click\ntask: binary\n"
+              "transform: {crosses: [{features: [country, device], hash_buckets: 64}]}\n"
+              "training: {eval_every: 1000}\n")
+    aucs = {}
+    for name, model in {
+        "linear": "{type: linear, learning_rate: 0.05, epochs: 8}",
+        "wide_deep": "{type: wide_deep, hidden_units: [32, 16], learning_rate: 0.01, epochs: 8}",
+    }.items():
+        (tmp_path / f"{name}.yaml").write_text(f"model: {model}\n{common}")
+        kiln("train", "--config", tmp_path / f"{name}.yaml", "--data", tmp_path / "clicks.csv",
+             "--out", tmp_path / name, "-q")
+        manifest = json.load(open(tmp_path / name / "manifest.json"))
+        aucs[name] = manifest["config"]["metrics"]["eval"]["auc"]
+    transform = json.load(open(tmp_path / "wide_deep" / "transform.json"))
+    assert [o["name"] for o in transform["outputs"] if o["kind"] == "categorical"] == \
+        ["country", "device", "country_x_device"]
+    arch = json.load(open(tmp_path / "wide_deep" / "model" / "arch.json"))
+    assert arch["cardinalities"][2] == 64  # the wide part sees the cross
+    assert aucs["wide_deep"] > aucs["linear"] + 0.02, aucs

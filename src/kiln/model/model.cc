@@ -1,11 +1,16 @@
 #include "kiln/model/model.h"
 
+#include <dlfcn.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <mutex>
 #include <numeric>
 
 #include "absl/status/status.h"
+#include "kiln/base/status.h"
 #include "kiln/base/str.h"
 
 namespace kiln::model {
@@ -21,6 +26,67 @@ struct Registry {
   std::mutex mu;
   std::map<std::string, std::pair<TrainFn, LoadFn>> types;
 };
+// The libtorch models live in a plugin module (libkiln_torch_models.so beside the kiln
+// binary): linking libtorch into kiln would add ~0.4 s of start-up to every command. The
+// registry lists their names from the start; the module is loaded when one is first
+// trained or loaded, and hands over its real trainers and loaders.
+constexpr const char* kTorchModelTypes[] = {"cnn", "linear", "mlp", "wide_deep"};
+constexpr const char* kTorchPluginName = "libkiln_torch_models.so";
+
+std::vector<std::string> PluginDirs() {
+  std::vector<std::string> dirs;
+  if (const char* d = std::getenv("KILN_PLUGIN_DIR"); d && *d) dirs.push_back(d);
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n > 0) {
+    std::string path(exe, n);
+    dirs.push_back(path.substr(0, path.rfind('/')));
+  }
+#ifdef KILN_BUILD_PLUGIN_DIR
+  dirs.push_back(KILN_BUILD_PLUGIN_DIR);  // test binaries run from the build tree
+#endif
+  return dirs;
+}
+
+absl::StatusOr<std::pair<TrainFn, LoadFn>> TorchPlugin(const std::string& type) {
+  static std::once_flag once;
+  static absl::Status* status = new absl::Status();
+  static auto* fns = new std::map<std::string, std::pair<TrainFn, LoadFn>>();
+  std::call_once(once, [] {
+    std::string tried;
+    void* handle = nullptr;
+    for (const std::string& dir : PluginDirs()) {
+      std::string path = dir + "/" + kTorchPluginName;
+      handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (handle) break;
+      const char* err = dlerror();
+      StrAppend(&tried, tried.empty() ? "" : "; ", err ? err : path);
+    }
+    if (!handle) {
+      *status = absl::FailedPreconditionError(
+          StrCat("the neural model types need ", kTorchPluginName,
+                 " beside the kiln binary (or in $KILN_PLUGIN_DIR): ", tried));
+      return;
+    }
+    using AddFn = void (*)(void*, const char*, TrainFn, LoadFn);
+    using EntryFn = void (*)(void*, AddFn);
+    auto entry = reinterpret_cast<EntryFn>(dlsym(handle, "kiln_torch_models_register"));
+    if (!entry) {
+      *status = absl::FailedPreconditionError(
+          StrCat(kTorchPluginName, " has no kiln_torch_models_register"));
+      return;
+    }
+    entry(fns, [](void* ctx, const char* name, TrainFn train, LoadFn load) {
+      (*static_cast<std::map<std::string, std::pair<TrainFn, LoadFn>>*>(ctx))[name] = {
+          std::move(train), std::move(load)};
+    });
+  });
+  if (!status->ok()) return *status;
+  auto it = fns->find(type);
+  if (it == fns->end()) return absl::InternalError(StrCat(kTorchPluginName, " lacks ", type));
+  return it->second;
+}
+
 Registry& RawRegistry() {
   static Registry* r = new Registry;
   return *r;
@@ -28,7 +94,25 @@ Registry& RawRegistry() {
 // The registry with the built-in types in it.
 Registry& GetRegistry() {
   static std::once_flag builtins;
-  std::call_once(builtins, [] { internal::RegisterGbdt(); });
+  std::call_once(builtins, [] {
+    internal::RegisterGbdt();
+    for (const char* type : kTorchModelTypes) {
+      const std::string name = type;
+      RegisterModelType(
+          name,
+          [name](const TrainOptions& options, const transform::OutputSignature& signature,
+                 const Examples& train,
+                 const Examples& eval) -> absl::StatusOr<std::unique_ptr<Model>> {
+            KILN_ASSIGN_OR_RETURN(auto fns, TorchPlugin(name));
+            return fns.first(options, signature, train, eval);
+          },
+          [name](const Bundle& bundle, Task task,
+                 int num_classes) -> absl::StatusOr<std::unique_ptr<Model>> {
+            KILN_ASSIGN_OR_RETURN(auto fns, TorchPlugin(name));
+            return fns.second(bundle, task, num_classes);
+          });
+    }
+  });
   return RawRegistry();
 }
 

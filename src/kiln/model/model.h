@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +51,13 @@ struct TrainOptions {
   int patience = 0;
   // Called after every evaluation (e.g. to write TensorBoard scalars).
   std::function<void(int64_t step, const Metrics& eval)> on_eval;
+  // Called after every training step with its mean training loss (models that train in
+  // steps with a loss; gbdt does not call it).
+  std::function<void(int64_t step, double loss)> on_loss;
+  // Called with the values of a weight tensor (tag e.g. "weights/hidden0.weight"), e.g.
+  // at the end of every epoch; `values` is valid during the call only.
+  std::function<void(const std::string& tag, int64_t step, std::span<const float> values)>
+      on_histogram;
 };
 
 class Model {

@@ -37,7 +37,7 @@ TEST(MetricsTest, BinaryMulticlassRegression) {
 TEST(ModelRegistryTest, UnknownTypeListsTheKnownOnes) {
   auto r = TrainModel("forest", {}, {}, {}, {});
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(r.status().message(), HasSubstr("model types: gbdt"));
+  EXPECT_THAT(r.status().message(), HasSubstr("model types: cnn, gbdt, linear, mlp, wide_deep"));
   EXPECT_EQ(ParseTask("ranking").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(*ParseTask("multiclass"), Task::kMulticlass);
   EXPECT_TRUE(HigherIsBetter("auc"));

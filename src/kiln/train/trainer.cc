@@ -354,6 +354,14 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
       }
     }
   };
+  to.on_loss = [&](int64_t step, double loss) {
+    if (std::isfinite(loss) && log_status.ok()) {
+      log_status = events->AddScalar("train/loss", step, static_cast<float>(loss));
+    }
+  };
+  to.on_histogram = [&](const std::string& tag, int64_t step, std::span<const float> values) {
+    if (log_status.ok()) log_status = events->AddHistogram(tag, step, values);
+  };
   auto trained = model::TrainModel(c.model_type, to, fitted.output_signature(), train, eval);
   if (!trained.ok()) {
     events

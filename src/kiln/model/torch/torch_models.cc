@@ -1,0 +1,921 @@
+// Neural models on libtorch: `linear`, `mlp`, `wide_deep` and `cnn`. This is the only
+// translation unit that includes libtorch headers (they are slow to compile); every
+// libtorch call that can throw is caught here and returned as a Status.
+//
+// Inputs are the transform's outputs: the dense float columns and the categorical ids
+// (each column with its cardinality; crosses are categorical columns too).
+//  - linear: logistic (binary), softmax (multiclass) or linear (regression) over the dense
+//    columns and a one-hot encoding of every categorical column (a weight per id and
+//    output, stored as an embedding table of width num_outputs).
+//  - mlp: the "deep" tower: dense columns concatenated with one embedding per categorical
+//    column, then hidden_units fully connected layers, then the output layer.
+//  - wide_deep: linear ("wide", memorising ids and crosses) + mlp ("deep", generalising
+//    through embeddings), their logits summed and trained jointly (Cheng et al., 2016).
+//  - cnn: the first height*width*channels dense columns are an image (row-major, channels
+//    interleaved: pixel (y, x) channel c is column (y*width + x)*channels + c); each of
+//    conv_channels is a kernel_size x kernel_size convolution ("same" padding) and
+//    activation, followed by 2x2 max pooling while both sides are >= 2. The flattened
+//    maps, the remaining dense columns and the categorical embeddings go through the
+//    mlp tower. (The default transform z-scores each pixel column; that is fine.)
+//
+// Params (the `model:` section), with defaults:
+//   optimizer: adam | sgd | adagrad | ftrl (adam)
+//   learning_rate: adam 0.01, sgd 0.01, adagrad 0.05, ftrl 0.1
+//   momentum: sgd only (0.9)
+//   l1, lr_power, beta: ftrl only (0, -0.5, 1): FTRL-Proximal (McMahan et al., 2013), per
+//     coordinate  n += g^2;  sigma = (n^-lr_power - n_old^-lr_power) / lr;  z += g - sigma w;
+//     w = 0 if |z| <= l1, else -(z - sign(z) l1) / ((beta + n^-lr_power) / lr + l2).
+//     z starts where that formula gives the initial weights.
+//   l2: L2 penalty (0): 0.5 * l2 * sum of squared weights (not biases) added to the loss,
+//     or FTRL's own l2 term.
+//   batch_size (256), epochs (20)
+//   hidden_units ([64, 32]), dropout (0), activation: relu | tanh (relu),
+//   embedding_dim (per column min(16, round(6 * cardinality^0.25))): mlp, wide_deep, cnn
+//   image: {height, width, channels (1)} (required), conv_channels ([16, 32]),
+//     kernel_size (3): cnn only
+// A parameter that does not apply to the model type or optimizer is an error.
+//
+// Training: the loss is binary cross-entropy on logits, softmax cross-entropy, or squared
+// error (regression targets are standardised on the train rows and predictions mapped
+// back), each row weighted by Examples::weights. Mini-batches of a shuffled order
+// (std::mt19937_64 seeded with the seed, reshuffled every epoch); weights initialised
+// after torch::manual_seed(seed); a fixed thread count, so a run is repeatable bit for bit.
+// The eval rows are scored every eval_every steps (one step = one mini-batch) and at
+// the end of every epoch; with patience > 0 training stops after `patience` evaluations
+// without improvement and the best weights are restored.
+//
+// Bundle files: model/arch.json (what is needed to rebuild the network) and
+// model/weights.pt (torch::serialize::OutputArchive of its parameters and buffers).
+#include <torch/nn.h>
+#include <torch/optim.h>
+#include <torch/serialize.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "kiln/base/status.h"
+#include "kiln/base/str.h"
+#include "kiln/model/model.h"
+
+namespace kiln::model {
+namespace {
+
+constexpr const char* kWeightsFile = "model/weights.pt";
+constexpr const char* kArchFile = "model/arch.json";
+constexpr const char* kArchFormat = "kiln.torch";
+constexpr int kArchVersion = 1;
+constexpr int64_t kPredictBatch = 8192;
+
+bool HasWide(const std::string& type) { return type == "linear" || type == "wide_deep"; }
+bool HasDeep(const std::string& type) { return type != "linear"; }
+
+// Everything needed to rebuild the network (stored as model/arch.json).
+struct Arch {
+  std::string type;
+  Task task = Task::kBinary;
+  int64_t num_outputs = 1;
+  int64_t dense_dim = 0;
+  std::vector<int64_t> cardinalities;   // per categorical column
+  std::vector<int64_t> embedding_dims;  // deep tower, per categorical column
+  std::vector<int64_t> hidden_units;
+  double dropout = 0;
+  std::string activation = "relu";
+  int64_t height = 0, width = 0, channels = 0;  // cnn
+  std::vector<int64_t> conv_channels;
+  int64_t kernel_size = 3;
+  double target_mean = 0, target_std = 1;  // regression: predictions * std + mean
+
+  int64_t image_size() const { return height * width * channels; }
+
+  nlohmann::json ToJson() const {
+    nlohmann::json j = {{"format", kArchFormat},
+                        {"version", kArchVersion},
+                        {"type", type},
+                        {"task", std::string(TaskName(task))},
+                        {"num_outputs", num_outputs},
+                        {"dense_dim", dense_dim},
+                        {"cardinalities", cardinalities},
+                        {"embedding_dims", embedding_dims},
+                        {"hidden_units", hidden_units},
+                        {"dropout", dropout},
+                        {"activation", activation},
+                        {"target_mean", target_mean},
+                        {"target_std", target_std}};
+    if (type == "cnn") {
+      j["image"] = {{"height", height}, {"width", width}, {"channels", channels}};
+      j["conv_channels"] = conv_channels;
+      j["kernel_size"] = kernel_size;
+    }
+    return j;
+  }
+
+  // Errors: kDataLoss for a malformed file.
+  static absl::StatusOr<Arch> FromJson(std::string_view text) {
+    try {
+      nlohmann::json j = nlohmann::json::parse(text);
+      if (j.value("format", "") != kArchFormat) {
+        return absl::DataLossError(StrCat(kArchFile, ": not a ", kArchFormat, " file"));
+      }
+      if (j.at("version").get<int>() > kArchVersion) {
+        return absl::FailedPreconditionError(
+            StrCat(kArchFile, ": version ", j.at("version").get<int>(),
+                   " is newer than this kiln reads (", kArchVersion, ")"));
+      }
+      Arch a;
+      a.type = j.at("type").get<std::string>();
+      auto task = ParseTask(j.at("task").get<std::string>());
+      if (!task.ok()) return absl::DataLossError(StrCat(kArchFile, ": ", task.status().message()));
+      a.task = *task;
+      a.num_outputs = j.at("num_outputs").get<int64_t>();
+      a.dense_dim = j.at("dense_dim").get<int64_t>();
+      a.cardinalities = j.at("cardinalities").get<std::vector<int64_t>>();
+      a.embedding_dims = j.at("embedding_dims").get<std::vector<int64_t>>();
+      a.hidden_units = j.at("hidden_units").get<std::vector<int64_t>>();
+      a.dropout = j.at("dropout").get<double>();
+      a.activation = j.at("activation").get<std::string>();
+      a.target_mean = j.at("target_mean").get<double>();
+      a.target_std = j.at("target_std").get<double>();
+      if (a.type == "cnn") {
+        a.height = j.at("image").at("height").get<int64_t>();
+        a.width = j.at("image").at("width").get<int64_t>();
+        a.channels = j.at("image").at("channels").get<int64_t>();
+        a.conv_channels = j.at("conv_channels").get<std::vector<int64_t>>();
+        a.kernel_size = j.at("kernel_size").get<int64_t>();
+      }
+      return a;
+    } catch (const std::exception& e) {
+      return absl::DataLossError(StrCat(kArchFile, ": ", e.what()));
+    }
+  }
+};
+
+// The network: optional wide part (linear over dense columns and one-hot ids), optional
+// deep tower (convolutions for cnn, embeddings, hidden layers); logits are their sum.
+class NetImpl : public torch::nn::Module {
+ public:
+  explicit NetImpl(const Arch& a) : a_(a) {
+    if (HasWide(a.type)) {
+      wide_bias_ = register_parameter("wide_bias", torch::zeros({a.num_outputs}));
+      if (a.dense_dim > 0) {
+        wide_dense_ = register_module(
+            "wide_dense",
+            torch::nn::Linear(torch::nn::LinearOptions(a.dense_dim, a.num_outputs).bias(false)));
+        torch::nn::init::zeros_(wide_dense_->weight);
+      }
+      if (!a.cardinalities.empty()) {
+        std::vector<int64_t> offsets;
+        int64_t total = 0;
+        for (int64_t c : a.cardinalities) {
+          offsets.push_back(total);
+          total += c;
+        }
+        wide_offsets_ = torch::tensor(offsets, torch::kInt64);
+        wide_ids_ = register_module("wide_ids", torch::nn::Embedding(total, a.num_outputs));
+        torch::nn::init::zeros_(wide_ids_->weight);
+      }
+    }
+    if (!HasDeep(a.type)) return;
+    int64_t in = a.dense_dim;
+    if (a.type == "cnn") {
+      in -= a.image_size();
+      int64_t c = a.channels, h = a.height, w = a.width;
+      for (size_t i = 0; i < a.conv_channels.size(); ++i) {
+        convs_.push_back(register_module(
+            StrCat("conv", i),
+            torch::nn::Conv2d(torch::nn::Conv2dOptions(c, a.conv_channels[i], a.kernel_size)
+                                  .padding(a.kernel_size / 2))));
+        c = a.conv_channels[i];
+        // "Same" padding keeps odd kernels' maps the size of their input.
+        h = h + 2 * (a.kernel_size / 2) - a.kernel_size + 1;
+        w = w + 2 * (a.kernel_size / 2) - a.kernel_size + 1;
+        bool pool = h >= 2 && w >= 2;
+        pools_.push_back(pool);
+        if (pool) h /= 2, w /= 2;
+      }
+      in += c * h * w;
+    }
+    for (size_t j = 0; j < a.cardinalities.size(); ++j) {
+      auto e = register_module(StrCat("embedding", j),
+                               torch::nn::Embedding(a.cardinalities[j], a.embedding_dims[j]));
+      torch::nn::init::normal_(e->weight, 0,
+                               1 / std::sqrt(static_cast<double>(a.embedding_dims[j])));
+      embeddings_.push_back(e);
+      in += a.embedding_dims[j];
+    }
+    for (size_t i = 0; i < a.hidden_units.size(); ++i) {
+      hidden_.push_back(
+          register_module(StrCat("hidden", i), torch::nn::Linear(in, a.hidden_units[i])));
+      in = a.hidden_units[i];
+    }
+    deep_out_ = register_module("deep_out", torch::nn::Linear(in, a.num_outputs));
+  }
+
+  // Logits [rows, num_outputs] for dense [rows, dense_dim] and ids [rows, columns].
+  torch::Tensor forward(const torch::Tensor& dense, const torch::Tensor& ids) {
+    const int64_t rows = dense.size(0);
+    torch::Tensor logits = torch::zeros({rows, a_.num_outputs});
+    if (HasWide(a_.type)) {
+      logits = logits + wide_bias_;
+      if (wide_dense_) logits = logits + wide_dense_(dense);
+      if (wide_ids_) logits = logits + wide_ids_(ids + wide_offsets_).sum(1);
+    }
+    if (!HasDeep(a_.type)) return logits;
+    std::vector<torch::Tensor> parts;
+    int64_t dense_from = 0;
+    if (a_.type == "cnn") {
+      torch::Tensor x = dense.narrow(1, 0, a_.image_size())
+                            .reshape({rows, a_.height, a_.width, a_.channels})
+                            .permute({0, 3, 1, 2})
+                            .contiguous();
+      for (size_t i = 0; i < convs_.size(); ++i) {
+        x = Activate(convs_[i](x));
+        if (pools_[i]) x = torch::max_pool2d(x, {2, 2});
+      }
+      parts.push_back(x.flatten(1));
+      dense_from = a_.image_size();
+    }
+    if (a_.dense_dim > dense_from)
+      parts.push_back(dense.narrow(1, dense_from, a_.dense_dim - dense_from));
+    for (size_t j = 0; j < embeddings_.size(); ++j)
+      parts.push_back(embeddings_[j](ids.select(1, j)));
+    torch::Tensor h = parts.empty() ? torch::zeros({rows, 0}) : torch::cat(parts, 1);
+    for (auto& layer : hidden_) {
+      h = Activate(layer(h));
+      if (a_.dropout > 0) h = torch::dropout(h, a_.dropout, is_training());
+    }
+    return logits + deep_out_(h);
+  }
+
+  // The bias a constant prediction would use: set to the label prior before training.
+  torch::Tensor output_bias() { return HasWide(a_.type) ? wide_bias_ : deep_out_->bias; }
+
+ private:
+  torch::Tensor Activate(const torch::Tensor& x) const {
+    return a_.activation == "tanh" ? torch::tanh(x) : torch::relu(x);
+  }
+
+  Arch a_;
+  torch::Tensor wide_bias_;
+  torch::Tensor wide_offsets_;  // first wide_ids_ row of each categorical column
+  torch::nn::Linear wide_dense_{nullptr};
+  torch::nn::Embedding wide_ids_{nullptr};
+  std::vector<torch::nn::Conv2d> convs_;
+  std::vector<bool> pools_;
+  std::vector<torch::nn::Embedding> embeddings_;
+  std::vector<torch::nn::Linear> hidden_;
+  torch::nn::Linear deep_out_{nullptr};
+};
+TORCH_MODULE(Net);
+
+// Optimizer settings from the params.
+struct OptimizerConfig {
+  std::string name = "adam";
+  double learning_rate = 0.01;
+  double momentum = 0.9;
+  double l1 = 0, l2 = 0, lr_power = -0.5, beta = 1;
+};
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  virtual void ZeroGrad() = 0;
+  virtual void Step() = 0;
+};
+
+class TorchOptimizer : public Optimizer {
+ public:
+  explicit TorchOptimizer(std::unique_ptr<torch::optim::Optimizer> o) : o_(std::move(o)) {}
+  void ZeroGrad() override { o_->zero_grad(); }
+  void Step() override { o_->step(); }
+
+ private:
+  std::unique_ptr<torch::optim::Optimizer> o_;
+};
+
+// FTRL-Proximal, per coordinate (formula at the top of the file).
+class Ftrl : public Optimizer {
+ public:
+  Ftrl(std::vector<torch::Tensor> params, const OptimizerConfig& c)
+      : params_(std::move(params)), c_(c) {
+    torch::NoGradGuard no_grad;
+    // With n = 0 the update gives w = -(z - sign(z) l1) / d0: start z where that is the
+    // initial weight, so FTRL starts from the network's initialisation.
+    const double d0 = (c.beta + (c.lr_power == 0 ? 1.0 : 0.0)) / c.learning_rate + c.l2;
+    for (const torch::Tensor& p : params_) {
+      n_.push_back(torch::zeros_like(p));
+      z_.push_back(-(p * d0 + torch::sign(p) * c.l1));
+    }
+  }
+  void ZeroGrad() override {
+    for (torch::Tensor& p : params_) {
+      if (p.grad().defined()) p.grad().zero_();
+    }
+  }
+  void Step() override {
+    torch::NoGradGuard no_grad;
+    const double power = -c_.lr_power;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      torch::Tensor& w = params_[i];
+      if (!w.grad().defined()) continue;
+      const torch::Tensor& g = w.grad();
+      torch::Tensor n_new = n_[i] + g * g;
+      torch::Tensor root_new = n_new.pow(power);
+      torch::Tensor sigma = (root_new - n_[i].pow(power)) / c_.learning_rate;
+      z_[i].add_(g - sigma * w);
+      n_[i] = n_new;
+      torch::Tensor shrunk = z_[i] - torch::sign(z_[i]) * c_.l1;
+      torch::Tensor denom = (root_new + c_.beta) / c_.learning_rate + c_.l2;
+      w.copy_(torch::where(z_[i].abs() <= c_.l1, torch::zeros_like(w), -shrunk / denom));
+    }
+  }
+
+ private:
+  std::vector<torch::Tensor> params_;
+  OptimizerConfig c_;
+  std::vector<torch::Tensor> n_, z_;
+};
+
+std::unique_ptr<Optimizer> MakeOptimizer(const OptimizerConfig& c,
+                                         std::vector<torch::Tensor> params) {
+  if (c.name == "ftrl") return std::make_unique<Ftrl>(std::move(params), c);
+  std::unique_ptr<torch::optim::Optimizer> o;
+  if (c.name == "sgd") {
+    o = std::make_unique<torch::optim::SGD>(
+        params, torch::optim::SGDOptions(c.learning_rate).momentum(c.momentum));
+  } else if (c.name == "adagrad") {
+    o = std::make_unique<torch::optim::Adagrad>(params,
+                                                torch::optim::AdagradOptions(c.learning_rate));
+  } else {
+    o = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(c.learning_rate));
+  }
+  return std::make_unique<TorchOptimizer>(std::move(o));
+}
+
+// Reads the `model:` params, remembering which keys were asked for, so that a key no
+// reader asked for (a typo, or one for another model type or optimizer) is reported.
+class ParamReader {
+ public:
+  explicit ParamReader(const nlohmann::json& p) : p_(p) {}
+
+  bool Has(const std::string& key) {
+    known_.insert(key);
+    return p_.contains(key);
+  }
+
+  // A number in [lo, hi] (lo excluded when lo_open); integer when `integer`.
+  absl::StatusOr<double> Number(const std::string& key, double def, double lo, double hi,
+                                bool lo_open = false, bool integer = false) {
+    if (!Has(key)) return def;
+    return CheckNumber(key, p_[key], lo, hi, lo_open, integer);
+  }
+  absl::StatusOr<int64_t> Int(const std::string& key, int64_t def, int64_t lo, int64_t hi) {
+    KILN_ASSIGN_OR_RETURN(double v, Number(key, static_cast<double>(def), static_cast<double>(lo),
+                                           static_cast<double>(hi), false, true));
+    return static_cast<int64_t>(v);
+  }
+  absl::StatusOr<std::string> OneOf(const std::string& key, const std::string& def,
+                                    const std::vector<std::string>& allowed) {
+    if (!Has(key)) return def;
+    const nlohmann::json& v = p_[key];
+    if (v.is_string() &&
+        std::find(allowed.begin(), allowed.end(), v.get<std::string>()) != allowed.end()) {
+      return v.get<std::string>();
+    }
+    return absl::InvalidArgumentError(
+        StrCat("model.", key, " must be one of ", StrJoin(allowed, ", "), "; got ", v.dump()));
+  }
+  absl::StatusOr<std::vector<int64_t>> IntList(const std::string& key, std::vector<int64_t> def,
+                                               int64_t lo, int64_t hi) {
+    if (!Has(key)) return def;
+    const nlohmann::json& v = p_[key];
+    if (!v.is_array()) {
+      return absl::InvalidArgumentError(StrCat("model.", key, " must be a list of integers"));
+    }
+    std::vector<int64_t> out;
+    for (const nlohmann::json& e : v) {
+      KILN_ASSIGN_OR_RETURN(double d, CheckNumber(key, e, static_cast<double>(lo),
+                                                  static_cast<double>(hi), false, true));
+      out.push_back(static_cast<int64_t>(d));
+    }
+    return out;
+  }
+  const nlohmann::json& Get(const std::string& key) {
+    known_.insert(key);
+    return p_[key];
+  }
+
+  // Errors: kInvalidArgument for a key no reader asked for, listing those that apply.
+  absl::Status CheckNoOthers(std::string_view context) const {
+    for (const auto& [key, value] : p_.items()) {
+      if (key == "type" || known_.count(key)) continue;
+      std::vector<std::string> names(known_.begin(), known_.end());
+      return absl::InvalidArgumentError(StrCat("model.", key, " is not a parameter of ", context,
+                                               " (parameters: ", StrJoin(names, ", "), ")"));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  static absl::StatusOr<double> CheckNumber(const std::string& key, const nlohmann::json& v,
+                                            double lo, double hi, bool lo_open, bool integer) {
+    const std::string range = StrCat(
+        lo_open ? "(" : "[", lo, ", ",
+        hi == std::numeric_limits<double>::infinity() ? std::string("inf)") : StrCat(hi, "]"));
+    const std::string what = integer ? "an integer" : "a number";
+    if (!v.is_number()) {
+      return absl::InvalidArgumentError(
+          StrCat("model.", key, " must be ", what, " in ", range, "; got ", v.dump()));
+    }
+    double d = v.get<double>();
+    if (!std::isfinite(d) || d < lo || (lo_open && d == lo) || d > hi ||
+        (integer && d != std::floor(d))) {
+      return absl::InvalidArgumentError(
+          StrCat("model.", key, " must be ", what, " in ", range, "; got ", v.dump()));
+    }
+    return d;
+  }
+
+  const nlohmann::json& p_;
+  std::set<std::string> known_;
+};
+
+struct Hyper {
+  Arch arch;
+  OptimizerConfig optimizer;
+  int64_t batch_size = 256;
+  int64_t epochs = 20;
+};
+
+absl::StatusOr<Hyper> ParseParams(const std::string& type, const TrainOptions& options,
+                                  const transform::OutputSignature& signature) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  Hyper h;
+  Arch& a = h.arch;
+  a.type = type;
+  a.task = options.task;
+  a.num_outputs = options.task == Task::kMulticlass ? options.num_classes : 1;
+  if (options.task == Task::kMulticlass && options.num_classes < 2) {
+    return absl::InvalidArgumentError("multiclass needs at least two classes");
+  }
+  a.dense_dim = static_cast<int64_t>(signature.dense.size());
+  for (const transform::OutputColumn& c : signature.categorical) {
+    a.cardinalities.push_back(std::max<int64_t>(c.cardinality, 1));
+  }
+  ParamReader r(options.params);
+  OptimizerConfig& o = h.optimizer;
+  KILN_ASSIGN_OR_RETURN(o.name, r.OneOf("optimizer", "adam", {"adam", "sgd", "adagrad", "ftrl"}));
+  const double default_lr = o.name == "adagrad" ? 0.05 : o.name == "ftrl" ? 0.1 : 0.01;
+  KILN_ASSIGN_OR_RETURN(o.learning_rate, r.Number("learning_rate", default_lr, 0, kInf, true));
+  KILN_ASSIGN_OR_RETURN(o.l2, r.Number("l2", 0, 0, kInf));
+  if (o.name == "sgd") {
+    KILN_ASSIGN_OR_RETURN(o.momentum, r.Number("momentum", 0.9, 0, 1));
+  }
+  if (o.name == "ftrl") {
+    KILN_ASSIGN_OR_RETURN(o.l1, r.Number("l1", 0, 0, kInf));
+    KILN_ASSIGN_OR_RETURN(o.lr_power, r.Number("lr_power", -0.5, -kInf, 0));
+    KILN_ASSIGN_OR_RETURN(o.beta, r.Number("beta", 1, 0, kInf, true));
+  }
+  KILN_ASSIGN_OR_RETURN(h.batch_size, r.Int("batch_size", 256, 1, int64_t{1} << 24));
+  KILN_ASSIGN_OR_RETURN(h.epochs, r.Int("epochs", 20, 1, 1000000));
+  if (HasDeep(type)) {
+    KILN_ASSIGN_OR_RETURN(a.hidden_units, r.IntList("hidden_units", {64, 32}, 1, 1 << 20));
+    KILN_ASSIGN_OR_RETURN(a.dropout, r.Number("dropout", 0, 0, 0.99));
+    KILN_ASSIGN_OR_RETURN(a.activation, r.OneOf("activation", "relu", {"relu", "tanh"}));
+    int64_t fixed_dim = 0;
+    if (r.Has("embedding_dim")) {
+      KILN_ASSIGN_OR_RETURN(fixed_dim, r.Int("embedding_dim", 0, 1, 1 << 16));
+    }
+    for (int64_t card : a.cardinalities) {
+      a.embedding_dims.push_back(
+          fixed_dim > 0 ? fixed_dim
+                        : std::clamp<int64_t>(
+                              std::lround(6 * std::pow(static_cast<double>(card), 0.25)), 1, 16));
+    }
+  }
+  if (type == "cnn") {
+    if (!r.Has("image")) {
+      return absl::InvalidArgumentError(
+          "model.image is required for model type cnn: {height, width, channels}");
+    }
+    const nlohmann::json& img = r.Get("image");
+    if (!img.is_object()) {
+      return absl::InvalidArgumentError("model.image must be a map {height, width, channels}");
+    }
+    ParamReader ir(img);
+    auto image_int = [&](const char* key, int64_t def) -> absl::StatusOr<int64_t> {
+      if (def == 0 && !img.contains(key)) {
+        return absl::InvalidArgumentError(StrCat("model.image.", key, " is required"));
+      }
+      auto v = ir.Int(key, def, 1, 1 << 16);
+      if (!v.ok()) {
+        return absl::InvalidArgumentError(StrCat("model.image.", key, " must be an integer >= 1"));
+      }
+      return v;
+    };
+    KILN_ASSIGN_OR_RETURN(a.height, image_int("height", 0));
+    KILN_ASSIGN_OR_RETURN(a.width, image_int("width", 0));
+    KILN_ASSIGN_OR_RETURN(a.channels, image_int("channels", 1));
+    for (const auto& [key, value] : img.items()) {
+      if (key != "height" && key != "width" && key != "channels") {
+        return absl::InvalidArgumentError(
+            StrCat("model.image.", key, " is not a key of model.image (height, width, channels)"));
+      }
+    }
+    if (a.image_size() > a.dense_dim) {
+      return absl::InvalidArgumentError(
+          StrCat("model.image is ", a.height, "x", a.width, "x", a.channels, " = ", a.image_size(),
+                 " values, but the transform outputs ", a.dense_dim, " dense columns"));
+    }
+    KILN_ASSIGN_OR_RETURN(a.conv_channels, r.IntList("conv_channels", {16, 32}, 1, 1 << 14));
+    KILN_ASSIGN_OR_RETURN(a.kernel_size, r.Int("kernel_size", 3, 1, 15));
+    if (a.kernel_size % 2 == 0) {
+      return absl::InvalidArgumentError(
+          StrCat("model.kernel_size must be odd (\"same\" padding); got ", a.kernel_size));
+    }
+  }
+  KILN_RETURN_IF_ERROR(r.CheckNoOthers(StrCat("model type ", type, " with optimizer ", o.name)));
+  if (a.dense_dim == 0 && a.cardinalities.empty()) {
+    return absl::InvalidArgumentError("the transform outputs no features");
+  }
+  return h;
+}
+
+// Model inputs as tensors (sharing the batch's memory: read only).
+struct Inputs {
+  torch::Tensor dense;  // [rows, dense_dim] float32
+  torch::Tensor ids;    // [rows, columns] int64
+};
+
+// Errors: kInvalidArgument when `x` does not have the shape the network was built for, or
+// an id is outside its column's cardinality.
+absl::StatusOr<Inputs> MakeInputs(const Arch& a, const transform::TransformedBatch& x) {
+  if (static_cast<int64_t>(x.dense_dim) != a.dense_dim ||
+      x.num_categorical != a.cardinalities.size()) {
+    return absl::InvalidArgumentError(StrCat("the model takes ", a.dense_dim, " dense and ",
+                                             a.cardinalities.size(), " categorical columns; got ",
+                                             x.dense_dim, " and ", x.num_categorical));
+  }
+  const int64_t rows = static_cast<int64_t>(x.num_rows);
+  const int64_t cols = static_cast<int64_t>(x.num_categorical);
+  if (x.dense.size() != x.num_rows * x.dense_dim ||
+      x.ids.size() != x.num_rows * x.num_categorical) {
+    return absl::InvalidArgumentError(StrCat("a batch of ", rows, " rows holds ", x.dense.size(),
+                                             " dense values and ", x.ids.size(), " ids"));
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      int64_t id = x.ids[r * cols + c];
+      if (id < 0 || id >= a.cardinalities[c]) {
+        return absl::InvalidArgumentError(StrCat("categorical column ", c, " has id ", id,
+                                                 " in row ", r, "; its cardinality is ",
+                                                 a.cardinalities[c]));
+      }
+    }
+  }
+  Inputs in;
+  in.dense = rows * a.dense_dim == 0 ? torch::zeros({rows, a.dense_dim})
+                                     : torch::from_blob(const_cast<float*>(x.dense.data()),
+                                                        {rows, a.dense_dim}, torch::kFloat32);
+  in.ids = rows * cols == 0
+               ? torch::zeros({rows, cols}, torch::kInt64)
+               : torch::from_blob(const_cast<int64_t*>(x.ids.data()), {rows, cols}, torch::kInt64);
+  return in;
+}
+
+// Scores as Model::Predict defines them, for logits [rows, num_outputs].
+torch::Tensor Scores(const Arch& a, const torch::Tensor& logits) {
+  switch (a.task) {
+    case Task::kBinary:
+      return torch::sigmoid(logits.squeeze(1));
+    case Task::kMulticlass:
+      return torch::softmax(logits, 1);
+    case Task::kRegression:
+      return logits.squeeze(1) * a.target_std + a.target_mean;
+  }
+  return logits;
+}
+
+// Scores of every row, in batches, in eval mode without gradients.
+void PredictRows(const Arch& a, Net& net, const Inputs& in, std::vector<float>* out) {
+  torch::NoGradGuard no_grad;
+  const int64_t rows = in.dense.size(0);
+  out->clear();
+  out->reserve(static_cast<size_t>(rows * (a.task == Task::kMulticlass ? a.num_outputs : 1)));
+  for (int64_t start = 0; start < rows; start += kPredictBatch) {
+    const int64_t n = std::min(kPredictBatch, rows - start);
+    torch::Tensor s =
+        Scores(a, net->forward(in.dense.narrow(0, start, n), in.ids.narrow(0, start, n)))
+            .contiguous();
+    const float* p = s.data_ptr<float>();
+    out->insert(out->end(), p, p + s.numel());
+  }
+}
+
+absl::Status TorchError(std::string_view what, const std::exception& e) {
+  return absl::InternalError(StrCat("libtorch: ", what, ": ", e.what()));
+}
+
+class TorchModel : public Model {
+ public:
+  TorchModel(Arch arch, Net net, nlohmann::json summary)
+      : arch_(std::move(arch)), net_(std::move(net)), summary_(std::move(summary)) {
+    net_->eval();
+  }
+
+  std::string_view type() const override { return arch_.type; }
+  std::string_view backend() const override { return "torch"; }
+
+  // Thread-safe: the network is in eval mode (no dropout) and no call mutates it.
+  absl::Status Predict(const transform::TransformedBatch& x,
+                       std::vector<float>* out) const override {
+    KILN_ASSIGN_OR_RETURN(Inputs in, MakeInputs(arch_, x));
+    try {
+      PredictRows(arch_, net_, in, out);
+    } catch (const std::exception& e) {
+      return TorchError("predicting", e);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Save(BundleWriter* writer) const override {
+    std::ostringstream weights;
+    try {
+      torch::serialize::OutputArchive archive;
+      net_->save(archive);
+      archive.save_to(weights);
+    } catch (const std::exception& e) {
+      return TorchError("saving the weights", e);
+    }
+    KILN_RETURN_IF_ERROR(writer->AddFile(kArchFile, arch_.ToJson().dump(2) + "\n"));
+    return writer->AddFile(kWeightsFile, weights.str());
+  }
+
+  // epochs and steps run, best_step (the evaluation whose weights were kept), parameters.
+  nlohmann::json Summary() const override { return summary_; }
+
+ private:
+  Arch arch_;
+  mutable Net net_;  // forward() is not const in libtorch; Predict does not modify it
+  nlohmann::json summary_;
+};
+
+// Copies of the parameters and buffers, for keeping the best weights.
+std::vector<torch::Tensor> Snapshot(Net& net) {
+  std::vector<torch::Tensor> out;
+  for (const torch::Tensor& t : net->parameters()) out.push_back(t.detach().clone());
+  for (const torch::Tensor& t : net->buffers()) out.push_back(t.detach().clone());
+  return out;
+}
+void Restore(Net& net, const std::vector<torch::Tensor>& saved) {
+  torch::NoGradGuard no_grad;
+  size_t i = 0;
+  for (torch::Tensor& t : net->parameters()) t.copy_(saved[i++]);
+  for (torch::Tensor& t : net->buffers()) t.copy_(saved[i++]);
+}
+
+// Per-row loss of logits against labels (standardised for regression), mean over the
+// batch with each row weighted.
+torch::Tensor Loss(Task task, const torch::Tensor& logits, const torch::Tensor& y,
+                   const torch::Tensor& w) {
+  torch::Tensor l;
+  switch (task) {
+    case Task::kBinary:
+      l = torch::binary_cross_entropy_with_logits(logits.squeeze(1), y, {}, {},
+                                                  at::Reduction::None);
+      break;
+    case Task::kMulticlass:
+      l = -torch::log_softmax(logits, 1).gather(1, y.unsqueeze(1)).squeeze(1);
+      break;
+    case Task::kRegression:
+      l = (logits.squeeze(1) - y).pow(2);
+      break;
+  }
+  if (w.defined()) l = l * w;
+  return l.mean();
+}
+
+// Fisher-Yates with the generator's raw output (std::shuffle's algorithm is
+// implementation-defined; this one is the same everywhere).
+void Shuffle(std::vector<int64_t>* v, std::mt19937_64* rng) {
+  for (size_t i = v->size(); i > 1; --i) std::swap((*v)[i - 1], (*v)[(*rng)() % i]);
+}
+
+absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
+                                                const TrainOptions& options,
+                                                const transform::OutputSignature& signature,
+                                                const Examples& train, const Examples& eval) {
+  KILN_ASSIGN_OR_RETURN(Hyper h, ParseParams(type, options, signature));
+  Arch& a = h.arch;
+  const int64_t rows = static_cast<int64_t>(train.size());
+  if (train.x == nullptr || static_cast<int64_t>(train.x->num_rows) != rows) {
+    return absl::InvalidArgumentError("train features and labels differ in row count");
+  }
+  if (!train.weights.empty() && train.weights.size() != train.size()) {
+    return absl::InvalidArgumentError("train weights and labels differ in row count");
+  }
+  if (a.task == Task::kRegression) {
+    double mean = 0, ss = 0;
+    for (float y : train.labels) mean += y;
+    mean /= static_cast<double>(rows);
+    for (float y : train.labels) ss += (y - mean) * (y - mean);
+    a.target_mean = mean;
+    a.target_std = ss > 0 ? std::sqrt(ss / static_cast<double>(rows)) : 1.0;
+  }
+  KILN_ASSIGN_OR_RETURN(Inputs xtrain, MakeInputs(a, *train.x));
+  Inputs xeval;
+  if (eval.size() > 0) {
+    KILN_ASSIGN_OR_RETURN(xeval, MakeInputs(a, *eval.x));
+  }
+  const std::string metric = options.early_stopping_metric.empty() ? PrimaryMetric(options.task)
+                                                                   : options.early_stopping_metric;
+  const bool higher = HigherIsBetter(metric);
+  try {
+    torch::set_num_threads(
+        options.threads > 0 ? options.threads
+                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    torch::manual_seed(options.seed);
+    Net net(a);
+
+    // Labels and weights as tensors.
+    torch::Tensor labels = torch::tensor(train.labels, torch::kFloat32);
+    if (a.task == Task::kMulticlass) labels = labels.to(torch::kInt64);
+    if (a.task == Task::kRegression) labels = (labels - a.target_mean) / a.target_std;
+    torch::Tensor weights;
+    if (!train.weights.empty()) weights = torch::tensor(train.weights, torch::kFloat32);
+
+    // Start the output bias at the (weighted) label prior.
+    {
+      torch::NoGradGuard no_grad;
+      torch::Tensor w = weights.defined() ? weights : torch::ones({rows});
+      if (a.task == Task::kBinary) {
+        double p = (labels * w).sum().item<double>() / w.sum().item<double>();
+        p = std::clamp(p, 1e-4, 1 - 1e-4);
+        net->output_bias().fill_(std::log(p / (1 - p)));
+      } else if (a.task == Task::kMulticlass) {
+        torch::Tensor counts = torch::zeros({a.num_outputs}).index_add_(0, labels, w);
+        net->output_bias().copy_(torch::log(counts / counts.sum() + 1e-4));
+      }
+    }
+
+    std::vector<torch::Tensor> params = net->parameters();
+    std::vector<torch::Tensor> penalized;  // weights (not biases) under the l2 penalty
+    for (const auto& item : net->named_parameters()) {
+      const std::string& name = item.key();
+      if (name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0) {
+        penalized.push_back(item.value());
+      }
+    }
+    std::unique_ptr<Optimizer> optimizer = MakeOptimizer(h.optimizer, params);
+    const bool l2_penalty = h.optimizer.l2 > 0 && h.optimizer.name != "ftrl";
+
+    std::mt19937_64 rng(options.seed);
+    std::vector<int64_t> order(static_cast<size_t>(rows));
+    for (int64_t i = 0; i < rows; ++i) order[static_cast<size_t>(i)] = i;
+    const int64_t batch = std::min(h.batch_size, rows);
+    const int eval_every = std::max(1, options.eval_every);
+
+    double best =
+        higher ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+    int64_t step = 0, best_step = 0, last_eval_step = -1;
+    int since_best = 0;
+    bool stop = false;
+    std::vector<torch::Tensor> best_weights;
+    std::vector<float> scores;
+    auto evaluate = [&] {
+      last_eval_step = step;
+      net->eval();
+      PredictRows(a, net, xeval, &scores);
+      net->train();
+      Metrics m = ComputeMetrics(options.task, options.num_classes, scores, eval.labels);
+      if (options.on_eval) options.on_eval(step, m);
+      double v = m.count(metric) ? m[metric] : std::nan("");
+      if (!std::isnan(v) && (higher ? v > best : v < best)) {
+        best = v;
+        best_step = step;
+        since_best = 0;
+        if (options.patience > 0) best_weights = Snapshot(net);
+      } else if (options.patience > 0 && ++since_best >= options.patience) {
+        stop = true;
+      }
+    };
+
+    int64_t epoch = 0;
+    net->train();
+    while (epoch < h.epochs && !stop) {
+      Shuffle(&order, &rng);
+      ++epoch;
+      for (int64_t start = 0; start < rows && !stop; start += batch) {
+        const int64_t n = std::min(batch, rows - start);
+        torch::Tensor idx = torch::from_blob(order.data() + start, {n}, torch::kInt64).clone();
+        torch::Tensor logits =
+            net->forward(xtrain.dense.index_select(0, idx), xtrain.ids.index_select(0, idx));
+        torch::Tensor loss = Loss(a.task, logits, labels.index_select(0, idx),
+                                  weights.defined() ? weights.index_select(0, idx) : weights);
+        torch::Tensor total = loss;
+        if (l2_penalty) {
+          for (const torch::Tensor& p : penalized) {
+            total = total + 0.5 * h.optimizer.l2 * p.pow(2).sum();
+          }
+        }
+        optimizer->ZeroGrad();
+        total.backward();
+        optimizer->Step();
+        ++step;
+        if (options.on_loss) options.on_loss(step, loss.item<double>());
+        if (eval.size() > 0 && step % eval_every == 0) evaluate();
+      }
+      if (eval.size() > 0 && last_eval_step != step && !stop) evaluate();
+      if (options.on_histogram) {
+        for (const auto& item : net->named_parameters()) {
+          torch::Tensor t = item.value().detach().contiguous();
+          options.on_histogram(
+              StrCat("weights/", item.key()), step,
+              std::span<const float>(t.data_ptr<float>(), static_cast<size_t>(t.numel())));
+        }
+      }
+    }
+    if (options.patience > 0 && !best_weights.empty()) Restore(net, best_weights);
+    int64_t num_params = 0;
+    for (const torch::Tensor& p : params) num_params += p.numel();
+    nlohmann::json summary = {{"epochs", epoch},
+                              {"steps", step},
+                              {"best_step", eval.size() > 0 ? best_step : step},
+                              {"parameters", num_params}};
+    return std::unique_ptr<Model>(new TorchModel(a, std::move(net), std::move(summary)));
+  } catch (const std::exception& e) {
+    return TorchError("training", e);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Model>> LoadNet(const std::string& type, const Bundle& bundle,
+                                               Task task, int num_classes) {
+  KILN_ASSIGN_OR_RETURN(std::string arch_text, bundle.ReadFile(kArchFile));
+  KILN_ASSIGN_OR_RETURN(Arch a, Arch::FromJson(arch_text));
+  const int64_t outputs = task == Task::kMulticlass ? num_classes : 1;
+  if (a.type != type || a.task != task || a.num_outputs != outputs) {
+    return absl::DataLossError(StrCat(kArchFile, " describes a ", a.type, " ", TaskName(a.task),
+                                      " model with ", a.num_outputs, " outputs; the bundle a ",
+                                      type, " ", TaskName(task), " model with ", outputs));
+  }
+  KILN_ASSIGN_OR_RETURN(std::string weights, bundle.ReadFile(kWeightsFile));
+  try {
+    Net net(a);
+    // Module::load replaces each tensor with the stored one whatever its shape, so the
+    // shapes the architecture gives are checked afterwards.
+    std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
+    for (const auto& item : net->named_parameters()) {
+      shapes.emplace_back(item.key(), item.value().sizes().vec());
+    }
+    torch::serialize::InputArchive archive;
+    archive.load_from(weights.data(), weights.size());
+    net->load(archive);
+    size_t i = 0;
+    for (const auto& item : net->named_parameters()) {
+      if (item.value().sizes().vec() != shapes[i++].second) {
+        return absl::DataLossError(StrCat(kWeightsFile, " does not fit ", kArchFile, ": ",
+                                          item.key(), " has shape ",
+                                          StrJoin(item.value().sizes().vec(), "x"), ", expected ",
+                                          StrJoin(shapes[i - 1].second, "x")));
+      }
+    }
+    const nlohmann::json summary =
+        bundle.manifest().config.value("model_summary", nlohmann::json::object());
+    return std::unique_ptr<Model>(new TorchModel(a, std::move(net), summary));
+  } catch (const std::exception& e) {
+    return absl::DataLossError(
+        StrCat(kWeightsFile, " does not fit ", kArchFile, ": libtorch: ", e.what()));
+  }
+}
+
+}  // namespace
+
+}  // namespace kiln::model
+
+// The plugin's entry point (see model.cc: the torch models live in a module loaded on
+// first use, so kiln commands that train no neural model never pay libtorch's start-up).
+// Hands the trainer and loader of every type to `add`, which registers them in the
+// loading binary's registry.
+extern "C" __attribute__((visibility("default"))) void kiln_torch_models_register(
+    void* ctx, void (*add)(void* ctx, const char* name, kiln::model::TrainFn train,
+                           kiln::model::LoadFn load)) {
+  using namespace kiln::model;
+  for (const char* type : {"linear", "mlp", "wide_deep", "cnn"}) {
+    const std::string name = type;
+    add(
+        ctx, type,
+        [name](const TrainOptions& options, const kiln::transform::OutputSignature& signature,
+               const Examples& train,
+               const Examples& eval) { return TrainNet(name, options, signature, train, eval); },
+        [name](const Bundle& bundle, Task task, int num_classes) {
+          return LoadNet(name, bundle, task, num_classes);
+        });
+  }
+}
