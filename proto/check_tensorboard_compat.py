@@ -208,20 +208,7 @@ def main(argv):
             continue
         tfmd.compare_files(ours[fname], normalized_reference(fname, module, renamed), report)
 
-    if not report.errors:
-        try:
-            cross_parse(tfmd._build_pool(fds), report)
-        except Exception as exc:  # noqa: BLE001
-            report.error("cross-parse failed: %s: %s" % (type(exc).__name__, exc))
-
-    for w in report.warnings:
-        print("warning: " + w)
-    for e in report.errors:
-        print("MISMATCH: " + e)
-    print("checked %d messages, %d fields, %d enums: %s"
-          % (report.checked_messages, report.checked_fields, report.checked_enums,
-             "%d mismatch(es)" % len(report.errors) if report.errors else "all compatible"))
-    return 1 if report.errors else 0
+    return tfmd.finish(report, fds, cross_parse)
 
 
 if __name__ == "__main__":

@@ -427,9 +427,15 @@ def main(argv):
         module.DESCRIPTOR.CopyToProto(ref)
         compare_files(ours[fname], ref, report)
 
+    return finish(report, fds, cross_parse)
+
+
+def finish(report, fds, cross_parse_fn):
+    """Runs the cross-parse test when the descriptors matched, prints the report and
+    returns the exit status (shared with check_tensorboard_compat.py)."""
     if not report.errors:
         try:
-            cross_parse(_build_pool(fds), report)
+            cross_parse_fn(_build_pool(fds), report)
         except Exception as exc:  # noqa: BLE001
             report.error("cross-parse failed: %s: %s" % (type(exc).__name__, exc))
 
