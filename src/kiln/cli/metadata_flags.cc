@@ -45,27 +45,10 @@ void MetadataFlags::Add(CLI::App* app, bool recording) {
 }
 
 absl::StatusOr<std::unique_ptr<metadata::MetadataStore>> MetadataFlags::OpenForReading() const {
-  // Reading never creates a store: a missing SQLite file is an error, whether it is the
-  // default one or named by --metadata.
-  std::string_view u = url;
-  std::string path;
-  if (u.empty()) {
-    path = metadata::DefaultStorePath();
-  } else if (u.starts_with("sqlite://")) {
-    path = u.substr(9);
-  } else if (u.starts_with("sqlite:")) {
-    path = u.substr(7);
-  } else if (u.find("://") == std::string_view::npos) {
-    path = url;
-  }
-  std::error_code ec;
-  if (!path.empty() && path != ":memory:" && !std::filesystem::exists(path, ec)) {
-    return absl::NotFoundError(
-        StrCat("no metadata store at ", path,
-               "; run a kiln command that records (import, stats, train, ...) or pass "
-               "--metadata"));
-  }
-  return metadata::OpenStore(url);
+  // Reading never creates a store, whether the default one or one named by --metadata.
+  metadata::StoreOptions options;
+  options.must_exist = true;
+  return metadata::OpenStore(url, std::move(options));
 }
 
 absl::Status MetadataFlags::Record(std::string_view command,

@@ -36,6 +36,9 @@ struct StoreOptions {
   Env* env = Env::Default();  // the clock for create/update times
   // How long a transaction keeps retrying while other processes hold the lock.
   int busy_deadline_ms = 120000;
+  // OpenStore only: refuse (kNotFound) an SQLite file that does not exist instead of
+  // creating it, for commands that only read.
+  bool must_exist = false;
   // Tests only: build or keep the schema at this version instead of kSchemaVersion.
   int schema_version_for_testing = kSchemaVersion;
   // Tests only: runs inside every write transaction just before COMMIT.

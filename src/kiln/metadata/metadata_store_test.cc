@@ -50,6 +50,17 @@ class MetadataStoreTest : public ::testing::TestWithParam<kiln::testing::Backend
     return store.ok() ? std::move(*store) : nullptr;
   }
 
+  // A plain connection to the test's database, beside the store, to change it behind
+  // the store's back.
+  std::unique_ptr<Backend> RawBackend() {
+    if (GetParam().name == "Sqlite") {
+      return *OpenSqliteBackend({.path = location_->url().substr(7)});
+    }
+    PostgresOptions o;
+    o.url = location_->url();
+    return *OpenPostgresBackend(o);
+  }
+
   // Registers the types the tests use.
   void RegisterTypes() {
     Type examples{.kind = TypeKind::kArtifact, .name = "Examples"};
@@ -598,19 +609,8 @@ TEST_P(MetadataStoreTest, RefusesNewerSchemaAndChangesNothing) {
   PutExamples("/d/1", 1, "f");
   store_.reset();
   // Pretend a future kiln wrote this store.
-  {
-    auto raw = OpenStore(location_->url());
-    ASSERT_TRUE(raw.ok());
-  }
   auto bump = [&](int version) {
-    std::unique_ptr<Backend> b;
-    if (GetParam().name == "Sqlite") {
-      b = *OpenSqliteBackend({.path = location_->url().substr(7)});
-    } else {
-      PostgresOptions o;
-      o.url = location_->url();
-      b = *OpenPostgresBackend(o);
-    }
+    std::unique_ptr<Backend> b = RawBackend();
     SqlValue v = int64_t{version};
     ASSERT_TRUE(b->Query("UPDATE kiln_schema_version SET version = ?", {&v, 1}).ok());
   };
@@ -620,6 +620,10 @@ TEST_P(MetadataStoreTest, RefusesNewerSchemaAndChangesNothing) {
   EXPECT_THAT(refused.status().message(),
               HasSubstr(StrCat("schema version ", kSchemaVersion + 1, ", newer than this kiln")));
   EXPECT_THAT(refused.status().message(), HasSubstr("was not changed"));
+  // And it was not: the version is still the future one.
+  auto version = RawBackend()->Query("SELECT version FROM kiln_schema_version", {});
+  ASSERT_TRUE(version.ok());
+  EXPECT_EQ(std::get<int64_t>((*version)[0][0]), kSchemaVersion + 1);
   bump(kSchemaVersion);
   store_ = Open();
   ASSERT_NE(store_, nullptr);
@@ -629,14 +633,7 @@ TEST_P(MetadataStoreTest, RefusesNewerSchemaAndChangesNothing) {
 TEST_P(MetadataStoreTest, RefusesDatabaseWithForeignTables) {
   store_.reset();
   location_ = GetParam().make();
-  std::unique_ptr<Backend> b;
-  if (GetParam().name == "Sqlite") {
-    b = *OpenSqliteBackend({.path = location_->url().substr(7)});
-  } else {
-    PostgresOptions o;
-    o.url = location_->url();
-    b = *OpenPostgresBackend(o);
-  }
+  std::unique_ptr<Backend> b = RawBackend();
   ASSERT_TRUE(b->ExecuteScript("CREATE TABLE customers (id INTEGER); "
                                "INSERT INTO customers VALUES (1)")
                   .ok());

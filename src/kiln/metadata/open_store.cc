@@ -1,6 +1,7 @@
 #include "kiln/metadata/open_store.h"
 
 #include <cstdlib>
+#include <filesystem>
 
 #include "absl/status/status.h"
 #include "kiln/base/status.h"
@@ -41,6 +42,13 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> OpenStore(const std::string& url,
       path = url;
     }
     if (path.empty()) return absl::InvalidArgumentError("--metadata sqlite: needs a file path");
+    std::error_code ec;
+    if (options.must_exist && path != ":memory:" && !std::filesystem::exists(path, ec)) {
+      return absl::NotFoundError(
+          StrCat("no metadata store at ", path,
+                 "; run a kiln command that records (import, stats, train, ...) or pass "
+                 "--metadata"));
+    }
     SqliteOptions sq;
     sq.path = path;
     KILN_ASSIGN_OR_RETURN(backend, OpenSqliteBackend(sq));

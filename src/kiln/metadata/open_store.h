@@ -19,7 +19,8 @@ namespace kiln::metadata {
 // The SQLite path used when no URL is given.
 std::string DefaultStorePath();
 
-// Errors: kInvalidArgument for an unknown scheme, and those of MetadataStore::Create.
+// Errors: kInvalidArgument for an unknown scheme; kNotFound for a missing SQLite file
+// with options.must_exist; and those of MetadataStore::Create.
 absl::StatusOr<std::unique_ptr<MetadataStore>> OpenStore(const std::string& url,
                                                          StoreOptions options = {});
 

@@ -132,6 +132,21 @@ TEST(OpenStoreTest, DefaultLivesInKilnHome) {
   if (!saved.empty()) setenv("KILN_HOME", saved.c_str(), 1);
 }
 
+TEST(OpenStoreTest, MustExistRefusesAMissingFileWithoutCreatingIt) {
+  kiln::testing::TempDir dir;
+  StoreOptions options;
+  options.must_exist = true;
+  for (const std::string& url : {"sqlite:" + dir.File("a.sqlite"), dir.File("a.sqlite")}) {
+    auto store = OpenStore(url, options);
+    EXPECT_EQ(store.status().code(), absl::StatusCode::kNotFound) << url;
+    EXPECT_THAT(store.status().message(),
+                HasSubstr("no metadata store at " + dir.File("a.sqlite")));
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.File("a.sqlite")));
+  ASSERT_TRUE(OpenStore(dir.File("a.sqlite")).ok());  // created by a recording open
+  EXPECT_TRUE(OpenStore(dir.File("a.sqlite"), options).ok());
+}
+
 TEST(OpenStoreTest, UrlForms) {
   kiln::testing::TempDir dir;
   for (const std::string& url : {"sqlite:" + dir.File("a.sqlite"),
