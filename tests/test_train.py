@@ -150,6 +150,8 @@ def test_regression_and_the_default_split(kiln, tmp_path):
     manifest = json.load(open(tmp_path / "m" / "manifest.json"))
     prov = manifest["provenance"]
     assert int(prov["train_rows"]) + int(prov["eval_rows"]) == len(rows)
+    import hashlib
+    assert prov["data_fingerprint"] == hashlib.sha256((tmp_path / "all.csv").read_bytes()).hexdigest()
     # 2:1 by hash: close to a third held out.
     assert abs(int(prov["eval_rows"]) / len(rows) - 1 / 3) < 0.06
     assert manifest["config"]["metrics"]["eval"]["r2"] > 0.95  # area follows radius

@@ -195,6 +195,26 @@ nlohmann::json OutputsSignature(model::Task task, const Labels& l) {
   return J::array();
 }
 
+// Adds what identifies `input`'s content to `fp`: a dataset's own fingerprint, else the
+// bytes of its files, streamed (a training file is not held in memory twice).
+absl::Status AddFingerprint(Env* env, const data::InputSet& input, Sha256* fp) {
+  for (const std::string& f : input.files) {
+    if (input.format == data::Format::kDataset) {
+      KILN_ASSIGN_OR_RETURN(auto m, data::ReadManifest(env, f));
+      fp->Update(m.fingerprint);
+      continue;
+    }
+    KILN_ASSIGN_OR_RETURN(auto file, env->NewSequentialFile(f));
+    std::string buf(1 << 20, '\0');
+    for (;;) {
+      KILN_ASSIGN_OR_RETURN(size_t n, file->Read(buf.size(), buf.data()));
+      if (n == 0) break;
+      fp->Update(std::string_view(buf.data(), n));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<data::Batch> ReadAllRows(Env* env, const std::string& spec, const std::string& split,
@@ -248,18 +268,9 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   data::Batch train_rows, eval_rows;
   if (!req.eval_data.empty()) {
     Sha256 fp;
-    for (const std::string& spec : {req.data, req.eval_data}) {
-      KILN_ASSIGN_OR_RETURN(data::InputSet in, data::ResolveInput(env, spec));
-      for (const std::string& f : in.files) {
-        if (in.format == data::Format::kDataset) {
-          KILN_ASSIGN_OR_RETURN(auto m, data::ReadManifest(env, f));
-          fp.Update(m.fingerprint);
-        } else {
-          KILN_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(env, f));
-          fp.Update(bytes);
-        }
-      }
-    }
+    KILN_RETURN_IF_ERROR(AddFingerprint(env, input, &fp));
+    KILN_ASSIGN_OR_RETURN(data::InputSet eval_input, data::ResolveInput(env, req.eval_data));
+    KILN_RETURN_IF_ERROR(AddFingerprint(env, eval_input, &fp));
     result.data_fingerprint = fp.HexDigest();
     KILN_ASSIGN_OR_RETURN(train_rows, ReadAllRows(env, req.data, "", &schema));
     KILN_ASSIGN_OR_RETURN(eval_rows, ReadAllRows(env, req.eval_data, "", &schema));
@@ -275,10 +286,7 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
     KILN_ASSIGN_OR_RETURN(eval_rows, ReadAllRows(env, input.files[0], "eval", &schema));
   } else {
     Sha256 fp;
-    for (const std::string& f : input.files) {
-      KILN_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(env, f));
-      fp.Update(bytes);
-    }
+    KILN_RETURN_IF_ERROR(AddFingerprint(env, input, &fp));
     result.data_fingerprint = fp.HexDigest();
     KILN_ASSIGN_OR_RETURN(data::Batch all, ReadAllRows(env, req.data, "", &schema));
     KILN_ASSIGN_OR_RETURN(data::SplitConfig sc, data::ParseSplitConfig(c.split));
