@@ -14,6 +14,12 @@ namespace kiln {
 // A sibling of `target` to build the new contents in ("TARGET.kiln-staging-PID").
 std::string StagingDirFor(const std::string& target);
 
+// Tidies up after writers of `target` that were killed: removes their staging
+// directories, and when one died between the two renames of a replacement (so `target`
+// is missing and its old contents wait under TARGET.kiln-old-PID), puts the old contents
+// back. Only directories of processes no longer running are touched. Best effort.
+void RecoverFromDeadWriters(const std::string& target);
+
 // Moves the complete directory `staging` to `target`. When `target` exists it is
 // replaced if `replace`, else kAlreadyExists; the old directory is removed afterwards
 // (best effort). On failure the old `target` is put back.

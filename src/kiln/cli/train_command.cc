@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "kiln/base/progress.h"
 #include "kiln/base/str.h"
 #include "kiln/cli/command.h"
 #include "kiln/cli/metadata_flags.h"
@@ -18,10 +19,19 @@ struct TrainFlags {
   std::string eval_data;
   std::string out;
   std::string key_file;
+  std::string checkpoint_dir;
+  int64_t checkpoint_every = -1;  // -1: the config's
+  bool no_resume = false;
   bool overwrite = false;
   bool quiet = false;
   MetadataFlags metadata;
 };
+
+std::string Short(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
 
 std::string FormatMetrics(const model::Metrics& m) {
   std::string out;
@@ -47,13 +57,34 @@ int RunTrain(const TrainFlags& f) {
   req.out_dir = f.out;
   req.overwrite = f.overwrite;
   req.key = *key;
+  req.checkpoint_dir = f.checkpoint_dir;
+  req.resume = !f.no_resume;
+  if (f.checkpoint_every >= 0) req.config.checkpoint_every = f.checkpoint_every;
   int64_t start = env->NowMicros();
-  auto result = train::Train(env, req);
+  absl::StatusOr<train::TrainResult> result;
+  {
+    Progress progress("train", 0, !f.quiet && Progress::StderrIsTerminal(), Progress::Unit::kSteps);
+    req.on_progress = [&](const train::TrainProgress& p) {
+      std::string detail;
+      if (std::isfinite(p.loss)) detail = StrCat("loss ", Short(p.loss));
+      const std::string metric = model::PrimaryMetric(config->task);
+      if (auto it = p.eval.find(metric); it != p.eval.end()) {
+        StrAppend(&detail, detail.empty() ? "" : ", ", "eval ", metric, " ", Short(it->second));
+      }
+      progress.Update(static_cast<uint64_t>(p.step), static_cast<uint64_t>(p.total_steps),
+                      std::move(detail));
+    };
+    result = train::Train(env, req);
+  }
   if (!result.ok()) return ReportError("train", result.status());
   for (const std::string& w : result->warnings) {
     std::fprintf(stderr, "kiln train: warning: %s\n", w.c_str());
   }
   if (!f.quiet) {
+    if (result->resumed_from_step >= 0) {
+      std::printf("resumed from the checkpoint at step %lld\n",
+                  static_cast<long long>(result->resumed_from_step));
+    }
     std::printf("trained %s (%s) on %llu rows, evaluated on %llu (%.2fs)\n",
                 config->model_type.c_str(), std::string(model::TaskName(config->task)).c_str(),
                 static_cast<unsigned long long>(result->train_rows),
@@ -114,7 +145,11 @@ void AddTrainCommand(CLI::App& root) {
              "predictions apply exactly the same features. See docs/transform.md for the transform "
              "section and the config keys in src/kiln/train/train_config.h.\n\n"
              "Set KILN_MODEL_KEY (64 hex digits) or pass --key-file to encrypt the bundle "
-             "(AES-256-GCM).\n\nExample:\n  kiln train --config train.yaml --data "
+             "(AES-256-GCM).\n\nCheckpoints: a run that is killed or fails leaves its last "
+             "checkpoint in the checkpoint directory; running the same command again (same "
+             "data, same config) resumes from it and ends where an uninterrupted run would. A "
+             "checkpoint of other data or another config is refused; --no-resume discards "
+             "it.\n\nExample:\n  kiln train --config train.yaml --data "
              "breast_cancer.csv --out models/cancer/1\n\n",
              kExitCodesHelp));
   app->add_option("--config", flags->config, "train.yaml")->required();
@@ -126,6 +161,15 @@ void AddTrainCommand(CLI::App& root) {
   app->add_option("--out", flags->out, "Model bundle directory to write")->required();
   app->add_option("--key-file", flags->key_file, "Encrypt the bundle with this 32-byte key");
   app->add_flag("--overwrite", flags->overwrite, "Replace a bundle already at --out");
+  app->add_option("--checkpoint-every", flags->checkpoint_every,
+                  "Save the training state every N steps (mini-batches or boosting rounds); 0: "
+                  "never. Default: the config's training.checkpoint_every (1000)")
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--checkpoint-dir", flags->checkpoint_dir,
+                  "Where checkpoints and the logs of the run in progress live (default: "
+                  "OUT.ckpt beside --out; removed once the bundle is written)");
+  app->add_flag("--no-resume", flags->no_resume,
+                "Discard a checkpoint left by an interrupted run and start over");
   app->add_flag("--quiet,-q", flags->quiet, "Print nothing on success");
   flags->metadata.Add(app, /*recording=*/true);
   app->callback([flags] { Exit(RunTrain(*flags)); });

@@ -54,6 +54,7 @@ absl::StatusOr<ImportResult> ImportDataset(Env* env, const InputSet& input,
         kiln::StrCat("import: ", target, " is both the input and the output"));
   }
   KILN_ASSIGN_OR_RETURN(SplitAssigner assigner, SplitAssigner::Create(options.splits));
+  RecoverFromDeadWriters(target);
   const bool replacing = env->FileExists(JoinPath(target, kManifestName));
   if (replacing && !options.overwrite) {
     return absl::AlreadyExistsError(

@@ -149,6 +149,7 @@ absl::StatusOr<std::unique_ptr<BundleWriter>> BundleWriter::Create(Env* env, con
   if (options.key && options.key->size() != kAesKeyBytes) {
     return absl::InvalidArgumentError("a model key is 32 bytes");
   }
+  RecoverFromDeadWriters(dir);
   std::string staging = StagingDirFor(dir);
   std::error_code ec;
   std::filesystem::remove_all(staging, ec);  // a leftover of a killed writer of this pid

@@ -20,6 +20,7 @@ namespace kiln::model {
 namespace {
 
 constexpr const char* kModelFile = "model/xgboost.json";
+constexpr const char* kCheckpointFormat = "kiln.gbdt.checkpoint.1";
 
 absl::Status Check(int rc, std::string_view what) {
   if (rc == 0) return absl::OkStatus();
@@ -196,11 +197,57 @@ absl::StatusOr<std::unique_ptr<Model>> TrainGbdt(const TrainOptions& options,
   double best = higher ? -1e300 : 1e300;
   int best_round = static_cast<int>(rounds) - 1;
   int since_best = 0;
+  int first_round = 0;
+  if (!options.resume_from.empty()) {
+    // A checkpoint: the header line, a JSON line with the loop's state, then the booster
+    // as XGBoosterSerializeToBuffer wrote it (trees and configuration).
+    const std::string& ck = options.resume_from;
+    const size_t eol1 = ck.find('\n');
+    const size_t eol2 = eol1 == std::string::npos ? eol1 : ck.find('\n', eol1 + 1);
+    if (eol2 == std::string::npos || ck.compare(0, eol1, kCheckpointFormat) != 0) {
+      return absl::DataLossError("not a checkpoint of a gbdt training run");
+    }
+    nlohmann::json st = nlohmann::json::parse(ck.substr(eol1 + 1, eol2 - eol1 - 1), nullptr, false);
+    if (!st.is_object() || !st["round"].is_number_integer() || !st["best"].is_number() ||
+        !st["best_round"].is_number_integer() || !st["since_best"].is_number_integer()) {
+      return absl::DataLossError("gbdt checkpoint: malformed state line");
+    }
+    first_round = st["round"].get<int>();
+    best = st["best"].get<double>();
+    best_round = st["best_round"].get<int>();
+    since_best = st["since_best"].get<int>();
+    if (first_round < 0 || first_round > static_cast<int>(rounds)) {
+      return absl::DataLossError(
+          StrCat("gbdt checkpoint at round ", first_round, " of a run of ", rounds, " rounds"));
+    }
+    const std::string_view booster_bytes = std::string_view(ck).substr(eol2 + 1);
+    if (XGBoosterUnserializeFromBuffer(h, booster_bytes.data(), booster_bytes.size()) != 0) {
+      return absl::DataLossError(StrCat("gbdt checkpoint: ", XGBGetLastError()));
+    }
+  }
+  auto save_checkpoint = [&](int next_round) -> absl::Status {
+    bst_ulong len = 0;
+    const char* buf = nullptr;
+    KILN_RETURN_IF_ERROR(Check(XGBoosterSerializeToBuffer(h, &len, &buf), "checkpointing"));
+    nlohmann::json st = {{"round", next_round},
+                         {"best", best},
+                         {"best_round", best_round},
+                         {"since_best", since_best}};
+    std::string out = StrCat(kCheckpointFormat, "\n", st.dump(), "\n");
+    out.append(buf, len);
+    return options.on_checkpoint(next_round, std::move(out));
+  };
   std::vector<float> scores;
-  for (int round = 0; round < static_cast<int>(rounds); ++round) {
+  for (int round = first_round; round < static_cast<int>(rounds); ++round) {
     KILN_RETURN_IF_ERROR(Check(XGBoosterUpdateOneIter(h, round, dtrain.get()), "boosting"));
+    if (options.on_step) options.on_step(round + 1, static_cast<int64_t>(rounds));
     const bool last = round + 1 == static_cast<int>(rounds);
-    if (eval.size() == 0 || ((round + 1) % std::max(1, options.eval_every) != 0 && !last)) continue;
+    const bool checkpoint = options.checkpoint_every > 0 && options.on_checkpoint &&
+                            (round + 1) % options.checkpoint_every == 0 && !last;
+    if (eval.size() == 0 || ((round + 1) % std::max(1, options.eval_every) != 0 && !last)) {
+      if (checkpoint) KILN_RETURN_IF_ERROR(save_checkpoint(round + 1));
+      continue;
+    }
     bst_ulong len = 0;
     const float* result = nullptr;
     KILN_RETURN_IF_ERROR(Check(XGBoosterPredict(h, deval.get(), 0, 0, 0, &len, &result), "eval"));
@@ -215,6 +262,7 @@ absl::StatusOr<std::unique_ptr<Model>> TrainGbdt(const TrainOptions& options,
     } else if (options.patience > 0 && ++since_best >= options.patience) {
       break;
     }
+    if (checkpoint) KILN_RETURN_IF_ERROR(save_checkpoint(round + 1));
   }
   int kept = static_cast<int>(rounds);
   if (options.patience > 0 && best_round + 1 < static_cast<int>(rounds)) {

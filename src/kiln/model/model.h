@@ -58,6 +58,19 @@ struct TrainOptions {
   // at the end of every epoch; `values` is valid during the call only.
   std::function<void(const std::string& tag, int64_t step, std::span<const float> values)>
       on_histogram;
+  // Called after every step with the steps done and the steps the run will take at most
+  // (early stopping may end it sooner), e.g. for a progress bar.
+  std::function<void(int64_t step, int64_t total_steps)> on_step;
+
+  // Checkpoints. Every `checkpoint_every` steps (0: never) the whole training state
+  // (weights, optimizer state, random generators, position in the data, early-stopping
+  // state) goes to `on_checkpoint` as opaque bytes; an error it returns ends training.
+  // With `resume_from` set to such bytes, training continues from that state instead of
+  // starting over: given the same options and rows, the run ends where an uninterrupted
+  // one would. Errors: kDataLoss for bytes that are not a checkpoint of this model type.
+  int64_t checkpoint_every = 0;
+  std::function<absl::Status(int64_t step, std::string bytes)> on_checkpoint;
+  std::string resume_from;
 };
 
 class Model {

@@ -364,5 +364,80 @@ TEST_F(TorchModelsTest, WeightsThatDoNotFitTheArchitectureAreDataLoss) {
   EXPECT_THAT(loaded.status().message(), HasSubstr("model/weights.pt does not fit"));
 }
 
+// Resuming from any checkpoint ends with the model of the uninterrupted run: for each
+// optimizer (their state is in the checkpoint), with dropout (libtorch's generator) and
+// early stopping (its best weights and counters), from a checkpoint mid-epoch.
+TEST_F(TorchModelsTest, ResumingFromACheckpointEndsWithTheUninterruptedModel) {
+  for (const char* optimizer : {"adam", "sgd", "adagrad", "ftrl"}) {
+    SCOPED_TRACE(optimizer);
+    nlohmann::json p = {{"type", "wide_deep"},
+                        {"epochs", 4},
+                        {"batch_size", 64},
+                        {"dropout", 0.3},
+                        {"optimizer", optimizer}};
+    TrainOptions o = Options(p);
+    o.eval_every = 3;
+    o.patience = 5;
+    o.checkpoint_every = 7;  // 10 steps per epoch: checkpoints fall mid-epoch
+    std::map<int64_t, std::string> checkpoints;
+    o.on_checkpoint = [&](int64_t step, std::string bytes) {
+      checkpoints[step] = std::move(bytes);
+      return absl::OkStatus();
+    };
+    auto whole = Train(p, &o);
+    ASSERT_TRUE(whole.ok()) << whole.status();
+    // Steps 7, 14, ... of 40, unless early stopping ends the run sooner.
+    ASSERT_GE(checkpoints.size(), 3u);
+    for (int64_t at : {int64_t{7}, int64_t{21}}) {
+      TrainOptions r = o;
+      r.on_checkpoint = nullptr;
+      r.resume_from = checkpoints.at(at);
+      std::vector<int64_t> steps;
+      r.on_step = [&](int64_t step, int64_t total) {
+        steps.push_back(step);
+        EXPECT_EQ(total, 40);
+      };
+      auto resumed = Train(p, &r);
+      ASSERT_TRUE(resumed.ok()) << resumed.status();
+      EXPECT_EQ(steps.front(), at + 1);
+      EXPECT_EQ(Scores(**resumed, s_.eval), Scores(**whole, s_.eval));
+      EXPECT_EQ((*resumed)->Summary()["best_step"], (*whole)->Summary()["best_step"]);
+      EXPECT_EQ((*resumed)->Summary()["resumed_from_step"], at);
+    }
+  }
+}
+
+TEST_F(TorchModelsTest, ACheckpointOfAnotherRunIsDataLoss) {
+  nlohmann::json p = {{"type", "mlp"}, {"epochs", 1}, {"batch_size", 100}};
+  TrainOptions o = Options(p);
+  o.checkpoint_every = 2;
+  std::string saved;
+  o.on_checkpoint = [&](int64_t, std::string bytes) {
+    saved = std::move(bytes);
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE(Train(p, &o).ok());
+  ASSERT_FALSE(saved.empty());
+  o.on_checkpoint = nullptr;
+  nlohmann::json linear = {{"type", "linear"}, {"epochs", 1}};
+  o.resume_from = saved;
+  auto other_type = Train(linear, &o);
+  EXPECT_EQ(other_type.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(other_type.status().message()), HasSubstr("of a mlp model"));
+  o.resume_from = "not a checkpoint";
+  EXPECT_EQ(Train(p, &o).status().code(), absl::StatusCode::kDataLoss);
+  o.resume_from = saved.substr(0, saved.size() / 2);
+  EXPECT_EQ(Train(p, &o).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(TorchModelsTest, AFailingCheckpointEndsTraining) {
+  nlohmann::json p = {{"type", "linear"}, {"epochs", 3}};
+  TrainOptions o = Options(p);
+  o.checkpoint_every = 4;
+  o.on_checkpoint = [](int64_t, std::string) { return absl::ResourceExhaustedError("disk full"); };
+  auto m = Train(p, &o);
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kResourceExhausted);
+}
+
 }  // namespace
 }  // namespace kiln::model

@@ -108,6 +108,8 @@ absl::StatusOr<TrainConfig> ParseTrainConfig(std::string_view yaml) {
         } else if (key == "eval_every") {
           KILN_ASSIGN_OR_RETURN(int64_t n, Int(v, key, 1, 1000000));
           c.eval_every = static_cast<int>(n);
+        } else if (key == "checkpoint_every") {
+          KILN_ASSIGN_OR_RETURN(c.checkpoint_every, Int(v, key, 0, INT64_MAX));
         } else if (key == "split") {
           c.split = v.Scalar();
         } else if (key == "early_stopping") {
@@ -129,7 +131,7 @@ absl::StatusOr<TrainConfig> ParseTrainConfig(std::string_view yaml) {
         } else {
           return Bad(kv.first, StrCat("unknown training key '", key,
                                       "'; keys: seed, threads, eval_every, early_stopping, "
-                                      "split, class_weights"));
+                                      "checkpoint_every, split, class_weights"));
         }
       }
     }
@@ -162,6 +164,7 @@ nlohmann::json TrainConfigToJson(const TrainConfig& c) {
       {"seed", c.seed},
       {"threads", c.threads},
       {"eval_every", c.eval_every},
+      {"checkpoint_every", c.checkpoint_every},
       {"early_stopping", {{"metric", c.early_stopping_metric}, {"patience", c.patience}}},
       {"split", c.split},
       {"class_weights", c.class_weights}};

@@ -14,6 +14,7 @@
 //     threads: 0                   # 0: all cores
 //     eval_every: 1                # steps (boosting rounds / mini-batches)
 //     early_stopping: {metric: auc, patience: 20}   # patience 0: off
+//     checkpoint_every: 1000       # steps; 0: off (see `kiln train --help` on resuming)
 //     split: "train:2,eval:1"      # for inputs that are not imported datasets
 //     class_weights: {"1": 3.0}    # binary/multiclass: weight per label value
 #ifndef KILN_TRAIN_TRAIN_CONFIG_H_
@@ -43,6 +44,7 @@ struct TrainConfig {
   int eval_every = 1;
   std::string early_stopping_metric;  // "" = the task's primary metric
   int patience = 0;
+  int64_t checkpoint_every = 1000;
   std::string split = "train:2,eval:1";
   std::map<std::string, double> class_weights;
 };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <set>
 
 #include "absl/status/status.h"
@@ -215,6 +216,73 @@ absl::Status AddFingerprint(Env* env, const data::InputSet& input, Sha256* fp) {
   return absl::OkStatus();
 }
 
+// A checkpoint file: this line, a JSON line (the run it belongs to, the model type, the
+// step, SHA-256 and size of the state), then the model's state bytes.
+constexpr std::string_view kCheckpointMagic = "kiln-checkpoint 1\n";
+constexpr const char* kCheckpointFile = "checkpoint";
+
+// What a checkpoint must match to be resumed: the data and every setting that changes
+// what is trained (how often checkpoints are taken does not).
+std::string RunFingerprint(const TrainConfig& c, const std::string& data_fingerprint) {
+  nlohmann::json j = TrainConfigToJson(c);
+  j["training"].erase("checkpoint_every");
+  Sha256 h;
+  h.Update(data_fingerprint);
+  h.Update("\n");
+  h.Update(j.dump());
+  return h.HexDigest();
+}
+
+absl::Status WriteCheckpoint(Env* env, const std::string& path, const std::string& run,
+                             const std::string& model_type, int64_t step, std::string_view state) {
+  nlohmann::json head = {{"run", run},
+                         {"model_type", model_type},
+                         {"step", step},
+                         {"sha256", Sha256Hex(state)},
+                         {"size", state.size()}};
+  std::string out = StrCat(kCheckpointMagic, head.dump(), "\n");
+  out.append(state);
+  return WriteFileAtomically(env, path, out);
+}
+
+// The state bytes of the checkpoint at `path`, and its step. Errors: kDataLoss for a
+// damaged file, kFailedPrecondition for a checkpoint of another run.
+absl::StatusOr<std::string> ReadCheckpoint(Env* env, const std::string& path,
+                                           const std::string& run, int64_t* step) {
+  KILN_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(env, path));
+  const size_t eol = bytes.find('\n', kCheckpointMagic.size());
+  nlohmann::json head;
+  if (bytes.compare(0, kCheckpointMagic.size(), kCheckpointMagic) == 0 &&
+      eol != std::string::npos) {
+    head = nlohmann::json::parse(
+        std::string_view(bytes).substr(kCheckpointMagic.size(), eol - kCheckpointMagic.size()),
+        nullptr, false);
+  }
+  if (!head.is_object() || !head["run"].is_string() || !head["step"].is_number_integer() ||
+      !head["sha256"].is_string() || !head["size"].is_number_unsigned()) {
+    return absl::DataLossError(StrCat(path, ": not a kiln checkpoint"));
+  }
+  std::string state = bytes.substr(eol + 1);
+  if (state.size() != head["size"].get<uint64_t>() ||
+      Sha256Hex(state) != head["sha256"].get<std::string>()) {
+    return absl::DataLossError(
+        StrCat(path, ": the checkpoint is damaged (its size or SHA-256 differs from its header)"));
+  }
+  if (head["run"].get<std::string>() != run) {
+    return absl::FailedPreconditionError(
+        StrCat(path,
+               " is a checkpoint of another run: the data or the train config changed since. "
+               "Pass --no-resume to discard it and start over"));
+  }
+  *step = head["step"].get<int64_t>();
+  return state;
+}
+
+std::string StripTrailingSlashes(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
 }  // namespace
 
 absl::StatusOr<data::Batch> ReadAllRows(Env* env, const std::string& spec, const std::string& split,
@@ -334,8 +402,34 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   train.x = &xtrain;
   eval.x = &xeval;
 
+  // Checkpoints and logs live in the checkpoint directory until the bundle is published
+  // (without checkpoints, the logs go straight into the bundle).
+  const std::string ckpt_dir = req.checkpoint_dir.empty()
+                                   ? StrCat(StripTrailingSlashes(req.out_dir), ".ckpt")
+                                   : req.checkpoint_dir;
+  const std::string ckpt_file = JoinPath(ckpt_dir, kCheckpointFile);
+  const std::string run = RunFingerprint(c, result.data_fingerprint);
+  std::string resume_state;
+  if (env->FileExists(ckpt_file) && req.resume) {
+    KILN_ASSIGN_OR_RETURN(resume_state,
+                          ReadCheckpoint(env, ckpt_file, run, &result.resumed_from_step));
+  } else if (env->IsDirectory(ckpt_dir)) {
+    // Nothing to resume from: what is there (logs of a run killed before its first
+    // checkpoint, or a checkpoint the caller discards) would only mislead.
+    std::error_code ec;
+    std::filesystem::remove_all(ckpt_dir, ec);
+    if (ec) return absl::InternalError(StrCat("removing ", ckpt_dir, ": ", ec.message()));
+  }
+  const bool checkpointing = c.checkpoint_every > 0;
+  std::string logdir;
+  if (checkpointing) {
+    logdir = JoinPath(ckpt_dir, "logs");
+    KILN_RETURN_IF_ERROR(env->CreateDirs(logdir));
+  } else {
+    KILN_ASSIGN_OR_RETURN(logdir, writer->UnlistedDir("logs"));
+  }
+
   // Train, logging eval metrics to TensorBoard.
-  KILN_ASSIGN_OR_RETURN(std::string logdir, writer->UnlistedDir("logs"));
   KILN_ASSIGN_OR_RETURN(auto events, observe::EventWriter::Create(env, logdir));
   std::map<std::string, observe::HparamValue> hparams;
   for (const auto& [k, v] : c.model_params.items()) {
@@ -354,8 +448,24 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   to.eval_every = c.eval_every;
   to.early_stopping_metric = c.early_stopping_metric;
   to.patience = c.patience;
+  if (checkpointing) {
+    to.checkpoint_every = c.checkpoint_every;
+    to.on_checkpoint = [&](int64_t step, std::string state) {
+      // The logs up to here survive a kill too.
+      KILN_RETURN_IF_ERROR(events->Flush());
+      return WriteCheckpoint(env, ckpt_file, run, c.model_type, step, state);
+    };
+    to.resume_from = std::move(resume_state);
+  }
+  TrainProgress progress;
+  to.on_step = [&](int64_t step, int64_t total) {
+    progress.step = step;
+    progress.total_steps = total;
+    if (req.on_progress) req.on_progress(progress);
+  };
   absl::Status log_status;
   to.on_eval = [&](int64_t step, const model::Metrics& m) {
+    progress.eval = m;
     for (const auto& [name, value] : m) {
       if (std::isfinite(value) && log_status.ok()) {
         log_status = events->AddScalar(StrCat("eval/", name), step, static_cast<float>(value));
@@ -363,6 +473,7 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
     }
   };
   to.on_loss = [&](int64_t step, double loss) {
+    progress.loss = loss;
     if (std::isfinite(loss) && log_status.ok()) {
       log_status = events->AddScalar("train/loss", step, static_cast<float>(loss));
     }
@@ -389,6 +500,12 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   KILN_RETURN_IF_ERROR(events->Close());
 
   // The bundle.
+  if (checkpointing) {
+    KILN_ASSIGN_OR_RETURN(std::string bundle_logs, writer->UnlistedDir("logs"));
+    std::error_code ec;
+    std::filesystem::remove(bundle_logs, ec);  // the empty directory UnlistedDir made
+    KILN_RETURN_IF_ERROR(env->RenameFile(logdir, bundle_logs));
+  }
   KILN_RETURN_IF_ERROR(writer->AddFile("transform.json", fitted.ToJson()));
   KILN_RETURN_IF_ERROR((*trained)->Save(writer.get()));
   model::BundleManifest m;
@@ -423,6 +540,12 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
                   {"kiln_version", std::string(KilnVersion())},
                   {"git_sha", std::string(GitSha())}};
   KILN_RETURN_IF_ERROR(writer->Finish(std::move(m)));
+  if (env->IsDirectory(ckpt_dir)) {
+    // The bundle is published; the checkpoints are of no further use.
+    std::error_code ec;
+    std::filesystem::remove_all(ckpt_dir, ec);
+    if (ec) result.warnings.push_back(StrCat("could not remove ", ckpt_dir, ": ", ec.message()));
+  }
   return result;
 }
 

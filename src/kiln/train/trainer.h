@@ -4,7 +4,9 @@
 #ifndef KILN_TRAIN_TRAINER_H_
 #define KILN_TRAIN_TRAINER_H_
 
+#include <cmath>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +19,14 @@
 
 namespace kiln::train {
 
+// Where a run is, for a progress display: after every step (mini-batch or boosting round).
+struct TrainProgress {
+  int64_t step = 0;
+  int64_t total_steps = 0;  // at most; early stopping may end the run sooner
+  double loss = NAN;        // the last step's training loss (NaN: the model reports none)
+  model::Metrics eval;      // the latest evaluation (empty before the first)
+};
+
 struct TrainRequest {
   std::string data;  // a CSV/JSONL/TFRecord file, glob or span pattern, or a kiln dataset
   // Rows to evaluate on instead of a split of `data` (then all of `data` trains).
@@ -25,6 +35,15 @@ struct TrainRequest {
   std::string out_dir;
   bool overwrite = false;
   std::optional<std::string> key;  // seal the bundle with AES-256-GCM
+  // Checkpoints (every config.checkpoint_every steps, file `checkpoint`) and the run's
+  // TensorBoard logs stay here until the bundle is published; then it is removed. A run
+  // killed on the way leaves it behind, and the next run with the same data and config
+  // continues from its checkpoint. Empty: OUT_DIR.ckpt beside the bundle.
+  std::string checkpoint_dir;
+  // false: discard a checkpoint found there and start over. (A checkpoint of other data
+  // or another config is an error unless this is false.)
+  bool resume = true;
+  std::function<void(const TrainProgress&)> on_progress;
 };
 
 struct TrainResult {
@@ -36,6 +55,7 @@ struct TrainResult {
   std::vector<std::string> classes;  // binary: [negative, positive]; multiclass: by index
   std::string data_fingerprint;      // the dataset's, or SHA-256 of the raw files
   std::vector<std::string> warnings;
+  int64_t resumed_from_step = -1;  // the checkpoint's step when the run resumed
 };
 
 // Errors: kInvalidArgument (config, label column missing, a task the labels do not fit),

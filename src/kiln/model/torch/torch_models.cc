@@ -46,6 +46,7 @@
 //
 // Bundle files: model/arch.json (what is needed to rebuild the network) and
 // model/weights.pt (torch::serialize::OutputArchive of its parameters and buffers).
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn.h>
 #include <torch/optim.h>
 #include <torch/serialize.h>
@@ -53,6 +54,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <random>
@@ -73,6 +75,7 @@ constexpr const char* kArchFile = "model/arch.json";
 constexpr const char* kArchFormat = "kiln.torch";
 constexpr int kArchVersion = 1;
 constexpr int64_t kPredictBatch = 8192;
+constexpr const char* kCheckpointFormat = "kiln.torch.checkpoint.1";
 
 bool HasWide(const std::string& type) { return type == "linear" || type == "wide_deep"; }
 bool HasDeep(const std::string& type) { return type != "linear"; }
@@ -288,6 +291,9 @@ class Optimizer {
   virtual ~Optimizer() = default;
   virtual void ZeroGrad() = 0;
   virtual void Step() = 0;
+  // The optimizer's state (moments, accumulators), for checkpoints.
+  virtual void Save(torch::serialize::OutputArchive& archive) const = 0;
+  virtual void Load(torch::serialize::InputArchive& archive) = 0;
 };
 
 class TorchOptimizer : public Optimizer {
@@ -295,6 +301,8 @@ class TorchOptimizer : public Optimizer {
   explicit TorchOptimizer(std::unique_ptr<torch::optim::Optimizer> o) : o_(std::move(o)) {}
   void ZeroGrad() override { o_->zero_grad(); }
   void Step() override { o_->step(); }
+  void Save(torch::serialize::OutputArchive& archive) const override { o_->save(archive); }
+  void Load(torch::serialize::InputArchive& archive) override { o_->load(archive); }
 
  private:
   std::unique_ptr<torch::optim::Optimizer> o_;
@@ -334,6 +342,18 @@ class Ftrl : public Optimizer {
       torch::Tensor shrunk = z_[i] - torch::sign(z_[i]) * c_.l1;
       torch::Tensor denom = (root_new + c_.beta) / c_.learning_rate + c_.l2;
       w.copy_(torch::where(z_[i].abs() <= c_.l1, torch::zeros_like(w), -shrunk / denom));
+    }
+  }
+  void Save(torch::serialize::OutputArchive& archive) const override {
+    for (size_t i = 0; i < params_.size(); ++i) {
+      archive.write(StrCat("n", i), n_[i], /*is_buffer=*/true);
+      archive.write(StrCat("z", i), z_[i], /*is_buffer=*/true);
+    }
+  }
+  void Load(torch::serialize::InputArchive& archive) override {
+    for (size_t i = 0; i < params_.size(); ++i) {
+      archive.read(StrCat("n", i), n_[i], /*is_buffer=*/true);
+      archive.read(StrCat("z", i), z_[i], /*is_buffer=*/true);
     }
   }
 
@@ -807,12 +827,112 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
       }
     };
 
-    int64_t epoch = 0;
+    // Where training is: `epoch` epochs begun, the current one's `order` used up to
+    // `next_start` (rows: finished).
+    int64_t epoch = 0, next_start = rows, resumed_from = -1;
+    const int64_t total_steps = h.epochs * ((rows + batch - 1) / batch);
+    at::Generator torch_rng = at::detail::getDefaultCPUGenerator();
+    auto save_checkpoint = [&]() -> absl::Status {
+      torch::serialize::OutputArchive archive, net_archive, opt_archive, best_archive;
+      archive.write("format", c10::IValue(std::string(kCheckpointFormat)));
+      archive.write("type", c10::IValue(a.type));
+      archive.write("rows", c10::IValue(rows));
+      net->save(net_archive);
+      archive.write("net", net_archive);
+      optimizer->Save(opt_archive);
+      archive.write("optimizer", opt_archive);
+      for (size_t i = 0; i < best_weights.size(); ++i) {
+        best_archive.write(StrCat(i), best_weights[i], /*is_buffer=*/true);
+      }
+      archive.write("best_weights", best_archive);
+      archive.write("num_best_weights", c10::IValue(static_cast<int64_t>(best_weights.size())));
+      archive.write("order", torch::from_blob(order.data(), {rows}, torch::kInt64).clone(),
+                    /*is_buffer=*/true);
+      std::ostringstream rng_text;
+      rng_text << rng;
+      archive.write("rng", c10::IValue(rng_text.str()));
+      {
+        std::lock_guard<std::mutex> lock(torch_rng.mutex());
+        archive.write("torch_rng", torch_rng.get_state(), /*is_buffer=*/true);
+      }
+      for (auto [key, v] : {std::pair<const char*, int64_t>{"step", step},
+                            {"epoch", epoch},
+                            {"next_start", next_start},
+                            {"best_step", best_step},
+                            {"last_eval_step", last_eval_step},
+                            {"since_best", since_best},
+                            {"stop", stop ? 1 : 0}}) {
+        archive.write(key, c10::IValue(v));
+      }
+      archive.write("best", c10::IValue(best));
+      std::ostringstream out;
+      archive.save_to(out);
+      return options.on_checkpoint(step, std::move(out).str());
+    };
+    if (!options.resume_from.empty()) {
+      auto bad = [](std::string_view why) {
+        return absl::DataLossError(StrCat("not a checkpoint of this training run: ", why));
+      };
+      torch::serialize::InputArchive archive, net_archive, opt_archive, best_archive;
+      try {
+        archive.load_from(options.resume_from.data(), options.resume_from.size());
+        auto read = [&](const char* key) {
+          c10::IValue v;
+          archive.read(key, v);
+          return v;
+        };
+        if (read("format").toStringRef() != kCheckpointFormat) return bad("unknown format");
+        if (read("type").toStringRef() != a.type || read("rows").toInt() != rows) {
+          return bad(StrCat("it is of a ", read("type").toStringRef(), " model on ",
+                            read("rows").toInt(), " rows; this run trains a ", a.type, " model on ",
+                            rows));
+        }
+        archive.read("net", net_archive);
+        net->load(net_archive);
+        archive.read("optimizer", opt_archive);
+        optimizer->Load(opt_archive);
+        archive.read("best_weights", best_archive);
+        best_weights.resize(static_cast<size_t>(read("num_best_weights").toInt()));
+        for (size_t i = 0; i < best_weights.size(); ++i) {
+          best_archive.read(StrCat(i), best_weights[i], /*is_buffer=*/true);
+        }
+        torch::Tensor saved_order;
+        archive.read("order", saved_order, /*is_buffer=*/true);
+        if (saved_order.numel() != rows) return bad("the row order has the wrong size");
+        std::memcpy(order.data(), saved_order.contiguous().data_ptr<int64_t>(),
+                    static_cast<size_t>(rows) * sizeof(int64_t));
+        std::istringstream rng_text(read("rng").toStringRef());
+        rng_text >> rng;
+        torch::Tensor torch_state;
+        archive.read("torch_rng", torch_state, /*is_buffer=*/true);
+        {
+          std::lock_guard<std::mutex> lock(torch_rng.mutex());
+          torch_rng.set_state(torch_state);
+        }
+        step = read("step").toInt();
+        epoch = read("epoch").toInt();
+        next_start = read("next_start").toInt();
+        best_step = read("best_step").toInt();
+        last_eval_step = read("last_eval_step").toInt();
+        since_best = static_cast<int>(read("since_best").toInt());
+        stop = read("stop").toInt() != 0;
+        best = read("best").toDouble();
+        resumed_from = step;
+      } catch (const std::exception& e) {
+        return bad(e.what());
+      }
+    }
+
     net->train();
-    while (epoch < h.epochs && !stop) {
-      Shuffle(&order, &rng);
-      ++epoch;
-      for (int64_t start = 0; start < rows && !stop; start += batch) {
+    while (!stop) {
+      if (next_start >= rows) {
+        if (epoch >= h.epochs) break;
+        Shuffle(&order, &rng);
+        ++epoch;
+        next_start = 0;
+      }
+      while (next_start < rows && !stop) {
+        const int64_t start = next_start;
         const int64_t n = std::min(batch, rows - start);
         torch::Tensor idx = torch::from_blob(order.data() + start, {n}, torch::kInt64).clone();
         torch::Tensor logits =
@@ -829,8 +949,14 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
         total.backward();
         optimizer->Step();
         ++step;
+        next_start = start + n;
         if (options.on_loss) options.on_loss(step, loss.item<double>());
+        if (options.on_step) options.on_step(step, total_steps);
         if (eval.size() > 0 && step % eval_every == 0) evaluate();
+        if (options.checkpoint_every > 0 && options.on_checkpoint &&
+            step % options.checkpoint_every == 0) {
+          KILN_RETURN_IF_ERROR(save_checkpoint());
+        }
       }
       if (eval.size() > 0 && last_eval_step != step && !stop) evaluate();
       if (options.on_histogram) {
@@ -849,6 +975,7 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
                               {"steps", step},
                               {"best_step", eval.size() > 0 ? best_step : step},
                               {"parameters", num_params}};
+    if (resumed_from >= 0) summary["resumed_from_step"] = resumed_from;
     return std::unique_ptr<Model>(new TorchModel(a, std::move(net), std::move(summary)));
   } catch (const std::exception& e) {
     return TorchError("training", e);
