@@ -22,6 +22,9 @@ struct TrainFlags {
   std::string checkpoint_dir;
   int64_t checkpoint_every = -1;  // -1: the config's
   bool no_resume = false;
+  int world_size = 1;
+  int rank = 0;
+  std::string rendezvous;
   bool overwrite = false;
   bool quiet = false;
   MetadataFlags metadata;
@@ -59,6 +62,19 @@ int RunTrain(const TrainFlags& f) {
   req.key = *key;
   req.checkpoint_dir = f.checkpoint_dir;
   req.resume = !f.no_resume;
+  req.world_size = f.world_size;
+  req.rank = f.rank;
+  req.rendezvous = f.rendezvous;
+  if (f.world_size > 1 && f.rendezvous.empty()) {
+    return ReportError(
+        "train",
+        absl::InvalidArgumentError("--world-size > 1 needs --rendezvous HOST:PORT (or file:PATH)"));
+  }
+  if (f.rank >= f.world_size) {
+    return ReportError("train",
+                       absl::InvalidArgumentError(
+                           StrCat("--rank ", f.rank, " is not below --world-size ", f.world_size)));
+  }
   if (f.checkpoint_every >= 0) req.config.checkpoint_every = f.checkpoint_every;
   int64_t start = env->NowMicros();
   absl::StatusOr<train::TrainResult> result;
@@ -77,6 +93,14 @@ int RunTrain(const TrainFlags& f) {
     result = train::Train(env, req);
   }
   if (!result.ok()) return ReportError("train", result.status());
+  if (f.rank > 0) {
+    if (!f.quiet) {
+      std::printf("rank %d of %d: trained %s on its shard of %llu rows; rank 0 writes %s\n", f.rank,
+                  f.world_size, config->model_type.c_str(),
+                  static_cast<unsigned long long>(result->train_rows), f.out.c_str());
+    }
+    return kExitOk;
+  }
   for (const std::string& w : result->warnings) {
     std::fprintf(stderr, "kiln train: warning: %s\n", w.c_str());
   }
@@ -149,7 +173,11 @@ void AddTrainCommand(CLI::App& root) {
              "checkpoint in the checkpoint directory; running the same command again (same "
              "data, same config) resumes from it and ends where an uninterrupted run would. A "
              "checkpoint of other data or another config is refused; --no-resume discards "
-             "it.\n\nExample:\n  kiln train --config train.yaml --data "
+             "it.\n\nDistributed: run the same command in N processes (on one host or several, "
+             "each with the data at the same path) with --world-size N --rank R --rendezvous "
+             "HOST:PORT; each trains on a 1/N shard of every epoch, gradients are averaged "
+             "over the group (torch c10d, gloo), and rank 0 writes the bundle.\n\nExample:\n  kiln "
+             "train --config train.yaml --data "
              "breast_cancer.csv --out models/cancer/1\n\n",
              kExitCodesHelp));
   app->add_option("--config", flags->config, "train.yaml")->required();
@@ -168,6 +196,15 @@ void AddTrainCommand(CLI::App& root) {
   app->add_option("--checkpoint-dir", flags->checkpoint_dir,
                   "Where checkpoints and the logs of the run in progress live (default: "
                   "OUT.ckpt beside --out; removed once the bundle is written)");
+  app->add_option("--world-size", flags->world_size,
+                  "Train data-parallel in this many processes (libtorch models), started with "
+                  "the same command but for --rank")
+      ->check(CLI::Range(1, 4096));
+  app->add_option("--rank", flags->rank, "This process's rank in [0, --world-size); rank 0 writes")
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--rendezvous", flags->rendezvous,
+                  "Where the processes meet: HOST:PORT (rank 0 listens there; use a host the "
+                  "others reach) or file:PATH (a file on a file system all of them share)");
   app->add_flag("--no-resume", flags->no_resume,
                 "Discard a checkpoint left by an interrupted run and start over");
   app->add_flag("--quiet,-q", flags->quiet, "Print nothing on success");

@@ -71,6 +71,15 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;
   std::function<absl::Status(int64_t step, std::string bytes)> on_checkpoint;
   std::string resume_from;
+
+  // Data-parallel training (the libtorch models): this process is `rank` of `world_size`
+  // processes meeting at `rendezvous` (HOST:PORT or file:PATH). Each trains on its shard
+  // of every epoch's shuffled rows with gradients averaged across the group, so all end
+  // with the same weights. Every process must be given the same rows and options. Rank
+  // 0's `resume_from` is used by all.
+  int world_size = 1;
+  int rank = 0;
+  std::string rendezvous;
 };
 
 class Model {

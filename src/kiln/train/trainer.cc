@@ -324,11 +324,20 @@ absl::StatusOr<data::Batch> ReadAllRows(Env* env, const std::string& spec, const
 absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   const TrainConfig& c = req.config;
   TrainResult result;
-  // Fail on a bad destination or key before spending time on training.
-  model::BundleWriteOptions bo;
-  bo.overwrite = req.overwrite;
-  bo.key = req.key;
-  KILN_ASSIGN_OR_RETURN(auto writer, model::BundleWriter::Create(env, req.out_dir, bo));
+  if (req.world_size > 1 && c.model_type == "gbdt") {
+    return absl::InvalidArgumentError(
+        "--world-size: gbdt trains in one process, on XGBoost's own threads; distributed "
+        "training is for the libtorch models");
+  }
+  // Only rank 0 writes. Fail on a bad destination or key before spending time on training.
+  const bool writes = req.rank == 0;
+  std::unique_ptr<model::BundleWriter> writer;
+  if (writes) {
+    model::BundleWriteOptions bo;
+    bo.overwrite = req.overwrite;
+    bo.key = req.key;
+    KILN_ASSIGN_OR_RETURN(writer, model::BundleWriter::Create(env, req.out_dir, bo));
+  }
 
   // Read and split.
   KILN_ASSIGN_OR_RETURN(data::InputSet input, data::ResolveInput(env, req.data));
@@ -410,7 +419,9 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   const std::string ckpt_file = JoinPath(ckpt_dir, kCheckpointFile);
   const std::string run = RunFingerprint(c, result.data_fingerprint);
   std::string resume_state;
-  if (env->FileExists(ckpt_file) && req.resume) {
+  if (!writes) {
+    // Rank 0's checkpoint reaches the others through the process group.
+  } else if (env->FileExists(ckpt_file) && req.resume) {
     KILN_ASSIGN_OR_RETURN(resume_state,
                           ReadCheckpoint(env, ckpt_file, run, &result.resumed_from_step));
   } else if (env->IsDirectory(ckpt_dir)) {
@@ -420,25 +431,27 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
     std::filesystem::remove_all(ckpt_dir, ec);
     if (ec) return absl::InternalError(StrCat("removing ", ckpt_dir, ": ", ec.message()));
   }
-  const bool checkpointing = c.checkpoint_every > 0;
+  const bool checkpointing = c.checkpoint_every > 0 && writes;
   std::string logdir;
-  if (checkpointing) {
-    logdir = JoinPath(ckpt_dir, "logs");
-    KILN_RETURN_IF_ERROR(env->CreateDirs(logdir));
-  } else {
-    KILN_ASSIGN_OR_RETURN(logdir, writer->UnlistedDir("logs"));
+  std::unique_ptr<observe::EventWriter> events;
+  if (writes) {
+    if (checkpointing) {
+      logdir = JoinPath(ckpt_dir, "logs");
+      KILN_RETURN_IF_ERROR(env->CreateDirs(logdir));
+    } else {
+      KILN_ASSIGN_OR_RETURN(logdir, writer->UnlistedDir("logs"));
+    }
+    // Train, logging eval metrics to TensorBoard.
+    KILN_ASSIGN_OR_RETURN(events, observe::EventWriter::Create(env, logdir));
+    std::map<std::string, observe::HparamValue> hparams;
+    for (const auto& [k, v] : c.model_params.items()) {
+      if (v.is_number()) hparams[k] = v.get<double>();
+      if (v.is_string()) hparams[k] = v.get<std::string>();
+      if (v.is_boolean()) hparams[k] = v.get<bool>();
+    }
+    const double start = static_cast<double>(env->NowMicros()) / 1e6;
+    KILN_RETURN_IF_ERROR(events->WriteHparamsSessionStart(hparams, "", start));
   }
-
-  // Train, logging eval metrics to TensorBoard.
-  KILN_ASSIGN_OR_RETURN(auto events, observe::EventWriter::Create(env, logdir));
-  std::map<std::string, observe::HparamValue> hparams;
-  for (const auto& [k, v] : c.model_params.items()) {
-    if (v.is_number()) hparams[k] = v.get<double>();
-    if (v.is_string()) hparams[k] = v.get<std::string>();
-    if (v.is_boolean()) hparams[k] = v.get<bool>();
-  }
-  const double start = static_cast<double>(env->NowMicros()) / 1e6;
-  KILN_RETURN_IF_ERROR(events->WriteHparamsSessionStart(hparams, "", start));
   model::TrainOptions to;
   to.task = c.task;
   to.num_classes = static_cast<int>(labels.classes.size());
@@ -448,6 +461,9 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   to.eval_every = c.eval_every;
   to.early_stopping_metric = c.early_stopping_metric;
   to.patience = c.patience;
+  to.world_size = req.world_size;
+  to.rank = req.rank;
+  to.rendezvous = req.rendezvous;
   if (checkpointing) {
     to.checkpoint_every = c.checkpoint_every;
     to.on_checkpoint = [&](int64_t step, std::string state) {
@@ -467,26 +483,28 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   to.on_eval = [&](int64_t step, const model::Metrics& m) {
     progress.eval = m;
     for (const auto& [name, value] : m) {
-      if (std::isfinite(value) && log_status.ok()) {
+      if (events && std::isfinite(value) && log_status.ok()) {
         log_status = events->AddScalar(StrCat("eval/", name), step, static_cast<float>(value));
       }
     }
   };
   to.on_loss = [&](int64_t step, double loss) {
     progress.loss = loss;
-    if (std::isfinite(loss) && log_status.ok()) {
+    if (events && std::isfinite(loss) && log_status.ok()) {
       log_status = events->AddScalar("train/loss", step, static_cast<float>(loss));
     }
   };
   to.on_histogram = [&](const std::string& tag, int64_t step, std::span<const float> values) {
-    if (log_status.ok()) log_status = events->AddHistogram(tag, step, values);
+    if (events && log_status.ok()) log_status = events->AddHistogram(tag, step, values);
   };
   auto trained = model::TrainModel(c.model_type, to, fitted.output_signature(), train, eval);
   if (!trained.ok()) {
-    events
-        ->WriteHparamsSessionEnd(tensorboard::hparams::STATUS_FAILURE,
-                                 static_cast<double>(env->NowMicros()) / 1e6)
-        .IgnoreError();
+    if (events) {
+      events
+          ->WriteHparamsSessionEnd(tensorboard::hparams::STATUS_FAILURE,
+                                   static_cast<double>(env->NowMicros()) / 1e6)
+          .IgnoreError();
+    }
     return trained.status();
   }
   KILN_RETURN_IF_ERROR(log_status);
@@ -495,6 +513,7 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   result.eval = model::ComputeMetrics(c.task, to.num_classes, scores, eval.labels);
   KILN_RETURN_IF_ERROR((*trained)->Predict(xtrain, &scores));
   result.train = model::ComputeMetrics(c.task, to.num_classes, scores, train.labels);
+  if (!writes) return result;
   KILN_RETURN_IF_ERROR(events->WriteHparamsSessionEnd(tensorboard::hparams::STATUS_SUCCESS,
                                                       static_cast<double>(env->NowMicros()) / 1e6));
   KILN_RETURN_IF_ERROR(events->Close());

@@ -44,6 +44,12 @@ struct TrainRequest {
   // or another config is an error unless this is false.)
   bool resume = true;
   std::function<void(const TrainProgress&)> on_progress;
+  // Data-parallel training across processes (libtorch models; model::TrainOptions): every
+  // process runs the same request but for `rank`. Rank 0 writes the checkpoints, logs and
+  // bundle; the others write nothing.
+  int world_size = 1;
+  int rank = 0;
+  std::string rendezvous;  // HOST:PORT or file:PATH
 };
 
 struct TrainResult {

@@ -66,6 +66,7 @@
 #include "kiln/base/status.h"
 #include "kiln/base/str.h"
 #include "kiln/model/model.h"
+#include "kiln/model/torch/distributed.h"
 
 namespace kiln::model {
 namespace {
@@ -76,6 +77,8 @@ constexpr const char* kArchFormat = "kiln.torch";
 constexpr int kArchVersion = 1;
 constexpr int64_t kPredictBatch = 8192;
 constexpr const char* kCheckpointFormat = "kiln.torch.checkpoint.1";
+// How long a process waits for the others: to form the group, then at each step.
+constexpr std::chrono::milliseconds kGroupTimeout = std::chrono::minutes(5);
 
 bool HasWide(const std::string& type) { return type == "linear" || type == "wide_deep"; }
 bool HasDeep(const std::string& type) { return type != "linear"; }
@@ -794,13 +797,41 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
       }
     }
     std::unique_ptr<Optimizer> optimizer = MakeOptimizer(h.optimizer, params);
+
     const bool l2_penalty = h.optimizer.l2 > 0 && h.optimizer.name != "ftrl";
 
     std::mt19937_64 rng(options.seed);
     std::vector<int64_t> order(static_cast<size_t>(rows));
     for (int64_t i = 0; i < rows; ++i) order[static_cast<size_t>(i)] = i;
-    const int64_t batch = std::min(h.batch_size, rows);
     const int eval_every = std::max(1, options.eval_every);
+
+    // Data-parallel: every process holds all rows and the same initial weights (same
+    // seed); each epoch's shuffled order is dealt round-robin, process r taking positions
+    // r, r + world, ... (wrapping around so that every process takes the same number of
+    // steps).
+    std::unique_ptr<ProcessGroup> group;
+    std::string resume_from = options.resume_from;
+    if (options.world_size > 1) {
+      KILN_ASSIGN_OR_RETURN(group, ProcessGroup::Join(options.rendezvous, options.rank,
+                                                      options.world_size, kGroupTimeout));
+      KILN_RETURN_IF_ERROR(group->Agree(
+          "the training data",
+          StrCat(rows, " train rows, ", eval.size(), " eval rows, ", a.dense_dim,
+                 " dense columns, cardinalities [", StrJoin(a.cardinalities, ","), "]")));
+      KILN_RETURN_IF_ERROR(
+          group->Agree("the model", StrCat(options.params.dump(), " seed ", options.seed)));
+      resume_from = group->Share("resume_from", options.resume_from);
+    }
+    const int64_t world = group ? group->size() : 1;
+    const int64_t shard_rows = (rows + world - 1) / world;
+    std::vector<int64_t> shard(static_cast<size_t>(shard_rows));
+    const int64_t batch = std::min(h.batch_size, shard_rows);
+    auto deal = [&] {
+      const int64_t rank = group ? group->rank() : 0;
+      for (int64_t i = 0; i < shard_rows; ++i) {
+        shard[static_cast<size_t>(i)] = order[static_cast<size_t>((i * world + rank) % rows)];
+      }
+    };
 
     double best =
         higher ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
@@ -827,16 +858,17 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
       }
     };
 
-    // Where training is: `epoch` epochs begun, the current one's `order` used up to
-    // `next_start` (rows: finished).
-    int64_t epoch = 0, next_start = rows, resumed_from = -1;
-    const int64_t total_steps = h.epochs * ((rows + batch - 1) / batch);
+    // Where training is: `epoch` epochs begun, this process's `shard` of the current
+    // one's `order` used up to `next_start` (shard_rows: finished).
+    int64_t epoch = 0, next_start = shard_rows, resumed_from = -1;
+    const int64_t total_steps = h.epochs * ((shard_rows + batch - 1) / batch);
     at::Generator torch_rng = at::detail::getDefaultCPUGenerator();
     auto save_checkpoint = [&]() -> absl::Status {
       torch::serialize::OutputArchive archive, net_archive, opt_archive, best_archive;
       archive.write("format", c10::IValue(std::string(kCheckpointFormat)));
       archive.write("type", c10::IValue(a.type));
       archive.write("rows", c10::IValue(rows));
+      archive.write("world_size", c10::IValue(world));
       net->save(net_archive);
       archive.write("net", net_archive);
       optimizer->Save(opt_archive);
@@ -869,19 +901,23 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
       archive.save_to(out);
       return options.on_checkpoint(step, std::move(out).str());
     };
-    if (!options.resume_from.empty()) {
+    if (!resume_from.empty()) {
       auto bad = [](std::string_view why) {
         return absl::DataLossError(StrCat("not a checkpoint of this training run: ", why));
       };
       torch::serialize::InputArchive archive, net_archive, opt_archive, best_archive;
       try {
-        archive.load_from(options.resume_from.data(), options.resume_from.size());
+        archive.load_from(resume_from.data(), resume_from.size());
         auto read = [&](const char* key) {
           c10::IValue v;
           archive.read(key, v);
           return v;
         };
         if (read("format").toStringRef() != kCheckpointFormat) return bad("unknown format");
+        if (read("world_size").toInt() != world) {
+          return bad(StrCat("it was taken by a group of ", read("world_size").toInt(),
+                            " processes; this run has ", world));
+        }
         if (read("type").toStringRef() != a.type || read("rows").toInt() != rows) {
           return bad(StrCat("it is of a ", read("type").toStringRef(), " model on ",
                             read("rows").toInt(), " rows; this run trains a ", a.type, " model on ",
@@ -901,6 +937,7 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
         if (saved_order.numel() != rows) return bad("the row order has the wrong size");
         std::memcpy(order.data(), saved_order.contiguous().data_ptr<int64_t>(),
                     static_cast<size_t>(rows) * sizeof(int64_t));
+        deal();
         std::istringstream rng_text(read("rng").toStringRef());
         rng_text >> rng;
         torch::Tensor torch_state;
@@ -925,16 +962,17 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
 
     net->train();
     while (!stop) {
-      if (next_start >= rows) {
+      if (next_start >= shard_rows) {
         if (epoch >= h.epochs) break;
         Shuffle(&order, &rng);
+        deal();
         ++epoch;
         next_start = 0;
       }
-      while (next_start < rows && !stop) {
+      while (next_start < shard_rows && !stop) {
         const int64_t start = next_start;
-        const int64_t n = std::min(batch, rows - start);
-        torch::Tensor idx = torch::from_blob(order.data() + start, {n}, torch::kInt64).clone();
+        const int64_t n = std::min(batch, shard_rows - start);
+        torch::Tensor idx = torch::from_blob(shard.data() + start, {n}, torch::kInt64).clone();
         torch::Tensor logits =
             net->forward(xtrain.dense.index_select(0, idx), xtrain.ids.index_select(0, idx));
         torch::Tensor loss = Loss(a.task, logits, labels.index_select(0, idx),
@@ -947,6 +985,7 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
         }
         optimizer->ZeroGrad();
         total.backward();
+        if (group) group->AverageGradients(params);
         optimizer->Step();
         ++step;
         next_start = start + n;
