@@ -2,6 +2,7 @@
 xgboost-python on the same split; the bundle's integrity checks, encryption, TensorBoard
 logs and metadata record."""
 import csv
+import hashlib
 import json
 import os
 
@@ -193,6 +194,39 @@ def test_tampered_and_encrypted_bundles(kiln, cancer_split, tmp_path, monkeypatc
     assert r.returncode == 2
     assert "model/xgboost.json does not match its SHA-256" in r.stderr
     assert not (tmp_path / "d.csv").exists()
+
+
+def test_warmup_rows_reproduce_the_model_or_it_is_refused(kiln, cancer_split, tmp_path):
+    d, header, train, evl = cancer_split
+    out = tmp_path / "m"
+    kiln("train", "--config", d / "train.yaml", "--data", d / "train.csv", "--eval-data",
+         d / "eval.csv", "--out", out, "-q")
+    lines = [json.loads(l) for l in (out / "warmup.jsonl").read_text().splitlines()]
+    assert len(lines) == 10
+    # The first eval rows' raw inputs (the label is not an input), with the scores
+    # `kiln predict` gives those rows.
+    for line, row in zip(lines, evl):
+        assert line["inputs"] == {h: float(v) if "." in v or "e" in v else int(v)
+                                  for h, v in zip(header[:-1], row[:-1])}
+    write_csv(tmp_path / "first.csv", header, evl[:10])
+    scores = predicted_scores(kiln, out, tmp_path / "first.csv", tmp_path)
+    assert [l["expected"][0] for l in lines] == pytest.approx(scores, abs=1e-6)
+
+    # A bundle whose model no longer gives its recorded outputs is refused at load, even
+    # when its manifest was rewritten to match the changed file.
+    lines[3]["expected"][0] = 1 - lines[3]["expected"][0]
+    text = "".join(json.dumps(l) + "\n" for l in lines)
+    (out / "warmup.jsonl").write_text(text)
+    manifest = json.load(open(out / "manifest.json"))
+    for f in manifest["files"]:
+        if f["path"] == "warmup.jsonl":
+            f["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+            f["bytes"] = len(text.encode())
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    r = kiln("predict", "--model", out, d / "eval.csv", "--out", tmp_path / "x.csv",
+             check=False)
+    assert r.returncode == 2, r.stderr
+    assert "warm-up: row 3 scores" in r.stderr and "does not reproduce its own outputs" in r.stderr
 
 
 def test_config_errors_name_what_is_wrong(kiln, cancer_split, tmp_path):

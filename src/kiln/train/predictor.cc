@@ -1,6 +1,7 @@
 #include "kiln/train/predictor.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/status/status.h"
 #include "kiln/base/status.h"
@@ -10,6 +11,8 @@
 
 namespace kiln::train {
 namespace {
+
+constexpr const char* kWarmupFile = "warmup.jsonl";
 
 // CSV field quoting per RFC 4180.
 std::string CsvField(std::string_view s) {
@@ -45,7 +48,61 @@ absl::StatusOr<std::unique_ptr<Predictor>> Predictor::Load(Env* env, const std::
   auto m = model::LoadModel(*p->bundle_, p->task_, static_cast<int>(p->classes_.size()));
   if (!m.ok()) return absl::FailedPreconditionError(StrCat(dir, ": ", m.status().message()));
   p->model_ = std::move(*m);
+  auto inputs = SignatureInputs(p->bundle_->manifest());
+  if (!inputs.ok()) return absl::DataLossError(StrCat(dir, ": ", inputs.status().message()));
+  p->inputs_ = std::move(*inputs);
+  if (p->bundle_->HasFile(kWarmupFile)) {
+    KILN_RETURN_IF_ERROR(p->WarmUp(dir));
+  }
   return p;
+}
+
+absl::Status Predictor::WarmUp(const std::string& dir) {
+  KILN_ASSIGN_OR_RETURN(std::string text, bundle_->ReadFile(kWarmupFile));
+  auto fail = [&](std::string_view why) {
+    return absl::FailedPreconditionError(StrCat(dir, ": warm-up: ", why));
+  };
+  nlohmann::json rows = nlohmann::json::array();
+  std::vector<std::vector<double>> expected;
+  size_t line_no = 0;
+  for (std::string_view rest = text; !rest.empty();) {
+    const size_t eol = rest.find('\n');
+    std::string_view line = rest.substr(0, eol);
+    rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 1);
+    ++line_no;
+    if (line.empty()) continue;
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("inputs") || !j.contains("expected") ||
+        !j["expected"].is_array()) {
+      return fail(StrCat(kWarmupFile, " line ", line_no, " is not {inputs, expected}"));
+    }
+    rows.push_back(j["inputs"]);
+    expected.emplace_back();
+    for (const nlohmann::json& v : j["expected"]) {
+      if (!v.is_number()) return fail(StrCat(kWarmupFile, " line ", line_no, ": bad expected"));
+      expected.back().push_back(v.get<double>());
+    }
+  }
+  auto batch = RowsFromJson(rows, inputs_);
+  if (!batch.ok()) return fail(std::string(batch.status().message()));
+  std::vector<float> scores;
+  if (absl::Status st = Predict(*batch, &scores); !st.ok()) return fail(std::string(st.message()));
+  const size_t per_row = rows.empty() ? 0 : scores.size() / rows.size();
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (expected[r].size() != per_row) {
+      return fail(StrCat("row ", r, " expects ", expected[r].size(), " outputs; the model gives ",
+                         per_row));
+    }
+    for (size_t k = 0; k < per_row; ++k) {
+      const double got = scores[r * per_row + k], want = expected[r][k];
+      if (!(std::abs(got - want) <= 1e-5 + 1e-4 * std::abs(want))) {
+        return fail(StrCat("row ", r, " scores ", got, " where the model scored ", want,
+                           " when it was written: it does not reproduce its own outputs"));
+      }
+    }
+  }
+  warmup_rows_ = rows.size();
+  return absl::OkStatus();
 }
 
 absl::Status Predictor::Predict(const data::Batch& raw, std::vector<float>* scores) const {

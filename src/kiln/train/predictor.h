@@ -13,14 +13,18 @@
 #include "kiln/data/batch.h"
 #include "kiln/model/bundle.h"
 #include "kiln/model/model.h"
+#include "kiln/train/json_rows.h"
 #include "kiln/transform/transform.h"
 
 namespace kiln::train {
 
 class Predictor {
  public:
-  // Opens and verifies the bundle at `dir`. Errors: those of Bundle::Open, and
-  // kFailedPrecondition for a bundle kiln cannot run (unknown model type).
+  // Opens and verifies the bundle at `dir`, then runs its warm-up rows (warmup.jsonl:
+  // raw inputs with the scores the model gave them when it was written) and checks the
+  // scores agree (within 1e-5 + 1e-4 relative). Errors: those of Bundle::Open, and
+  // kFailedPrecondition for a bundle kiln cannot run (unknown model type, or warm-up
+  // rows it does not reproduce).
   static absl::StatusOr<std::unique_ptr<Predictor>> Load(Env* env, const std::string& dir,
                                                          std::optional<std::string> key = {});
 
@@ -31,14 +35,20 @@ class Predictor {
   // class; regression the prediction). Thread-safe.
   absl::Status Predict(const data::Batch& raw, std::vector<float>* scores) const;
   const model::BundleManifest& manifest() const { return bundle_->manifest(); }
+  // The raw input features the model takes (its signature's inputs).
+  const data::TableSchema& inputs() const { return inputs_; }
+  size_t warmup_rows() const { return warmup_rows_; }
 
  private:
   Predictor() = default;
+  absl::Status WarmUp(const std::string& dir);
   std::unique_ptr<model::Bundle> bundle_;
   transform::FittedTransform transform_;
   std::unique_ptr<model::Model> model_;
   model::Task task_ = model::Task::kBinary;
   std::vector<std::string> classes_;
+  data::TableSchema inputs_;
+  size_t warmup_rows_ = 0;
 };
 
 // Streams `data` through the predictor into `out` (.csv or .jsonl, written atomically),

@@ -16,6 +16,7 @@
 #include "kiln/data/split.h"
 #include "kiln/model/bundle.h"
 #include "kiln/observe/event_writer.h"
+#include "kiln/train/json_rows.h"
 #include "kiln/transform/transform.h"
 
 namespace kiln::train {
@@ -220,6 +221,8 @@ absl::Status AddFingerprint(Env* env, const data::InputSet& input, Sha256* fp) {
 // step, SHA-256 and size of the state), then the model's state bytes.
 constexpr std::string_view kCheckpointMagic = "kiln-checkpoint 1\n";
 constexpr const char* kCheckpointFile = "checkpoint";
+constexpr const char* kWarmupFile = "warmup.jsonl";
+constexpr size_t kWarmupRows = 10;
 
 // What a checkpoint must match to be resumed: the data and every setting that changes
 // what is trained (how often checkpoints are taken does not).
@@ -276,6 +279,38 @@ absl::StatusOr<std::string> ReadCheckpoint(Env* env, const std::string& path,
   }
   *step = head["step"].get<int64_t>();
   return state;
+}
+
+// The bundle's warm-up rows: the first eval rows' raw inputs as JSON with the scores the
+// trained model gives them through the serving path (JSON → Batch → transform → model).
+// A loader runs them before use and refuses a model that no longer reproduces them.
+absl::StatusOr<std::string> WarmupRows(const data::Batch& rows, const data::TableSchema& inputs,
+                                       const transform::FittedTransform& fitted,
+                                       const model::Model& trained) {
+  nlohmann::json objects = nlohmann::json::array();
+  for (size_t r = 0; r < rows.num_rows && objects.size() < kWarmupRows; ++r) {
+    nlohmann::json o = RowToJson(rows, r, inputs);
+    try {
+      (void)o.dump();
+    } catch (const nlohmann::json::exception&) {
+      continue;  // a string that is not UTF-8 cannot travel as JSON
+    }
+    objects.push_back(std::move(o));
+  }
+  if (objects.empty()) return std::string();
+  KILN_ASSIGN_OR_RETURN(data::Batch batch, RowsFromJson(objects, inputs));
+  transform::TransformedBatch x;
+  KILN_RETURN_IF_ERROR(fitted.Apply(batch, &x));
+  std::vector<float> scores;
+  KILN_RETURN_IF_ERROR(trained.Predict(x, &scores));
+  const size_t per_row = scores.size() / objects.size();
+  std::string out;
+  for (size_t r = 0; r < objects.size(); ++r) {
+    nlohmann::json expected = nlohmann::json::array();
+    for (size_t k = 0; k < per_row; ++k) expected.push_back(scores[r * per_row + k]);
+    StrAppend(&out, nlohmann::json{{"inputs", objects[r]}, {"expected", expected}}.dump(), "\n");
+  }
+  return out;
 }
 
 std::string StripTrailingSlashes(std::string path) {
@@ -531,8 +566,10 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   m.backend = std::string((*trained)->backend());
   m.model_type = c.model_type;
   nlohmann::json inputs = nlohmann::json::array();
+  data::TableSchema input_schema;
   for (const data::ColumnSpec& col : schema) {
     if (c.transform.IsExcluded(col.name)) continue;
+    input_schema.push_back(col);
     inputs.push_back({{"name", col.name},
                       {"dtype", col.type == data::ValueType::kInt     ? "int64"
                                 : col.type == data::ValueType::kFloat ? "float64"
@@ -540,6 +577,8 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
                       {"shape", {-1}}});
   }
   m.signature = {{"inputs", inputs}, {"outputs", OutputsSignature(c.task, labels)}};
+  KILN_ASSIGN_OR_RETURN(std::string warmup, WarmupRows(eval_rows, input_schema, fitted, **trained));
+  if (!warmup.empty()) KILN_RETURN_IF_ERROR(writer->AddFile(kWarmupFile, warmup));
   auto metrics_json = [](const model::Metrics& mm) {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& [k, v] : mm) j[k] = std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
