@@ -3,6 +3,7 @@ predicts through kiln exactly as it does in Python."""
 import csv
 import json
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -63,3 +64,98 @@ def test_import_errors(kiln, trained, tmp_path):
              "--out", tmp_path / "m", check=False)
     assert r.returncode == 2 and "needs `classes:`" in r.stderr
     assert not (tmp_path / "m").exists()
+
+
+# --- TorchScript ------------------------------------------------------------------------
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-torch (the .venv's Python has no torch)
+
+
+@pytest.fixture(scope="module")
+def scripted(tmp_path_factory):
+    """TorchScript models saved by PyTorch itself, with PyTorch's scores for every row."""
+    d = tmp_path_factory.mktemp("ts")
+    subprocess.run([SYSTEM_PYTHON, os.path.join(ROOT, "tests", "tools", "make_torchscript.py"),
+                    DATA, "diagnosis", str(d)], check=True, timeout=300)
+    ref = json.load(open(d / "expected.json"))
+    return d, ref["inputs"], ref["scores"]
+
+
+def import_scripted(kiln, d, inputs, name, task, extra, out, check=True):
+    sig = out.parent / f"{out.name}.yaml"
+    sig.write_text(f"task: {task}\n{extra}inputs: [{', '.join(inputs)}]\n")
+    return kiln("import-model", "--model", d / f"{name}.pt", "--signature", sig, "--out", out,
+                check=check)
+
+
+@pytest.mark.parametrize("name,task,extra,column", [
+    ("binary_logits", "binary", "classes: [benign, malignant]\noutput: logits\n", "score"),
+    ("binary_probs", "binary", "classes: [benign, malignant]\n", "score"),
+    ("regression", "regression", "", "prediction"),
+])
+def test_imported_torchscript_predicts_as_in_pytorch(kiln, scripted, tmp_path, name, task,
+                                                     extra, column):
+    d, inputs, scores = scripted
+    out = tmp_path / "m"
+    import_scripted(kiln, d, inputs, name, task, extra, out)
+    manifest = json.load(open(out / "manifest.json"))
+    assert manifest["backend"] == "torch" and manifest["model_type"] == "torchscript"
+    kiln("predict", "--model", out, DATA, "--out", tmp_path / "s.csv", "-q")
+    with open(tmp_path / "s.csv") as f:
+        got = np.array([float(r[column]) for r in csv.DictReader(f)])
+    np.testing.assert_allclose(got, scores[name], rtol=1e-5, atol=1e-6)
+
+
+def test_imported_torchscript_multiclass(kiln, scripted, tmp_path):
+    d, inputs, scores = scripted
+    out = tmp_path / "m"
+    import_scripted(kiln, d, inputs, "multiclass", "multiclass", "classes: [low, mid, high]\n",
+                    out)
+    kiln("predict", "--model", out, DATA, "--out", tmp_path / "s.csv", "-q")
+    with open(tmp_path / "s.csv") as f:
+        rows = list(csv.DictReader(f))
+    got = np.array([[float(r[f"prob_{c}"]) for c in ("low", "mid", "high")] for r in rows])
+    np.testing.assert_allclose(got, scores["multiclass"], rtol=1e-5, atol=1e-6)
+    assert [r["class"] for r in rows] == \
+        [("low", "mid", "high")[int(np.argmax(p))] for p in scores["multiclass"]]
+
+
+def test_torchscript_import_errors(kiln, scripted, trained, tmp_path):
+    d, inputs, _ = scripted
+    cases = [
+        # One input short: PyTorch's own message says what does not fit.
+        ("binary_probs", "binary", "", inputs[:-1],
+         "must match the size of tensor b (30)"),
+        ("binary_probs", "multiclass", "classes: [a, b, c]\n", inputs,
+         "returned shape [2] for 2 rows; a multiclass model returns [rows, 3]"),
+        ("binary_probs", "binary", "output: scores\n", inputs,
+         "output is 'scores'; expected probabilities or logits"),
+    ]
+    for i, (name, task, extra, ins, message) in enumerate(cases):
+        out = tmp_path / f"m{i}"
+        r = import_scripted(kiln, d, ins, name, task, extra, out, check=False)
+        assert r.returncode == 2, r.stderr
+        assert message in r.stderr, r.stderr
+        assert not out.exists()
+    # A zip that is not TorchScript.
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"PK\x03\x04" + b"\0" * 100)
+    sig = tmp_path / "sig.yaml"
+    sig.write_text(f"task: binary\ninputs: [{', '.join(inputs)}]\n")
+    r = kiln("import-model", "--model", bad, "--signature", sig, "--out", tmp_path / "b",
+             check=False)
+    assert r.returncode == 2 and "is not a TorchScript model libtorch can load" in r.stderr
+    # `output` is for TorchScript only.
+    sig.write_text(f"task: binary\noutput: logits\ninputs: [{', '.join(inputs)}]\n")
+    r = kiln("import-model", "--model", trained[0] / "model.json", "--signature", sig, "--out",
+             tmp_path / "c", check=False)
+    assert r.returncode == 2 and "`output` applies to TorchScript models" in r.stderr
+    # Nothing is left beside the destinations.
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".yaml")) == \
+        ["bad.pt"]
+    # A torchscript bundle is not a model type to train.
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text("label: diagnosis\ntask: binary\nmodel: {type: torchscript}\n")
+    r = kiln("train", "--config", cfg, "--data", DATA, "--out", tmp_path / "t", check=False)
+    assert r.returncode == 2 and "unknown model type 'torchscript'" not in r.stderr
+    assert "is imported with kiln import-model, not trained" in r.stderr

@@ -96,6 +96,13 @@ Registry& GetRegistry() {
   static std::once_flag builtins;
   std::call_once(builtins, [] {
     internal::RegisterGbdt();
+    // Imported (kiln import-model), never trained: no trainer.
+    RegisterModelType("torchscript", nullptr,
+                      [](const Bundle& bundle, Task task,
+                         int num_classes) -> absl::StatusOr<std::unique_ptr<Model>> {
+                        KILN_ASSIGN_OR_RETURN(auto fns, TorchPlugin("torchscript"));
+                        return fns.second(bundle, task, num_classes);
+                      });
     for (const char* type : kTorchModelTypes) {
       const std::string name = type;
       RegisterModelType(
@@ -122,7 +129,9 @@ absl::StatusOr<std::pair<TrainFn, LoadFn>> Find(const std::string& type) {
   auto it = r.types.find(type);
   if (it == r.types.end()) {
     std::vector<std::string> names;
-    for (const auto& [name, fns] : r.types) names.push_back(name);
+    for (const auto& [name, fns] : r.types) {
+      if (fns.first) names.push_back(name);
+    }
     return absl::InvalidArgumentError(
         StrCat("unknown model type '", type, "'; model types: ", StrJoin(names, ", ")));
   }
@@ -162,7 +171,9 @@ std::vector<std::string> ModelTypes() {
   Registry& r = GetRegistry();
   std::lock_guard<std::mutex> lock(r.mu);
   std::vector<std::string> names;
-  for (const auto& [name, fns] : r.types) names.push_back(name);
+  for (const auto& [name, fns] : r.types) {
+    if (fns.first) names.push_back(name);
+  }
   return names;
 }
 
@@ -172,6 +183,10 @@ absl::StatusOr<std::unique_ptr<Model>> TrainModel(const std::string& type,
                                                   const Examples& train, const Examples& eval) {
   auto fns = Find(type);
   if (!fns.ok()) return fns.status();
+  if (!fns->first) {
+    return absl::InvalidArgumentError(
+        StrCat("model type '", type, "' is imported with kiln import-model, not trained"));
+  }
   if (train.size() == 0) return absl::InvalidArgumentError("no training rows");
   return fns->first(options, signature, train, eval);
 }

@@ -103,9 +103,10 @@ using TrainFn = std::function<absl::StatusOr<std::unique_ptr<Model>>(
 using LoadFn = std::function<absl::StatusOr<std::unique_ptr<Model>>(const Bundle& bundle, Task task,
                                                                     int num_classes)>;
 
-// Registers a model type (call from a static initializer in the model's .cc).
+// Registers a model type (call from a static initializer in the model's .cc). `train`
+// is null for a type that is only imported and loaded (torchscript).
 bool RegisterModelType(const std::string& name, TrainFn train, LoadFn load);
-// Registered names, sorted.
+// The names of the types kiln trains, sorted.
 std::vector<std::string> ModelTypes();
 
 // Errors: kInvalidArgument for an unknown type (listing the known ones) or bad params.

@@ -2,10 +2,16 @@
 // train in Python still get kiln's prediction, evaluation, pushing and serving. The model's
 // inputs are raw numeric features passed through unchanged (a missing value becomes 0).
 //
+// The model file is XGBoost JSON or UBJ (Booster.save_model), or TorchScript
+// (torch.jit.save; see src/kiln/model/torch/torchscript.cc for the tensors it must take
+// and return). A TorchScript model is run once on two rows of zeros before the bundle is
+// published, so one kiln cannot run is refused at import.
+//
 // Signature YAML:
 //   task: binary                 # binary | multiclass | regression
 //   classes: [benign, malignant] # optional: binary [negative, positive]; multiclass by index
 //   inputs: [mean_radius, mean_texture, ...]   # the model's features, in its column order
+//   output: logits               # TorchScript only: probabilities (default) | logits
 #ifndef KILN_TRAIN_IMPORT_MODEL_H_
 #define KILN_TRAIN_IMPORT_MODEL_H_
 
@@ -18,7 +24,7 @@
 namespace kiln::train {
 
 struct ImportModelRequest {
-  std::string model_file;      // XGBoost JSON or UBJ (Booster.save_model)
+  std::string model_file;      // XGBoost JSON/UBJ or TorchScript
   std::string signature_yaml;  // the signature document's text
   std::string out_dir;
   bool overwrite = false;

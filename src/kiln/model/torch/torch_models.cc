@@ -1069,6 +1069,11 @@ absl::StatusOr<std::unique_ptr<Model>> LoadNet(const std::string& type, const Bu
 // first use, so kiln commands that train no neural model never pay libtorch's start-up).
 // Hands the trainer and loader of every type to `add`, which registers them in the
 // loading binary's registry.
+namespace kiln::model {
+absl::StatusOr<std::unique_ptr<Model>> LoadTorchScript(const Bundle& bundle, Task task,
+                                                       int num_classes);  // torchscript.cc
+}  // namespace kiln::model
+
 extern "C" __attribute__((visibility("default"))) void kiln_torch_models_register(
     void* ctx, void (*add)(void* ctx, const char* name, kiln::model::TrainFn train,
                            kiln::model::LoadFn load)) {
@@ -1084,4 +1089,5 @@ extern "C" __attribute__((visibility("default"))) void kiln_torch_models_registe
           return LoadNet(name, bundle, task, num_classes);
         });
   }
+  add(ctx, "torchscript", nullptr, LoadTorchScript);
 }
