@@ -31,6 +31,7 @@ bench: build
 	@bench/stats_vs_pandas
 	@bench/metadata_vs_backends
 	@.venv/bin/python bench/train_gbdt_vs_python
+	@bench/train_vs_pytorch
 
 # Every test under AddressSanitizer + UBSan.
 asan: setup
