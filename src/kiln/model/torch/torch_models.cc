@@ -227,10 +227,10 @@ class NetImpl : public torch::nn::Module {
   // Logits [rows, num_outputs] for dense [rows, dense_dim] and ids [rows, columns].
   torch::Tensor forward(const torch::Tensor& dense, const torch::Tensor& ids) {
     const int64_t rows = dense.size(0);
-    torch::Tensor logits = torch::zeros({rows, a_.num_outputs});
+    torch::Tensor logits;  // the wide part's, when there is one
     if (HasWide(a_.type)) {
-      logits = logits + wide_bias_;
-      if (wide_dense_) logits = logits + wide_dense_(dense);
+      logits =
+          wide_dense_ ? wide_dense_(dense) + wide_bias_ : wide_bias_.expand({rows, a_.num_outputs});
       if (wide_ids_) logits = logits + wide_ids_(ids + wide_offsets_).sum(1);
     }
     if (!HasDeep(a_.type)) return logits;
@@ -257,7 +257,8 @@ class NetImpl : public torch::nn::Module {
       h = Activate(layer(h));
       if (a_.dropout > 0) h = torch::dropout(h, a_.dropout, is_training());
     }
-    return logits + deep_out_(h);
+    torch::Tensor deep = deep_out_(h);
+    return logits.defined() ? logits + deep : deep;
   }
 
   // The bias a constant prediction would use: set to the label prior before training.
@@ -309,6 +310,80 @@ class TorchOptimizer : public Optimizer {
 
  private:
   std::unique_ptr<torch::optim::Optimizer> o_;
+};
+
+// Adam over all parameters at once: the parameters become views into one flat buffer, and
+// a step is a handful of operations on flat tensors instead of a dozen per parameter (the
+// update is torch::optim::Adam's, element for element: betas 0.9, 0.999, eps 1e-8).
+class FlatAdam : public Optimizer {
+ public:
+  FlatAdam(std::vector<torch::Tensor> params, double lr) : params_(std::move(params)), lr_(lr) {
+    int64_t total = 0;
+    for (const torch::Tensor& p : params_) total += p.numel();
+    flat_ = torch::empty({total});
+    Bind();
+    m_ = torch::zeros({total});
+    v_ = torch::zeros({total});
+  }
+  void ZeroGrad() override {
+    // Undefined gradients: backward then stores fresh ones instead of adding to zeros.
+    for (torch::Tensor& p : params_) p.mutable_grad().reset();
+  }
+  void Step() override {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> grads;
+    grads.reserve(params_.size());
+    for (const torch::Tensor& p : params_) {
+      grads.push_back(p.grad().defined() ? p.grad().reshape({-1}) : torch::zeros({p.numel()}));
+    }
+    const torch::Tensor g = torch::cat(grads);
+    ++t_;
+    const double bc1 = 1 - std::pow(kBeta1, static_cast<double>(t_));
+    const double bc2 = 1 - std::pow(kBeta2, static_cast<double>(t_));
+    m_.mul_(kBeta1).add_(g, 1 - kBeta1);
+    v_.mul_(kBeta2).addcmul_(g, g, 1 - kBeta2);
+    const torch::Tensor denom = (v_.sqrt() / std::sqrt(bc2)).add_(kEps);
+    flat_.addcdiv_(m_, denom, -lr_ / bc1);
+  }
+  void Save(torch::serialize::OutputArchive& archive) const override {
+    archive.write("m", m_, /*is_buffer=*/true);
+    archive.write("v", v_, /*is_buffer=*/true);
+    archive.write("t", c10::IValue(t_));
+  }
+  void Load(torch::serialize::InputArchive& archive) override {
+    archive.read("m", m_, /*is_buffer=*/true);
+    archive.read("v", v_, /*is_buffer=*/true);
+    c10::IValue t;
+    archive.read("t", t);
+    t_ = t.toInt();
+    // Loading the network's weights replaced the parameters' storage: bind them again.
+    Bind();
+  }
+  // Gives each parameter storage of its own again (for saving the trained network).
+  void Unbind() {
+    torch::NoGradGuard no_grad;
+    for (torch::Tensor& p : params_) p.set_data(p.detach().clone());
+  }
+
+ private:
+  static constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
+
+  // Copies the parameters' values into the flat buffer and makes them views of it.
+  void Bind() {
+    torch::NoGradGuard no_grad;
+    int64_t offset = 0;
+    for (torch::Tensor& p : params_) {
+      torch::Tensor slot = flat_.narrow(0, offset, p.numel());
+      slot.copy_(p.detach().reshape({-1}));
+      p.set_data(slot.view(p.sizes()));
+      offset += p.numel();
+    }
+  }
+
+  std::vector<torch::Tensor> params_;
+  double lr_;
+  torch::Tensor flat_, m_, v_;
+  int64_t t_ = 0;
 };
 
 // FTRL-Proximal, per coordinate (formula at the top of the file).
@@ -377,7 +452,7 @@ std::unique_ptr<Optimizer> MakeOptimizer(const OptimizerConfig& c,
     o = std::make_unique<torch::optim::Adagrad>(params,
                                                 torch::optim::AdagradOptions(c.learning_rate));
   } else {
-    o = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(c.learning_rate));
+    return std::make_unique<FlatAdam>(std::move(params), c.learning_rate);
   }
   return std::make_unique<TorchOptimizer>(std::move(o));
 }
@@ -826,11 +901,19 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
     const int64_t shard_rows = (rows + world - 1) / world;
     std::vector<int64_t> shard(static_cast<size_t>(shard_rows));
     const int64_t batch = std::min(h.batch_size, shard_rows);
+    // This epoch's rows in the order they are trained on, gathered once per epoch so that
+    // each mini-batch is a slice.
+    torch::Tensor epoch_dense, epoch_ids, epoch_labels, epoch_weights;
     auto deal = [&] {
       const int64_t rank = group ? group->rank() : 0;
       for (int64_t i = 0; i < shard_rows; ++i) {
         shard[static_cast<size_t>(i)] = order[static_cast<size_t>((i * world + rank) % rows)];
       }
+      const torch::Tensor idx = torch::from_blob(shard.data(), {shard_rows}, torch::kInt64);
+      epoch_dense = xtrain.dense.index_select(0, idx);
+      epoch_ids = xtrain.ids.index_select(0, idx);
+      epoch_labels = labels.index_select(0, idx);
+      if (weights.defined()) epoch_weights = weights.index_select(0, idx);
     };
 
     double best =
@@ -972,11 +1055,11 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
       while (next_start < shard_rows && !stop) {
         const int64_t start = next_start;
         const int64_t n = std::min(batch, shard_rows - start);
-        torch::Tensor idx = torch::from_blob(shard.data() + start, {n}, torch::kInt64).clone();
         torch::Tensor logits =
-            net->forward(xtrain.dense.index_select(0, idx), xtrain.ids.index_select(0, idx));
-        torch::Tensor loss = Loss(a.task, logits, labels.index_select(0, idx),
-                                  weights.defined() ? weights.index_select(0, idx) : weights);
+            net->forward(epoch_dense.narrow(0, start, n), epoch_ids.narrow(0, start, n));
+        torch::Tensor loss =
+            Loss(a.task, logits, epoch_labels.narrow(0, start, n),
+                 epoch_weights.defined() ? epoch_weights.narrow(0, start, n) : epoch_weights);
         torch::Tensor total = loss;
         if (l2_penalty) {
           for (const torch::Tensor& p : penalized) {
@@ -1008,6 +1091,7 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
       }
     }
     if (options.patience > 0 && !best_weights.empty()) Restore(net, best_weights);
+    if (auto* flat = dynamic_cast<FlatAdam*>(optimizer.get())) flat->Unbind();
     int64_t num_params = 0;
     for (const torch::Tensor& p : params) num_params += p.numel();
     nlohmann::json summary = {{"epochs", epoch},
