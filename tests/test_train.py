@@ -229,6 +229,38 @@ def test_warmup_rows_reproduce_the_model_or_it_is_refused(kiln, cancer_split, tm
     assert "warm-up: row 3 scores" in r.stderr and "does not reproduce its own outputs" in r.stderr
 
 
+def test_types_that_change_along_the_file(kiln, tmp_path):
+    """Column types are those of the whole file, though the file is read in one pass:
+    integers that turn into decimals later are FLOAT; a column that turns into text later
+    is STRING, with its earlier values as written ("007", not 7)."""
+    import random
+    rng = random.Random(3)
+    rows = []
+    for i in range(40000):
+        late = i >= 30000  # well past the first blocks
+        code = rng.choice(["007", "12", "3"]) if not late else rng.choice(["007", "A9"])
+        x = rng.randint(0, 9) if not late else round(rng.random() * 9, 3)
+        label = int(code == "007") if rng.random() < 0.9 else rng.randint(0, 1)
+        rows.append([code, x, label])
+    write_csv(tmp_path / "d.csv", ["code", "x", "y"], rows)
+    (tmp_path / "t.yaml").write_text("label: y\ntask: binary\nmodel: {type: gbdt, num_rounds: 5}\n")
+    kiln("train", "--config", tmp_path / "t.yaml", "--data", tmp_path / "d.csv", "--out",
+         tmp_path / "m", "-q")
+    inputs = {i["name"]: i["dtype"] for i in
+              json.load(open(tmp_path / "m" / "manifest.json"))["signature"]["inputs"]}
+    assert inputs == {"code": "string", "x": "float64"}
+    transform = (tmp_path / "m" / "transform.json").read_text()
+    assert '"007"' in transform and '"A9"' in transform
+    # The bundle's predictions read the same file the same way.
+    kiln("predict", "--model", tmp_path / "m", tmp_path / "d.csv", "--out", tmp_path / "p.csv",
+         "-q")
+    with open(tmp_path / "p.csv") as f:
+        scores = [float(r["score"]) for r in csv.DictReader(f)]
+    with_007 = [s for s, r in zip(scores, rows) if r[0] == "007"]
+    others = [s for s, r in zip(scores, rows) if r[0] != "007"]
+    assert sum(with_007) / len(with_007) > sum(others) / len(others) + 0.25
+
+
 def test_config_errors_name_what_is_wrong(kiln, cancer_split, tmp_path):
     d, *_ = cancer_split
     cases = {

@@ -109,11 +109,17 @@ int RunTrain(const TrainFlags& f) {
       std::printf("resumed from the checkpoint at step %lld\n",
                   static_cast<long long>(result->resumed_from_step));
     }
-    std::printf("trained %s (%s) on %llu rows, evaluated on %llu (%.2fs)\n",
+    std::string phases;
+    for (const auto& [name, secs] : result->phase_seconds) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.2fs", secs);
+      StrAppend(&phases, phases.empty() ? ": " : ", ", name, " ", buf);
+    }
+    std::printf("trained %s (%s) on %llu rows, evaluated on %llu (%.2fs%s)\n",
                 config->model_type.c_str(), std::string(model::TaskName(config->task)).c_str(),
                 static_cast<unsigned long long>(result->train_rows),
                 static_cast<unsigned long long>(result->eval_rows),
-                static_cast<double>(env->NowMicros() - start) / 1e6);
+                static_cast<double>(env->NowMicros() - start) / 1e6, phases.c_str());
     if (result->dropped_rows > 0) {
       std::printf("  %llu rows without a usable label left out\n",
                   static_cast<unsigned long long>(result->dropped_rows));

@@ -265,7 +265,21 @@ absl::StatusOr<std::unique_ptr<Model>> TrainGbdt(const TrainOptions& options,
     if (checkpoint) KILN_RETURN_IF_ERROR(save_checkpoint(round + 1));
   }
   int kept = static_cast<int>(rounds);
-  if (options.patience > 0 && best_round + 1 < static_cast<int>(rounds)) {
+  const bool sliced = options.patience > 0 && best_round + 1 < static_cast<int>(rounds);
+  if (!sliced) {
+    // Every tree is kept: both matrices' scores come from the booster's prediction cache.
+    auto cached_scores = [&](DMatrixHandle m, std::vector<float>* out) -> absl::Status {
+      if (out == nullptr || m == nullptr) return absl::OkStatus();
+      bst_ulong len = 0;
+      const float* result = nullptr;
+      KILN_RETURN_IF_ERROR(Check(XGBoosterPredict(h, m, 0, 0, 0, &len, &result), "scoring"));
+      out->assign(result, result + len);
+      return absl::OkStatus();
+    };
+    KILN_RETURN_IF_ERROR(cached_scores(dtrain.get(), options.final_train_scores));
+    KILN_RETURN_IF_ERROR(cached_scores(deval.get(), options.final_eval_scores));
+  }
+  if (sliced) {
     kept = best_round + 1;
     // Keep the trees up to the best evaluation only.
     BoosterHandle sliced = nullptr;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <numeric>
 
@@ -198,22 +199,34 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const Bundle& bundle, Task task
 }
 
 double BinaryAuc(const std::vector<float>& scores, const std::vector<float>& labels) {
+  // Per row one 64-bit key: the score's bits mapped so that unsigned order is float order,
+  // shifted left once, with the label in bit 0. An LSD radix sort on bits 1..32 (three
+  // 11-bit digits) orders them by score: the metric runs after every boosting round, and
+  // this is several times faster than a comparison sort of row indices.
   const size_t n = scores.size();
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] < scores[b]; });
+  std::vector<uint64_t> keys(n), tmp(n);
+  for (size_t i = 0; i < n; ++i) {
+    float f = scores[i] == 0 ? 0.0f : scores[i];  // -0 and +0 are one score
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    keys[i] = (static_cast<uint64_t>(u) << 1) | (labels[i] > 0.5f ? 1 : 0);
+  }
+  for (int shift : {1, 12, 23}) {
+    size_t count[2049] = {};
+    for (uint64_t k : keys) ++count[((k >> shift) & 2047) + 1];
+    for (int d = 0; d < 2048; ++d) count[d + 1] += count[d];
+    for (uint64_t k : keys) tmp[count[(k >> shift) & 2047]++] = k;
+    keys.swap(tmp);
+  }
   // Sum of the positives' ranks (1-based, ties get their average rank).
   double rank_sum = 0, positives = 0;
   for (size_t i = 0; i < n;) {
-    size_t j = i;
-    while (j < n && scores[order[j]] == scores[order[i]]) ++j;
-    double avg_rank = (static_cast<double>(i + 1) + static_cast<double>(j)) / 2;
-    for (size_t k = i; k < j; ++k) {
-      if (labels[order[k]] > 0.5f) {
-        rank_sum += avg_rank;
-        positives += 1;
-      }
-    }
+    size_t j = i, pos = 0;
+    for (; j < n && (keys[j] >> 1) == (keys[i] >> 1); ++j) pos += keys[j] & 1;
+    rank_sum +=
+        static_cast<double>(pos) * (static_cast<double>(i + 1) + static_cast<double>(j)) / 2;
+    positives += static_cast<double>(pos);
     i = j;
   }
   double negatives = static_cast<double>(n) - positives;

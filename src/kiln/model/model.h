@@ -80,6 +80,12 @@ struct TrainOptions {
   int world_size = 1;
   int rank = 0;
   std::string rendezvous;
+
+  // When set, a model that has the final model's scores of the train and eval rows at
+  // hand (gbdt: XGBoost's prediction cache) stores them here, as Predict would give them,
+  // saving the caller a prediction pass; otherwise they are left empty.
+  std::vector<float>* final_train_scores = nullptr;
+  std::vector<float>* final_eval_scores = nullptr;
 };
 
 class Model {

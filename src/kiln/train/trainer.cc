@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <set>
 
 #include "absl/status/status.h"
@@ -13,6 +14,7 @@
 #include "kiln/base/str.h"
 #include "kiln/data/dataset.h"
 #include "kiln/data/input.h"
+#include "kiln/data/jsonl.h"
 #include "kiln/data/split.h"
 #include "kiln/model/bundle.h"
 #include "kiln/observe/event_writer.h"
@@ -22,11 +24,38 @@
 namespace kiln::train {
 namespace {
 
+// Appends every row of `from` to `to` (both of one type).
+void AppendRows(const data::Column& from, data::Column* to) {
+  to->present.insert(to->present.end(), from.present.begin(), from.present.end());
+  const uint32_t base = to->offsets.back();
+  for (size_t r = 1; r < from.offsets.size(); ++r) to->offsets.push_back(base + from.offsets[r]);
+  switch (to->type) {
+    case data::ValueType::kInt:
+      to->ints.insert(to->ints.end(), from.ints.begin(), from.ints.end());
+      break;
+    case data::ValueType::kFloat:
+      to->floats.insert(to->floats.end(), from.floats.begin(), from.floats.end());
+      break;
+    case data::ValueType::kString: {
+      const uint32_t sbase = static_cast<uint32_t>(to->str_data.size());
+      to->str_data.append(from.str_data);
+      for (size_t i = 1; i < from.str_offsets.size(); ++i) {
+        to->str_offsets.push_back(sbase + from.str_offsets[i]);
+      }
+      break;
+    }
+  }
+}
+
 // Appends `batch` to `all`, matching columns by name (sources such as JSON Lines may
 // leave a column out of a batch).
 void AppendBatch(const data::Batch& batch, data::Batch* all) {
   for (data::Column& col : all->columns) {
     int idx = batch.FindColumn(col.name);
+    if (idx >= 0 && batch.columns[idx].type == col.type) {
+      AppendRows(batch.columns[idx], &col);
+      continue;
+    }
     for (size_t r = 0; r < batch.num_rows; ++r) {
       if (idx < 0 || !batch.columns[idx].is_present(r)) {
         col.AddMissing();
@@ -36,6 +65,37 @@ void AppendBatch(const data::Batch& batch, data::Batch* all) {
     }
   }
   all->num_rows += batch.num_rows;
+}
+
+// Appends `batch`, decoded with the types its own values give, to `all`, adding columns
+// `all` lacks and widening INT to FLOAT where the two disagree (exact). Returns false when
+// a column holds numbers on one side and text on the other: the text must then be read as
+// written, so the caller reads the input again with the types of the whole input.
+bool AppendInferred(data::Batch& batch, data::Batch* all) {
+  for (data::Column& col : batch.columns) {
+    int idx = all->FindColumn(col.name);
+    if (idx < 0) {
+      data::Column c;
+      c.name = col.name;
+      c.type = col.type;
+      for (size_t r = 0; r < all->num_rows; ++r) c.AddMissing();
+      all->columns.push_back(std::move(c));
+      idx = static_cast<int>(all->columns.size()) - 1;
+    }
+    data::Column& to = all->columns[idx];
+    if (to.type == col.type) continue;
+    if (col.num_values() == 0) {
+      col.type = to.type;  // no values: its type says nothing
+    } else if (to.num_values() == 0) {
+      to.type = col.type;
+    } else if (to.type == data::ValueType::kString || col.type == data::ValueType::kString) {
+      return false;
+    } else {
+      data::WidenColumn(to.type == data::ValueType::kInt ? &to : &col, data::ValueType::kFloat);
+    }
+  }
+  AppendBatch(batch, all);
+  return true;
 }
 
 std::string ValueText(const data::Column& c, size_t row) {
@@ -328,16 +388,37 @@ absl::StatusOr<data::Batch> ReadAllRows(Env* env, const std::string& spec, const
   if (!split.empty()) input.split = split;
   data::ReadOptions options;
   data::BadRowSink bad(data::BadRowPolicy::kError);
+  // Blocks are decoded on every core and appended in input order.
+  auto read = [&](const std::function<bool(data::Batch&)>& append) -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(auto source, data::OpenSource(env, input, options));
+    return data::ForEachBatchOrdered(
+        source.get(), &bad, data::DefaultThreads(), [](data::Batch&) { return absl::OkStatus(); },
+        [&](data::Batch& batch) {
+          append(batch);
+          return absl::OkStatus();
+        });
+  };
+  if (schema->empty() && input.format == data::Format::kDataset) {
+    KILN_ASSIGN_OR_RETURN(auto m, data::ReadManifest(env, input.files[0]));
+    *schema = m.schema;
+  }
   if (schema->empty()) {
-    if (input.format == data::Format::kDataset) {
-      KILN_ASSIGN_OR_RETURN(auto m, data::ReadManifest(env, input.files[0]));
-      *schema = m.schema;
-    } else {
-      KILN_ASSIGN_OR_RETURN(*schema, data::InferTableSchema(env, input, options, &bad));
+    // One pass, types inferred on the way (the common case: no column mixes numbers and
+    // text); else a second, with the types of the whole input.
+    data::Batch all;
+    bool one_pass = true;
+    KILN_RETURN_IF_ERROR(read([&](data::Batch& batch) {
+      one_pass = one_pass && AppendInferred(batch, &all);
+      return true;
+    }));
+    KILN_RETURN_IF_ERROR(bad.Finish());
+    if (one_pass) {
+      for (const data::Column& c : all.columns) schema->push_back({c.name, c.type});
+      return all;
     }
+    KILN_ASSIGN_OR_RETURN(*schema, data::InferTableSchema(env, input, options, &bad));
   }
   options.type_overrides = *schema;
-  KILN_ASSIGN_OR_RETURN(auto source, data::OpenSource(env, input, options));
   data::Batch all;
   for (const data::ColumnSpec& c : *schema) {
     data::Column col;
@@ -345,13 +426,10 @@ absl::StatusOr<data::Batch> ReadAllRows(Env* env, const std::string& spec, const
     col.type = c.type;
     all.columns.push_back(std::move(col));
   }
-  data::BatchReader reader(std::move(source), &bad);
-  data::Batch batch;
-  for (;;) {
-    KILN_ASSIGN_OR_RETURN(bool more, reader.Next(&batch));
-    if (!more) break;
+  KILN_RETURN_IF_ERROR(read([&](data::Batch& batch) {
     AppendBatch(batch, &all);
-  }
+    return true;
+  }));
   KILN_RETURN_IF_ERROR(bad.Finish());
   return all;
 }
@@ -375,6 +453,12 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   }
 
   // Read and split.
+  int64_t phase_start = env->NowMicros();
+  auto phase = [&](const char* name) {
+    const int64_t now = env->NowMicros();
+    result.phase_seconds.emplace_back(name, static_cast<double>(now - phase_start) / 1e6);
+    phase_start = now;
+  };
   KILN_ASSIGN_OR_RETURN(data::InputSet input, data::ResolveInput(env, req.data));
   data::TableSchema schema;
   data::Batch train_rows, eval_rows;
@@ -433,6 +517,7 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   result.eval_rows = eval.size();
   if (train.size() == 0) return absl::InvalidArgumentError("the train split has no labelled rows");
 
+  phase("read");
   // Fit the transform on the train split; apply it to both.
   transform::FitOptions fo;
   fo.num_threads = c.threads;
@@ -446,6 +531,7 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   train.x = &xtrain;
   eval.x = &xeval;
 
+  phase("transform");
   // Checkpoints and logs live in the checkpoint directory until the bundle is published
   // (without checkpoints, the logs go straight into the bundle).
   const std::string ckpt_dir = req.checkpoint_dir.empty()
@@ -532,6 +618,9 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   to.on_histogram = [&](const std::string& tag, int64_t step, std::span<const float> values) {
     if (events && log_status.ok()) log_status = events->AddHistogram(tag, step, values);
   };
+  std::vector<float> train_scores, eval_scores;
+  to.final_train_scores = &train_scores;
+  to.final_eval_scores = &eval_scores;
   auto trained = model::TrainModel(c.model_type, to, fitted.output_signature(), train, eval);
   if (!trained.ok()) {
     if (events) {
@@ -543,16 +632,16 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
     return trained.status();
   }
   KILN_RETURN_IF_ERROR(log_status);
-  std::vector<float> scores;
-  KILN_RETURN_IF_ERROR((*trained)->Predict(xeval, &scores));
-  result.eval = model::ComputeMetrics(c.task, to.num_classes, scores, eval.labels);
-  KILN_RETURN_IF_ERROR((*trained)->Predict(xtrain, &scores));
-  result.train = model::ComputeMetrics(c.task, to.num_classes, scores, train.labels);
+  if (eval_scores.empty()) KILN_RETURN_IF_ERROR((*trained)->Predict(xeval, &eval_scores));
+  result.eval = model::ComputeMetrics(c.task, to.num_classes, eval_scores, eval.labels);
+  if (train_scores.empty()) KILN_RETURN_IF_ERROR((*trained)->Predict(xtrain, &train_scores));
+  result.train = model::ComputeMetrics(c.task, to.num_classes, train_scores, train.labels);
   if (!writes) return result;
   KILN_RETURN_IF_ERROR(events->WriteHparamsSessionEnd(tensorboard::hparams::STATUS_SUCCESS,
                                                       static_cast<double>(env->NowMicros()) / 1e6));
   KILN_RETURN_IF_ERROR(events->Close());
 
+  phase("train");
   // The bundle.
   if (checkpointing) {
     KILN_ASSIGN_OR_RETURN(std::string bundle_logs, writer->UnlistedDir("logs"));
@@ -598,6 +687,7 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
                   {"kiln_version", std::string(KilnVersion())},
                   {"git_sha", std::string(GitSha())}};
   KILN_RETURN_IF_ERROR(writer->Finish(std::move(m)));
+  phase("write");
   if (env->IsDirectory(ckpt_dir)) {
     // The bundle is published; the checkpoints are of no further use.
     std::error_code ec;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -62,6 +63,9 @@ struct TrainResult {
   std::string data_fingerprint;      // the dataset's, or SHA-256 of the raw files
   std::vector<std::string> warnings;
   int64_t resumed_from_step = -1;  // the checkpoint's step when the run resumed
+  // Wall seconds of each phase, in order: read (and fingerprint) the data, fit and apply
+  // the transform, train (with evaluations and final scoring), write the bundle.
+  std::vector<std::pair<std::string, double>> phase_seconds;
 };
 
 // Errors: kInvalidArgument (config, label column missing, a task the labels do not fit),

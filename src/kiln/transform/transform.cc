@@ -4,11 +4,13 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cfloat>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "kiln/base/hash.h"
@@ -544,22 +546,24 @@ absl::Status FittedTransform::Apply(const data::Batch& raw, TransformedBatch* ou
   out->num_categorical = nc;
   out->dense.assign(n * nd, 0.0f);
   out->ids.assign(n * nc, 0);
-  std::string scratch;
-  for (const FittedFeature& f : features_) {
+  // Rows [r0, r1) of one feature. Rows are taken in tiles, every feature of a tile at a
+  // time, so the tile's output stays in cache; large batches spread tiles over threads.
+  auto apply_feature = [&](const FittedFeature& f, size_t r0, size_t r1,
+                           std::string* scratch) -> absl::Status {
     const data::Column* col = Lookup(raw, index, f.name);
     const size_t k = f.output_index;
     if (IsTextChain(f)) {
       const FittedOp& last = f.ops.back();
-      for (size_t r = 0; r < n; ++r) {
+      for (size_t r = r0; r < r1; ++r) {
         std::string_view s;
-        const bool has = ChainText(f, col, r, &s, &scratch);
+        const bool has = ChainText(f, col, r, &s, scratch);
         out->ids[r * nc + k] = TextId(last, has, s);
       }
-      continue;
+      return absl::OkStatus();
     }
     const FittedOp& last = f.ops.back();
     const bool bucketize = last.op.kind == OpKind::kBucketize;
-    for (size_t r = 0; r < n; ++r) {
+    for (size_t r = r0; r < r1; ++r) {
       double v = 0;
       bool bad = false;
       bool has = col != nullptr && FirstNumber(*col, r, &v, &bad);
@@ -571,6 +575,36 @@ absl::Status FittedTransform::Apply(const data::Batch& raw, TransformedBatch* ou
         out->dense[r * nd + k] = has ? ToFloat(v) : 0.0f;
       }
     }
+    return absl::OkStatus();
+  };
+  constexpr size_t kTileRows = 2048;
+  const size_t tiles = (n + kTileRows - 1) / kTileRows;
+  auto apply_tile = [&](size_t t, std::string* scratch) -> absl::Status {
+    const size_t r0 = t * kTileRows, r1 = std::min(n, r0 + kTileRows);
+    for (const FittedFeature& f : features_) {
+      KILN_RETURN_IF_ERROR(apply_feature(f, r0, r1, scratch));
+    }
+    return absl::OkStatus();
+  };
+  constexpr size_t kValuesPerThread = size_t{1} << 20;
+  const size_t threads =
+      std::min({static_cast<size_t>(std::max(1u, std::thread::hardware_concurrency())), tiles,
+                n * features_.size() / kValuesPerThread + 1});
+  if (threads <= 1) {
+    std::string scratch;
+    for (size_t t = 0; t < tiles; ++t) KILN_RETURN_IF_ERROR(apply_tile(t, &scratch));
+  } else {
+    std::vector<absl::Status> status(tiles);
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> pool;
+    for (size_t i = 0; i < threads; ++i) {
+      pool.emplace_back([&] {
+        std::string scratch;
+        for (size_t t; (t = next.fetch_add(1)) < tiles;) status[t] = apply_tile(t, &scratch);
+      });
+    }
+    for (std::thread& t : pool) t.join();
+    for (const absl::Status& st : status) KILN_RETURN_IF_ERROR(st);  // the first by row
   }
   std::string key;
   for (const FittedCross& c : crosses_) {
