@@ -66,6 +66,51 @@ def test_import_errors(kiln, trained, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+def test_missing_values_reach_xgboost_as_missing(kiln, tmp_path):
+    """XGBoost learns where a missing value goes: kiln must hand it NaN, not a number,
+    both for an imported model and for the gbdt it trains (whose default transform passes
+    numbers through)."""
+    with open(DATA, newline="") as f:
+        rows = list(csv.reader(f))
+    header, rows = rows[0], rows[1:]
+    rng = np.random.default_rng(5)
+    x = np.array([[float(v) for v in r[:-1]] for r in rows])
+    x[rng.random(x.shape) < 0.2] = np.nan  # a fifth of the values missing
+    y = np.array([r[-1] == "malignant" for r in rows], dtype=int)
+    path = tmp_path / "holes.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for xi, r in zip(x, rows):
+            w.writerow(["" if np.isnan(v) else repr(float(v)) for v in xi] + [r[-1]])
+    clf = xgboost.XGBClassifier(n_estimators=30, max_depth=3, tree_method="hist")
+    clf.fit(x, y)
+    clf.get_booster().save_model(str(tmp_path / "m.json"))
+    (tmp_path / "sig.yaml").write_text(
+        "task: binary\nclasses: [benign, malignant]\ninputs: [" + ", ".join(header[:-1]) + "]\n")
+    kiln("import-model", "--model", tmp_path / "m.json", "--signature", tmp_path / "sig.yaml",
+         "--out", tmp_path / "imported")
+    kiln("predict", "--model", tmp_path / "imported", path, "--out", tmp_path / "s.csv", "-q")
+    with open(tmp_path / "s.csv") as f:
+        scores = np.array([float(r["score"]) for r in csv.DictReader(f)])
+    np.testing.assert_allclose(scores, clf.predict_proba(x)[:, 1], rtol=0, atol=1e-6)
+
+    # Trained by kiln on the same rows: the trees xgboost-python grows with NaN (its
+    # intercept fixed at 0.5, as in the XGBoost 1.x that kiln links).
+    (tmp_path / "t.yaml").write_text(
+        "label: diagnosis\ntask: binary\npositive_class: malignant\n"
+        "model: {type: gbdt, num_rounds: 30, max_depth: 3}\ntraining: {threads: 1}\n")
+    kiln("train", "--config", tmp_path / "t.yaml", "--data", path, "--eval-data", path,
+         "--out", tmp_path / "trained", "-q")
+    kiln("predict", "--model", tmp_path / "trained", path, "--out", tmp_path / "t.csv", "-q")
+    with open(tmp_path / "t.csv") as f:
+        trained = np.array([float(r["score"]) for r in csv.DictReader(f)])
+    ref = xgboost.XGBClassifier(n_estimators=30, max_depth=3, tree_method="hist", n_jobs=1,
+                                learning_rate=0.1, base_score=0.5)
+    ref.fit(x, y)
+    np.testing.assert_allclose(trained, ref.predict_proba(x)[:, 1], rtol=0, atol=1e-5)
+
+
 # --- TorchScript ------------------------------------------------------------------------
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-torch (the .venv's Python has no torch)

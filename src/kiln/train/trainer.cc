@@ -521,7 +521,9 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   // Fit the transform on the train split; apply it to both.
   transform::FitOptions fo;
   fo.num_threads = c.threads;
-  KILN_ASSIGN_OR_RETURN(auto fitter, transform::TransformFitter::Create(c.transform, schema, fo));
+  transform::TransformSpec spec = c.transform;
+  spec.tree_defaults = c.model_type == "gbdt";
+  KILN_ASSIGN_OR_RETURN(auto fitter, transform::TransformFitter::Create(spec, schema, fo));
   KILN_RETURN_IF_ERROR(fitter->Add(train_rows));
   KILN_ASSIGN_OR_RETURN(transform::FittedTransform fitted, fitter->Finish());
   result.warnings = fitted.warnings();

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -563,6 +564,10 @@ absl::Status FittedTransform::Apply(const data::Batch& raw, TransformedBatch* ou
     }
     const FittedOp& last = f.ops.back();
     const bool bucketize = last.op.kind == OpKind::kBucketize;
+    // A passed-through number stays missing (NaN: tree models route it as missing; the
+    // neural models read it as 0); a chain without a fill gives 0.
+    const float missing =
+        last.op.kind == OpKind::kPassthrough ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
     for (size_t r = r0; r < r1; ++r) {
       double v = 0;
       bool bad = false;
@@ -572,7 +577,7 @@ absl::Status FittedTransform::Apply(const data::Batch& raw, TransformedBatch* ou
       if (bucketize) {
         out->ids[r * nc + k] = has ? Bucket(last.boundaries, v) : f.output.missing_id;
       } else {
-        out->dense[r * nd + k] = has ? ToFloat(v) : 0.0f;
+        out->dense[r * nd + k] = has ? ToFloat(v) : missing;
       }
     }
     return absl::OkStatus();
@@ -827,7 +832,8 @@ absl::StatusOr<std::unique_ptr<TransformFitter>> TransformFitter::Create(
     if (spec.IsExcluded(c.name)) continue;
     const FeatureSpec* listed = spec.FindFeature(c.name);
     if (listed == nullptr && !spec.defaults) continue;
-    const std::vector<Op> ops = listed != nullptr ? listed->ops : DefaultOps(c.type);
+    const std::vector<Op> ops =
+        listed != nullptr ? listed->ops : DefaultOps(c.type, spec.tree_defaults);
     KILN_RETURN_IF_ERROR(ValidateOps(c.name, ops));
     KILN_RETURN_IF_ERROR(ValidateOpsForType(c.name, c.type, ops));
     if (ops.back().kind == OpKind::kPiiDrop) continue;

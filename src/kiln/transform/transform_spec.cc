@@ -82,12 +82,13 @@ bool TransformSpec::IsExcluded(std::string_view name) const {
   return std::find(exclude.begin(), exclude.end(), name) != exclude.end();
 }
 
-std::vector<Op> DefaultOps(data::ValueType type) {
+std::vector<Op> DefaultOps(data::ValueType type, bool tree_model) {
   if (type == data::ValueType::kString) {
     Op vocab;
     vocab.kind = OpKind::kVocabulary;
     return {vocab};
   }
+  if (tree_model) return {Op{}};  // passthrough
   Op fill;
   fill.kind = OpKind::kFill;
   fill.fill = FillMethod::kMedian;

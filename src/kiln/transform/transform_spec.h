@@ -116,6 +116,9 @@ struct TransformSpec {
   std::vector<CrossSpec> crosses;
   // Unlisted features get DefaultOps(type) when true; they are dropped when false.
   bool defaults = true;
+  // Not from YAML: set for tree models (gbdt), which need neither imputation nor scaling
+  // and treat a missing value as missing: unlisted numeric features pass through.
+  bool tree_defaults = false;
   std::vector<std::string> exclude;
 
   const FeatureSpec* FindFeature(std::string_view name) const;
@@ -124,9 +127,9 @@ struct TransformSpec {
 };
 
 // The ops an unlisted feature gets when `defaults` is on: numeric (INT, FLOAT) ->
-// [{fill: median}, zscore]; STRING -> [{vocabulary: {top_k: 10000, min_frequency: 1,
-// oov_buckets: 1}}].
-std::vector<Op> DefaultOps(data::ValueType type);
+// [{fill: median}, zscore] ([passthrough] for tree models); STRING ->
+// [{vocabulary: {top_k: 10000, min_frequency: 1, oov_buckets: 1}}].
+std::vector<Op> DefaultOps(data::ValueType type, bool tree_model = false);
 
 // Parses the value of the `transform:` key (a map with features / crosses / defaults /
 // exclude; a null node is the empty spec: every feature gets the defaults). Every error is

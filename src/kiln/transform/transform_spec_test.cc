@@ -312,6 +312,9 @@ TEST(TransformSpecTest, DefaultOps) {
   EXPECT_EQ(numeric[0].fill, FillMethod::kMedian);
   EXPECT_EQ(numeric[1].kind, OpKind::kZScore);
   EXPECT_EQ(DefaultOps(data::ValueType::kInt), numeric);
+  EXPECT_EQ(DefaultOps(data::ValueType::kFloat, /*tree_model=*/true), std::vector<Op>{Op{}});
+  EXPECT_EQ(DefaultOps(data::ValueType::kString, /*tree_model=*/true),
+            DefaultOps(data::ValueType::kString));
   auto text = DefaultOps(data::ValueType::kString);
   ASSERT_EQ(text.size(), 1u);
   EXPECT_EQ(text[0].kind, OpKind::kVocabulary);

@@ -620,6 +620,38 @@ TEST(TransformApplyTest, DenseValuesSaturateAtFloatRange) {
                                                             -std::numeric_limits<float>::max(), 1));
 }
 
+// A passed-through number that is missing stays missing (NaN); a chain without a fill
+// gives 0; large batches (applied in tiles on several threads) give the same values.
+TEST(TransformApplyTest, MissingPassthroughIsNaNAndTilesAgree) {
+  std::vector<double> xs;
+  for (int i = 0; i < 300000; ++i) xs.push_back(i % 7 == 0 ? kNone : i * 0.5);
+  Batch b = MakeBatch({Floats("x", xs), Floats("z", xs)});
+  FittedTransform t = MustFit("features: {x: [passthrough], z: [zscore]}", b);
+  TransformedBatch out = MustApply(t, b);
+  const std::vector<float> x = DenseOf(t, out, "x"), z = DenseOf(t, out, "z");
+  ASSERT_EQ(x.size(), xs.size());
+  for (size_t i = 0; i < xs.size(); ++i) {
+    if (i % 7 == 0) {
+      ASSERT_TRUE(std::isnan(x[i])) << i;
+      ASSERT_EQ(z[i], 0.0f) << i;
+    } else {
+      ASSERT_EQ(x[i], static_cast<float>(xs[i])) << i;
+    }
+  }
+  // Tree models' defaults pass numbers through.
+  TransformSpec spec;
+  spec.tree_defaults = true;
+  auto fitter = TransformFitter::Create(spec, {{"x", data::ValueType::kFloat}});
+  ASSERT_TRUE(fitter.ok());
+  ASSERT_TRUE((*fitter)->Add(b).ok());
+  auto fitted = (*fitter)->Finish();
+  ASSERT_TRUE(fitted.ok());
+  TransformedBatch tree;
+  ASSERT_TRUE(fitted->Apply(b, &tree).ok());
+  EXPECT_TRUE(std::isnan(tree.dense_at(0, 0)));
+  EXPECT_EQ(tree.dense_at(1, 0), 0.5f);
+}
+
 TEST(TransformFitTest, EmptyAnalyzersFitNeutralParametersAndWarn) {
   Batch b = MakeBatch({Floats("x", {kNone, kNone}), Strings("s", {std::nullopt, std::nullopt})});
   FittedTransform t = MustFit("", b);  // defaults for both

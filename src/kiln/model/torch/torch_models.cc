@@ -685,6 +685,10 @@ absl::StatusOr<Inputs> MakeInputs(const Arch& a, const transform::TransformedBat
   in.ids = rows * cols == 0
                ? torch::zeros({rows, cols}, torch::kInt64)
                : torch::from_blob(const_cast<int64_t*>(x.ids.data()), {rows, cols}, torch::kInt64);
+  // A value the transform left missing (a passed-through number) is NaN: read it as 0.
+  if (std::any_of(x.dense.begin(), x.dense.end(), [](float v) { return std::isnan(v); })) {
+    in.dense = in.dense.masked_fill(in.dense.isnan(), 0.0);
+  }
   return in;
 }
 
