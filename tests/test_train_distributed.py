@@ -115,6 +115,15 @@ def test_processes_with_different_data_refuse_to_train_together(kiln_bin, tmp_pa
         assert rc == 2, stderr
         assert "the processes of the group disagree on the training data" in stderr
     assert not (tmp_path / "m").exists()
+    # As many rows, one value changed: the data fingerprints differ.
+    changed = tmp_path / "changed.csv"
+    changed.write_text("".join(lines[:5] + [lines[5].replace(",", ",1", 1)] + lines[6:]))
+    results = run_group(kiln_bin, cfg, [CANCER, changed], tmp_path / "m",
+                        f"file:{tmp_path / 'rendezvous2'}", extra=("--eval-data", CANCER))
+    for rc, _, stderr in results:
+        assert rc == 2, stderr
+        assert "disagree on the data and training config" in stderr
+    assert not (tmp_path / "m").exists()
 
 
 def test_distributed_usage_errors(kiln, tmp_path):

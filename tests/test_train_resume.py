@@ -144,6 +144,31 @@ def test_gbdt_run_killed_mid_training_resumes_to_the_same_trees(kiln, kiln_bin, 
     assert "resumed_from_step" not in manifest(tmp_path / "o")["config"]["model_summary"]
 
 
+def test_a_named_checkpoint_dir_keeps_other_files(kiln, kiln_bin, tmp_path):
+    """Only what kiln put in a --checkpoint-dir is removed; one on another file system
+    (tmpfs) works too: its logs are copied into the bundle."""
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text("label: diagnosis\ntask: binary\npositive_class: malignant\n"
+                   "model: {type: gbdt, num_rounds: 20}\ntraining: {checkpoint_every: 5}\n")
+    mine = tmp_path / "scratch"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    kiln(*train_args(cfg, tmp_path / "m", "--checkpoint-dir", mine))
+    assert sorted(os.listdir(mine)) == ["keep.txt"]
+    # Discarding a checkpoint there removes only kiln's files, too.
+    (mine / "checkpoint").write_bytes(b"stale")
+    kiln(*train_args(cfg, tmp_path / "n", "--checkpoint-dir", mine, "--no-resume"))
+    assert sorted(os.listdir(mine)) == ["keep.txt"]
+    if os.path.isdir("/dev/shm") and os.stat("/dev/shm").st_dev != os.stat(tmp_path).st_dev:
+        shm = f"/dev/shm/kiln-test-{os.getpid()}-ckpt"
+        try:
+            kiln(*train_args(cfg, tmp_path / "o", "--checkpoint-dir", shm))
+            assert len(os.listdir(tmp_path / "o" / "logs")) == 1
+            assert not os.path.exists(shm)
+        finally:
+            shutil.rmtree(shm, ignore_errors=True)
+
+
 def test_checkpoint_every_zero_writes_no_checkpoint(kiln, tmp_path):
     cfg = tmp_path / "g.yaml"
     cfg.write_text("label: diagnosis\ntask: binary\npositive_class: malignant\n"

@@ -80,6 +80,8 @@ struct TrainOptions {
   int world_size = 1;
   int rank = 0;
   std::string rendezvous;
+  // What identifies the run (data and config); the group's processes must agree on it.
+  std::string run_id;
 
   // When set, a model that has the final model's scores of the train and eval rows at
   // hand (gbdt: XGBoost's prediction cache) stores them here, as Predict would give them,

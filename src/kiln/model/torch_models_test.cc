@@ -378,7 +378,7 @@ TEST_F(TorchModelsTest, ResumingFromACheckpointEndsWithTheUninterruptedModel) {
     TrainOptions o = Options(p);
     o.eval_every = 3;
     o.patience = 5;
-    o.checkpoint_every = 7;  // 10 steps per epoch: checkpoints fall mid-epoch
+    o.checkpoint_every = 5;  // 10 steps per epoch: mid-epoch and at an epoch's last step
     std::map<int64_t, std::string> checkpoints;
     o.on_checkpoint = [&](int64_t step, std::string bytes) {
       checkpoints[step] = std::move(bytes);
@@ -386,9 +386,9 @@ TEST_F(TorchModelsTest, ResumingFromACheckpointEndsWithTheUninterruptedModel) {
     };
     auto whole = Train(p, &o);
     ASSERT_TRUE(whole.ok()) << whole.status();
-    // Steps 7, 14, ... of 40, unless early stopping ends the run sooner.
-    ASSERT_GE(checkpoints.size(), 3u);
-    for (int64_t at : {int64_t{7}, int64_t{21}}) {
+    // Steps 5, 10, ... of 40, unless early stopping ends the run sooner.
+    ASSERT_GE(checkpoints.size(), 4u);
+    for (int64_t at : {int64_t{5}, int64_t{10}, int64_t{20}}) {
       TrainOptions r = o;
       r.on_checkpoint = nullptr;
       r.resume_from = checkpoints.at(at);

@@ -128,7 +128,9 @@ absl::Status ImportModel(Env* env, const ImportModelRequest& req) {
     // a scratch directory and score two rows of zeros, so a model kiln cannot run (not
     // TorchScript, another input width, an output of the wrong shape) is refused before
     // anything is published.
-    const std::string scratch = StrCat(StagingDirFor(req.out_dir), ".check");
+    const std::string check_target = StrCat(req.out_dir, ".kiln-check");
+    RecoverFromDeadWriters(check_target);
+    const std::string scratch = StagingDirFor(check_target);
     struct Cleanup {
       std::string path;
       ~Cleanup() {

@@ -1,6 +1,7 @@
 // `kiln import-model`: wraps a model trained elsewhere in a kiln bundle, so teams that
 // train in Python still get kiln's prediction, evaluation, pushing and serving. The model's
-// inputs are raw numeric features passed through unchanged (a missing value becomes 0).
+// inputs are raw numeric features passed through unchanged (a missing value reaches an
+// XGBoost model as missing, a TorchScript model as 0).
 //
 // The model file is XGBoost JSON or UBJ (Booster.save_model), or TorchScript
 // (torch.jit.save; see src/kiln/model/torch/torchscript.cc for the tensors it must take

@@ -144,7 +144,10 @@ nlohmann::json RowToJson(const data::Batch& batch, size_t row, const data::Table
       if (!v.is_null()) out[spec.name] = std::move(v);
     } else {
       nlohmann::json list = nlohmann::json::array();
-      for (uint32_t i = 0; i < n; ++i) list.push_back(value(from + i));
+      for (uint32_t i = 0; i < n; ++i) {
+        nlohmann::json v = value(from + i);
+        if (!v.is_null()) list.push_back(std::move(v));  // NaN and infinities left out
+      }
       out[spec.name] = std::move(list);
     }
   }

@@ -30,7 +30,8 @@ absl::StatusOr<data::Batch> RowsFromJson(const nlohmann::json& rows,
 
 // Row `row` of `batch` as such an object, with the features of `inputs` that are present.
 // Round-trips through RowsFromJson exactly (numbers are written in shortest round-trip
-// form).
+// form), but for non-finite floats, which JSON cannot hold: a scalar one is left out
+// (missing), one in a list dropped from the list.
 nlohmann::json RowToJson(const data::Batch& batch, size_t row, const data::TableSchema& inputs);
 
 }  // namespace kiln::train

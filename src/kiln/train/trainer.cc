@@ -358,7 +358,9 @@ absl::StatusOr<std::string> WarmupRows(const data::Batch& rows, const data::Tabl
     objects.push_back(std::move(o));
   }
   if (objects.empty()) return std::string();
-  KILN_ASSIGN_OR_RETURN(data::Batch batch, RowsFromJson(objects, inputs));
+  auto converted = RowsFromJson(objects, inputs);
+  if (!converted.ok()) return std::string();  // rows JSON cannot carry: no warm-up rows
+  data::Batch& batch = *converted;
   transform::TransformedBatch x;
   KILN_RETURN_IF_ERROR(fitted.Apply(batch, &x));
   std::vector<float> scores;
@@ -371,6 +373,40 @@ absl::StatusOr<std::string> WarmupRows(const data::Batch& rows, const data::Tabl
     StrAppend(&out, nlohmann::json{{"inputs", objects[r]}, {"expected", expected}}.dump(), "\n");
   }
   return out;
+}
+
+// Removes what kiln keeps in a checkpoint directory (the checkpoint, its temporary file,
+// the logs of the run in progress), then the directory if nothing else is in it: it may be
+// one the user named, holding other files.
+absl::Status RemoveCheckpoint(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return absl::OkStatus();
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name == kCheckpointFile || name == "logs" ||
+        name.rfind(StrCat(kCheckpointFile, "."), 0) == 0) {
+      std::error_code rm;
+      fs::remove_all(entry.path(), rm);
+      if (rm)
+        return absl::InternalError(StrCat("removing ", entry.path().string(), ": ", rm.message()));
+    }
+  }
+  if (fs::is_empty(dir, ec)) fs::remove(dir, ec);
+  return absl::OkStatus();
+}
+
+// Moves directory `from` to `to` (which UnlistedDir made, empty): a rename, or a copy
+// when the two are on different file systems.
+absl::Status MoveDir(Env* env, const std::string& from, const std::string& to) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::remove(to, ec);
+  if (env->RenameFile(from, to).ok()) return absl::OkStatus();
+  fs::copy(from, to, fs::copy_options::recursive, ec);
+  if (ec) return absl::InternalError(StrCat("copying ", from, " to ", to, ": ", ec.message()));
+  fs::remove_all(from, ec);
+  return absl::OkStatus();
 }
 
 std::string StripTrailingSlashes(std::string path) {
@@ -542,19 +578,18 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   const std::string ckpt_file = JoinPath(ckpt_dir, kCheckpointFile);
   const std::string run = RunFingerprint(c, result.data_fingerprint);
   std::string resume_state;
-  if (!writes) {
-    // Rank 0's checkpoint reaches the others through the process group.
+  const bool checkpointing = c.checkpoint_every > 0 && writes;
+  if (!checkpointing) {
+    // Without checkpoints (or on ranks > 0, which rank 0's checkpoint reaches through the
+    // process group) the checkpoint directory is not touched.
   } else if (env->FileExists(ckpt_file) && req.resume) {
     KILN_ASSIGN_OR_RETURN(resume_state,
                           ReadCheckpoint(env, ckpt_file, run, &result.resumed_from_step));
-  } else if (env->IsDirectory(ckpt_dir)) {
-    // Nothing to resume from: what is there (logs of a run killed before its first
+  } else {
+    // Nothing to resume from: what kiln left there (logs of a run killed before its first
     // checkpoint, or a checkpoint the caller discards) would only mislead.
-    std::error_code ec;
-    std::filesystem::remove_all(ckpt_dir, ec);
-    if (ec) return absl::InternalError(StrCat("removing ", ckpt_dir, ": ", ec.message()));
+    KILN_RETURN_IF_ERROR(RemoveCheckpoint(ckpt_dir));
   }
-  const bool checkpointing = c.checkpoint_every > 0 && writes;
   std::string logdir;
   std::unique_ptr<observe::EventWriter> events;
   if (writes) {
@@ -585,6 +620,7 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   to.early_stopping_metric = c.early_stopping_metric;
   to.patience = c.patience;
   to.world_size = req.world_size;
+  to.run_id = run;
   to.rank = req.rank;
   to.rendezvous = req.rendezvous;
   if (checkpointing) {
@@ -647,9 +683,7 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   // The bundle.
   if (checkpointing) {
     KILN_ASSIGN_OR_RETURN(std::string bundle_logs, writer->UnlistedDir("logs"));
-    std::error_code ec;
-    std::filesystem::remove(bundle_logs, ec);  // the empty directory UnlistedDir made
-    KILN_RETURN_IF_ERROR(env->RenameFile(logdir, bundle_logs));
+    KILN_RETURN_IF_ERROR(MoveDir(env, logdir, bundle_logs));
   }
   KILN_RETURN_IF_ERROR(writer->AddFile("transform.json", fitted.ToJson()));
   KILN_RETURN_IF_ERROR((*trained)->Save(writer.get()));
@@ -690,11 +724,11 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
                   {"git_sha", std::string(GitSha())}};
   KILN_RETURN_IF_ERROR(writer->Finish(std::move(m)));
   phase("write");
-  if (env->IsDirectory(ckpt_dir)) {
-    // The bundle is published; the checkpoints are of no further use.
-    std::error_code ec;
-    std::filesystem::remove_all(ckpt_dir, ec);
-    if (ec) result.warnings.push_back(StrCat("could not remove ", ckpt_dir, ": ", ec.message()));
+  if (checkpointing) {
+    // The bundle is published; the checkpoint is of no further use.
+    if (absl::Status st = RemoveCheckpoint(ckpt_dir); !st.ok()) {
+      result.warnings.push_back(std::string(st.message()));
+    }
   }
   return result;
 }

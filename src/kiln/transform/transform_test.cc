@@ -624,8 +624,9 @@ TEST(TransformApplyTest, DenseValuesSaturateAtFloatRange) {
 // gives 0; large batches (applied in tiles on several threads) give the same values.
 TEST(TransformApplyTest, MissingPassthroughIsNaNAndTilesAgree) {
   std::vector<double> xs;
-  for (int i = 0; i < 300000; ++i) xs.push_back(i % 7 == 0 ? kNone : i * 0.5);
-  Batch b = MakeBatch({Floats("x", xs), Floats("z", xs)});
+  for (int i = 0; i < 600000; ++i) xs.push_back(i % 7 == 0 ? kNone : i * 0.5);
+  // 2.4M values: enough for the threaded path on two or more cores.
+  Batch b = MakeBatch({Floats("x", xs), Floats("z", xs), Floats("x2", xs), Floats("z2", xs)});
   FittedTransform t = MustFit("features: {x: [passthrough], z: [zscore]}", b);
   TransformedBatch out = MustApply(t, b);
   const std::vector<float> x = DenseOf(t, out, "x"), z = DenseOf(t, out, "z");

@@ -897,8 +897,10 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
           "the training data",
           StrCat(rows, " train rows, ", eval.size(), " eval rows, ", a.dense_dim,
                  " dense columns, cardinalities [", StrJoin(a.cardinalities, ","), "]")));
-      KILN_RETURN_IF_ERROR(
-          group->Agree("the model", StrCat(options.params.dump(), " seed ", options.seed)));
+      KILN_RETURN_IF_ERROR(group->Agree("the data and training config (fingerprint)",
+                                        options.run_id.empty()
+                                            ? StrCat(options.params.dump(), " seed ", options.seed)
+                                            : options.run_id));
       resume_from = group->Share("resume_from", options.resume_from);
     }
     const int64_t world = group ? group->size() : 1;
@@ -948,6 +950,7 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
     // Where training is: `epoch` epochs begun, this process's `shard` of the current
     // one's `order` used up to `next_start` (shard_rows: finished).
     int64_t epoch = 0, next_start = shard_rows, resumed_from = -1;
+    bool epoch_closed = true;  // the current epoch's end-of-epoch evaluation and logs done
     const int64_t total_steps = h.epochs * ((shard_rows + batch - 1) / batch);
     at::Generator torch_rng = at::detail::getDefaultCPUGenerator();
     auto save_checkpoint = [&]() -> absl::Status {
@@ -980,7 +983,8 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
                             {"best_step", best_step},
                             {"last_eval_step", last_eval_step},
                             {"since_best", since_best},
-                            {"stop", stop ? 1 : 0}}) {
+                            {"stop", stop ? 1 : 0},
+                            {"epoch_closed", epoch_closed ? 1 : 0}}) {
         archive.write(key, c10::IValue(v));
       }
       archive.write("best", c10::IValue(best));
@@ -1040,6 +1044,7 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
         last_eval_step = read("last_eval_step").toInt();
         since_best = static_cast<int>(read("since_best").toInt());
         stop = read("stop").toInt() != 0;
+        epoch_closed = read("epoch_closed").toInt() != 0;
         best = read("best").toDouble();
         resumed_from = step;
       } catch (const std::exception& e) {
@@ -1049,8 +1054,9 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
 
     net->train();
     while (!stop) {
-      if (next_start >= shard_rows) {
+      if (next_start >= shard_rows && epoch_closed) {
         if (epoch >= h.epochs) break;
+        epoch_closed = false;
         Shuffle(&order, &rng);
         deal();
         ++epoch;
@@ -1084,6 +1090,8 @@ absl::StatusOr<std::unique_ptr<Model>> TrainNet(const std::string& type,
           KILN_RETURN_IF_ERROR(save_checkpoint());
         }
       }
+      // The end of the epoch (also when a checkpoint taken at its last step resumed).
+      epoch_closed = true;
       if (eval.size() > 0 && last_eval_step != step && !stop) evaluate();
       if (options.on_histogram) {
         for (const auto& item : net->named_parameters()) {

@@ -10,6 +10,8 @@
 // torch.jit.save wrote, unchanged).
 #include <torch/script.h>
 
+#include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "absl/status/status.h"
@@ -59,6 +61,11 @@ class ScriptModel : public Model {
       torch::Tensor in =
           torch::from_blob(const_cast<float*>(x.dense.data()),
                            {rows, static_cast<int64_t>(x.dense_dim)}, torch::kFloat32);
+      // A missing input (NaN from the pass-through transform) is 0, as for kiln's own
+      // neural models.
+      if (std::any_of(x.dense.begin(), x.dense.end(), [](float v) { return std::isnan(v); })) {
+        in = in.masked_fill(in.isnan(), 0.0);
+      }
       torch::IValue result = module_.forward({in});
       if (!result.isTensor()) {
         return absl::InvalidArgumentError(
@@ -121,9 +128,15 @@ class ScriptModel : public Model {
 absl::StatusOr<std::unique_ptr<Model>> LoadTorchScript(const Bundle& bundle, Task task,
                                                        int num_classes) {
   KILN_ASSIGN_OR_RETURN(std::string bytes, bundle.ReadFile(kScriptFile));
-  const nlohmann::json config =
-      bundle.manifest().config.value("torchscript", nlohmann::json::object());
-  const std::string output = config.value("output", "probabilities");
+  const nlohmann::json& manifest_config = bundle.manifest().config;
+  std::string output = "probabilities";
+  if (manifest_config.is_object() && manifest_config.contains("torchscript")) {
+    const nlohmann::json& config = manifest_config["torchscript"];
+    if (!config.is_object() || (config.contains("output") && !config["output"].is_string())) {
+      return absl::DataLossError("config.torchscript must be {output: probabilities|logits}");
+    }
+    if (config.contains("output")) output = config["output"].get<std::string>();
+  }
   if (output != "probabilities" && output != "logits") {
     return absl::DataLossError(
         StrCat("config.torchscript.output is '", output, "'; expected probabilities or logits"));
