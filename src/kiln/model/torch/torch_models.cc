@@ -47,6 +47,7 @@
 // Bundle files: model/arch.json (what is needed to rebuild the network) and
 // model/weights.pt (torch::serialize::OutputArchive of its parameters and buffers).
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/ivalue.h>
 #include <torch/nn.h>
 #include <torch/optim.h>
 #include <torch/serialize.h>
