@@ -39,6 +39,7 @@ void AddPredictCommand(CLI::App& root);
 void AddImportModelCommand(CLI::App& root);
 void AddMetaCommand(CLI::App& root);
 void AddLineageCommand(CLI::App& root);
+void AddServeCommand(CLI::App& root);
 
 }  // namespace kiln::cli
 

@@ -219,6 +219,19 @@ absl::StatusOr<std::vector<VersionStatus>> ModelManager::Status(const std::strin
   return out;
 }
 
+absl::StatusOr<int64_t> ModelManager::LabelVersion(const std::string& model,
+                                                   const std::string& label) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(model);
+  if (it == models_.end())
+    return absl::NotFoundError(StrCat("no model '", model, "' is configured"));
+  auto l = it->second.config.labels.find(label);
+  if (l == it->second.config.labels.end()) {
+    return absl::NotFoundError(StrCat("model '", model, "' has no label '", label, "'"));
+  }
+  return l->second;
+}
+
 std::vector<std::string> ModelManager::Models() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> out;

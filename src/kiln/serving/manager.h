@@ -67,6 +67,8 @@ class ModelManager {
   // model.
   absl::StatusOr<std::vector<VersionStatus>> Status(const std::string& model) const;
   std::vector<std::string> Models() const;
+  // The version `label` names; kNotFound for an unknown model or label.
+  absl::StatusOr<int64_t> LabelVersion(const std::string& model, const std::string& label) const;
 
  private:
   struct Model {

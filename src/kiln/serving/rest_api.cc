@@ -1,0 +1,334 @@
+#include "kiln/serving/rest_api.h"
+
+#include <openssl/evp.h>
+
+#include <charconv>
+#include <optional>
+
+#include "kiln/base/status.h"
+#include "kiln/base/str.h"
+#include "kiln/train/json_rows.h"
+#include "nlohmann/json.hpp"
+
+namespace kiln::serving {
+namespace {
+
+using Json = nlohmann::json;
+
+HttpResponse Error(const absl::Status& status) {
+  HttpResponse r;
+  r.status = HttpStatusFor(status);
+  r.body = Json{{"error", std::string(status.message())}}.dump(-1, ' ', false,
+                                                               Json::error_handler_t::replace);
+  return r;
+}
+
+HttpResponse Ok(const Json& body) {
+  HttpResponse r;
+  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return r;
+}
+
+// /v1/models/NAME[/versions/V | /labels/L][/metadata | :predict]
+struct Route {
+  std::string model;
+  std::optional<int64_t> version;
+  std::string label;
+  std::string action;  // "", "metadata", "predict", or another ":verb"
+};
+
+absl::StatusOr<Route> ParseRoute(std::string_view path) {
+  constexpr std::string_view kPrefix = "/v1/models/";
+  if (path.rfind(kPrefix, 0) != 0) {
+    return absl::NotFoundError(StrCat("no such endpoint: ", path));
+  }
+  path.remove_prefix(kPrefix.size());
+  Route r;
+  if (size_t colon = path.rfind(':'); colon != std::string_view::npos) {
+    r.action = std::string(path.substr(colon + 1));
+    path = path.substr(0, colon);
+  }
+  std::vector<std::string_view> parts;
+  for (size_t start = 0; start <= path.size();) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  if (!parts.empty() && parts.back() == "metadata" && r.action.empty()) {
+    r.action = "metadata";
+    parts.pop_back();
+  }
+  if (parts.empty() || parts.size() == 2 || parts.size() > 3) {
+    return absl::InvalidArgumentError(
+        StrCat("malformed path; expected /v1/models/NAME[/versions/V|/labels/L]"
+               "[/metadata|:predict]"));
+  }
+  r.model = std::string(parts[0]);
+  KILN_RETURN_IF_ERROR(ValidateName("model name", r.model));
+  if (parts.size() == 3) {
+    if (parts[1] == "versions") {
+      int64_t v = 0;
+      auto res = std::from_chars(parts[2].data(), parts[2].data() + parts[2].size(), v);
+      if (res.ec != std::errc() || res.ptr != parts[2].data() + parts[2].size() || v < 0) {
+        return absl::InvalidArgumentError(StrCat("version '", parts[2], "' is not a number"));
+      }
+      r.version = v;
+    } else if (parts[1] == "labels") {
+      r.label = std::string(parts[2]);
+      KILN_RETURN_IF_ERROR(ValidateName("label", r.label));
+    } else {
+      return absl::InvalidArgumentError(
+          StrCat("expected versions or labels, got '", parts[1], "'"));
+    }
+  }
+  return r;
+}
+
+std::string ErrorCodeName(absl::StatusCode code) {
+  std::string name = absl::StatusCodeToString(code);  // e.g. "INVALID_ARGUMENT"
+  return name;
+}
+
+HttpResponse StatusResponse(const ModelManager& m, const Route& r) {
+  auto status = m.Status(r.model);
+  if (!status.ok()) return Error(status.status());
+  std::optional<int64_t> only = r.version;
+  if (!r.label.empty()) {
+    auto resolved = m.LabelVersion(r.model, r.label);
+    if (!resolved.ok()) return Error(resolved.status());
+    only = *resolved;
+  }
+  Json list = Json::array();
+  for (const VersionStatus& s : *status) {
+    if (only && s.version != *only) continue;
+    list.push_back({{"version", StrCat(s.version)},
+                    {"state", std::string(VersionStateName(s.state))},
+                    {"status",
+                     {{"error_code", ErrorCodeName(s.error.code())},
+                      {"error_message", std::string(s.error.message())}}}});
+  }
+  if (only && list.empty()) {
+    return Error(absl::NotFoundError(StrCat("model '", r.model, "' has no version ", *only)));
+  }
+  return Ok({{"model_version_status", list}});
+}
+
+std::string TfDtype(const std::string& dtype) {
+  if (dtype == "int64") return "DT_INT64";
+  if (dtype == "float32") return "DT_FLOAT";
+  if (dtype == "float64") return "DT_DOUBLE";
+  if (dtype == "string") return "DT_STRING";
+  return "DT_INVALID";
+}
+
+Json Tensors(const Json& list) {
+  Json out = Json::object();
+  if (!list.is_array()) return out;
+  for (const Json& t : list) {
+    Json dims = Json::array();
+    for (const Json& d : t.value("shape", Json::array())) {
+      dims.push_back({{"size", StrCat(d.is_number_integer() ? d.get<int64_t>() : -1)}});
+    }
+    const std::string name = t.value("name", "");
+    out[name] = {{"name", name},
+                 {"dtype", TfDtype(t.value("dtype", ""))},
+                 {"tensor_shape", {{"dim", dims}}}};
+  }
+  return out;
+}
+
+// {"b64": "..."} values become the bytes they encode.
+absl::Status DecodeB64(Json* v) {
+  if (v->is_array()) {
+    for (Json& e : *v) KILN_RETURN_IF_ERROR(DecodeB64(&e));
+    return absl::OkStatus();
+  }
+  if (!v->is_object()) return absl::OkStatus();
+  if (v->size() == 1 && v->contains("b64")) {
+    const Json& b = (*v)["b64"];
+    if (!b.is_string()) return absl::InvalidArgumentError("a b64 value must be a string");
+    const std::string& text = b.get_ref<const std::string&>();
+    std::string out(3 * (text.size() / 4) + 3, '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(text.data()),
+                                  static_cast<int>(text.size()));
+    if (n < 0 || text.size() % 4 != 0) {
+      return absl::InvalidArgumentError("a b64 value is not valid base64");
+    }
+    size_t len = static_cast<size_t>(n);
+    for (size_t i = text.size(); i > 0 && text[i - 1] == '=' && len > 0; --i) --len;
+    out.resize(len);
+    *v = Json(out);  // may not be UTF-8: only used as bytes
+    return absl::OkStatus();
+  }
+  for (auto& [k, e] : v->items()) KILN_RETURN_IF_ERROR(DecodeB64(&e));
+  return absl::OkStatus();
+}
+
+HttpResponse Predict(const ModelManager& m, const Route& r, const std::string& body) {
+  auto predictor = m.Find(r.model, r.version, r.label);
+  if (!predictor.ok()) return Error(predictor.status());
+  Json request = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (request.is_discarded() || !request.is_object()) {
+    return Error(absl::InvalidArgumentError("the request body is not a JSON object"));
+  }
+  if (request.contains("signature_name")) {
+    const Json& s = request["signature_name"];
+    if (!s.is_string() || (s != "serving_default" && s != "")) {
+      return Error(absl::InvalidArgumentError(
+          "unknown signature_name; kiln models have one signature, serving_default"));
+    }
+  }
+  const bool rows = request.contains("instances");
+  if (rows == request.contains("inputs")) {
+    return Error(absl::InvalidArgumentError(
+        "the request needs exactly one of \"instances\" (rows) and \"inputs\" (columns)"));
+  }
+  Json data = rows ? request["instances"] : request["inputs"];
+  if (absl::Status st = DecodeB64(&data); !st.ok()) return Error(st);
+  Json instances = Json::array();
+  if (rows) {
+    instances = std::move(data);
+  } else {
+    // Columns {"f": [v0, v1, ...], ...}: every column as long as the others.
+    if (!data.is_object()) {
+      return Error(absl::InvalidArgumentError("\"inputs\" must map feature names to lists"));
+    }
+    size_t n = 0;
+    bool first = true;
+    for (const auto& [name, col] : data.items()) {
+      if (!col.is_array()) {
+        return Error(absl::InvalidArgumentError(StrCat("input '", name, "' is not a list")));
+      }
+      if (!first && col.size() != n) {
+        return Error(absl::InvalidArgumentError(
+            StrCat("input '", name, "' has ", col.size(), " values; the others ", n)));
+      }
+      n = col.size();
+      first = false;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      Json row = Json::object();
+      for (const auto& [name, col] : data.items()) row[name] = col[i];
+      instances.push_back(std::move(row));
+    }
+  }
+  auto batch = train::RowsFromJson(instances, (*predictor)->inputs());
+  if (!batch.ok()) return Error(batch.status());
+  std::vector<float> scores;
+  if (absl::Status st = (*predictor)->Predict(*batch, &scores); !st.ok()) return Error(st);
+  const size_t n = batch->num_rows;
+  const model::Task task = (*predictor)->task();
+  const size_t k = n == 0 ? 0 : scores.size() / n;
+  Json per_row = Json::array();
+  Json columns = Json::object();
+  for (size_t i = 0; i < n; ++i) {
+    Json p;
+    switch (task) {
+      case model::Task::kBinary:
+        p = {{"scores", scores[i]}, {"class_ids", scores[i] >= 0.5f ? 1 : 0}};
+        break;
+      case model::Task::kMulticlass: {
+        Json probs = Json::array();
+        size_t best = 0;
+        for (size_t c = 0; c < k; ++c) {
+          probs.push_back(scores[i * k + c]);
+          if (scores[i * k + c] > scores[i * k + best]) best = c;
+        }
+        p = {{"probabilities", probs}, {"class_ids", best}};
+        break;
+      }
+      case model::Task::kRegression:
+        p = scores[i];
+        break;
+    }
+    if (p.is_object()) {
+      for (const auto& [name, v] : p.items()) columns[name].push_back(v);
+    } else {
+      columns["predictions"].push_back(p);
+    }
+    per_row.push_back(std::move(p));
+  }
+  if (rows) return Ok({{"predictions", per_row}});
+  if (task == model::Task::kRegression)
+    return Ok({{"outputs", columns.value("predictions", Json::array())}});
+  return Ok({{"outputs", columns}});
+}
+
+HttpResponse Metadata(const ModelManager& m, const Route& r) {
+  auto predictor = m.Find(r.model, r.version, r.label);
+  if (!predictor.ok()) return Error(predictor.status());
+  const model::BundleManifest& manifest = (*predictor)->manifest();
+  Json outputs = manifest.signature.value("outputs", Json::array());
+  Json sig = {{"inputs", Tensors(manifest.signature.value("inputs", Json::array()))},
+              {"outputs", Tensors(outputs)},
+              {"method_name", "tensorflow/serving/predict"}};
+  Json spec = {{"name", r.model}, {"signature_name", ""}};
+  if (r.version) spec["version"] = StrCat(*r.version);
+  return Ok({{"model_spec", spec},
+             {"metadata",
+              {{"signature_def", {{"signature_def", {{"serving_default", sig}}}}},
+               {"kiln",
+                {{"model_type", manifest.model_type},
+                 {"backend", manifest.backend},
+                 {"task", std::string(model::TaskName((*predictor)->task()))},
+                 {"classes", (*predictor)->classes()}}}}}});
+}
+
+}  // namespace
+
+int HttpStatusFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return 200;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+      return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kAborted:
+      return 409;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kUnimplemented:
+      return 501;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    case absl::StatusCode::kDeadlineExceeded:
+      return 504;
+    default:
+      return 500;
+  }
+}
+
+HttpResponse RestApi::Handle(const HttpRequest& request) const {
+  std::string_view path = request.target;
+  if (size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+  auto route = ParseRoute(path);
+  if (!route.ok()) return Error(route.status());
+  if (route->action.empty() || route->action == "metadata") {
+    if (request.method != "GET") {
+      return Error(
+          absl::UnimplementedError(StrCat(request.method, " is not supported here; use GET")));
+    }
+    return route->action.empty() ? StatusResponse(*manager_, *route) : Metadata(*manager_, *route);
+  }
+  if (route->action == "predict") {
+    if (request.method != "POST") {
+      return Error(
+          absl::UnimplementedError(StrCat(request.method, " is not supported here; use POST")));
+    }
+    return Predict(*manager_, *route, request.body);
+  }
+  return Error(absl::UnimplementedError(
+      StrCat("unsupported method :", route->action, " (kiln serves :predict)")));
+}
+
+}  // namespace kiln::serving

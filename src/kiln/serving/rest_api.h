@@ -1,0 +1,46 @@
+// TF Serving's REST API (v1) over the model manager, independent of the HTTP transport:
+//   GET  /v1/models/M[/versions/V | /labels/L]            version status
+//   GET  /v1/models/M[/versions/V | /labels/L]/metadata   signature
+//   POST /v1/models/M[/versions/V | /labels/L]:predict    {"instances": [...]} (rows) or
+//                                                         {"inputs": {...}} (columns)
+// Errors are {"error": "..."} with TF Serving's mapping of status codes to HTTP statuses.
+#ifndef KILN_SERVING_REST_API_H_
+#define KILN_SERVING_REST_API_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "kiln/serving/manager.h"
+
+namespace kiln::serving {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path and query, e.g. "/v1/models/clicks:predict"
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+};
+
+// The HTTP status TF Serving answers a Status with (400, 401, 403, 404, 409, 429, 500,
+// 501, 503, 504).
+int HttpStatusFor(const absl::Status& status);
+
+class RestApi {
+ public:
+  explicit RestApi(const ModelManager* manager) : manager_(manager) {}
+  // Thread-safe.
+  HttpResponse Handle(const HttpRequest& request) const;
+
+ private:
+  const ModelManager* manager_;
+};
+
+}  // namespace kiln::serving
+
+#endif  // KILN_SERVING_REST_API_H_

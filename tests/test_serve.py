@@ -1,0 +1,207 @@
+"""End-to-end: `kiln serve` over real HTTP on loopback: TF Serving's REST API (status,
+metadata, predict in row and column form, b64 values, labels), its error statuses, a new
+version taking over while requests keep flowing, and a drain on SIGTERM."""
+import base64
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import ROOT
+
+CANCER = os.path.join(ROOT, "tests", "data", "sklearn", "breast_cancer.csv")
+
+
+def call(port, path, body=None, method=None):
+    """(HTTP status, parsed JSON body)."""
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+class Server:
+    def __init__(self, kiln_bin, *args):
+        self.p = subprocess.Popen([kiln_bin, "serve", "--rest_api_port", "0", *map(str, args)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline()
+        assert "REST API on http://127.0.0.1:" in line, (line, self.p.stderr.read())
+        self.port = int(line.split("127.0.0.1:")[1].split()[0])
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        rc = self.p.wait(timeout=30)
+        self.p.stdout.close()
+        self.p.stderr.close()
+        return rc
+
+
+def train(kiln, out, rounds=20):
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cfg = out.parent / f"cfg{rounds}.yaml"  # not a version directory: ignored by the server
+    cfg.write_text("label: diagnosis\ntask: binary\npositive_class: malignant\n"
+                   f"model: {{type: gbdt, num_rounds: {rounds}}}\ntraining: {{checkpoint_every: 0}}\n")
+    kiln("train", "--config", cfg, "--data", CANCER, "--out", out, "-q", "--no-metadata")
+
+
+@pytest.fixture
+def served(kiln, kiln_bin, tmp_path):
+    train(kiln, tmp_path / "models" / "cancer" / "1")
+    s = Server(kiln_bin, "--model_name", "cancer", "--model_base_path", tmp_path / "models" / "cancer",
+               "--file_system_poll_wait_seconds", "0.1")
+    yield s, tmp_path
+    if s.p.poll() is None:
+        s.stop()
+
+
+def test_status_metadata_and_predict_match_kiln_predict(kiln, served):
+    s, tmp_path = served
+    assert call(s.port, "/v1/models/cancer") == (200, {"model_version_status": [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
+    code, meta = call(s.port, "/v1/models/cancer/versions/1/metadata")
+    assert code == 200
+    sig = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert sig["inputs"]["mean_radius"]["dtype"] == "DT_DOUBLE"
+    assert set(sig["outputs"]) == {"scores", "class_ids"}
+
+    with open(CANCER, newline="") as f:
+        rows = list(csv.DictReader(f))[:25]
+    instances = [{k: float(v) for k, v in r.items() if k != "diagnosis"} for r in rows]
+    code, rows_out = call(s.port, "/v1/models/cancer:predict", {"instances": instances})
+    assert code == 200, rows_out
+    columns = {k: [i[k] for i in instances] for k in instances[0]}
+    code, cols_out = call(s.port, "/v1/models/cancer/versions/1:predict",
+                          {"signature_name": "serving_default", "inputs": columns})
+    assert code == 200, cols_out
+    # The same rows through `kiln predict`: the same scores.
+    with open(tmp_path / "rows.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    kiln("predict", "--model", tmp_path / "models" / "cancer" / "1", tmp_path / "rows.csv",
+         "--out", tmp_path / "p.csv", "-q")
+    with open(tmp_path / "p.csv") as f:
+        expected = [float(r["score"]) for r in csv.DictReader(f)]
+    got = [p["scores"] for p in rows_out["predictions"]]
+    assert got == pytest.approx(expected, abs=1e-6)
+    assert cols_out["outputs"]["scores"] == pytest.approx(expected, abs=1e-6)
+    assert [p["class_ids"] for p in rows_out["predictions"]] == [int(e >= 0.5) for e in expected]
+    assert s.stop() == 0
+
+
+def test_errors_have_tf_servings_statuses(served):
+    s, _ = served
+    cases = [
+        ("/v1/models/cancer:predict", {"instances": [{"mean_radius": "big"}]}, 400,
+         "feature 'mean_radius': expected a number"),
+        ("/v1/models/cancer:predict", b"{not json", 400, "not a JSON object"),
+        ("/v1/models/cancer:predict", {"instances": [], "inputs": {}}, 400, "exactly one of"),
+        ("/v1/models/cancer:predict", {"instances": [{}], "signature_name": "other"}, 400,
+         "unknown signature_name"),
+        ("/v1/models/cancer:predict", {"inputs": {"mean_radius": [1, 2], "mean_area": [1]}}, 400,
+         "has 2 values; the others 1"),
+        ("/v1/models/cancer:predict", {"instances": [{"mean_radius": {"b64": "!!"}}]}, 400,
+         "not valid base64"),
+        ("/v1/models/nope:predict", {"instances": [{}]}, 404, "no model 'nope'"),
+        ("/v1/models/cancer/versions/7:predict", {"instances": [{}]}, 404, "no available version 7"),
+        ("/v1/models/cancer/labels/stable:predict", {"instances": [{}]}, 404, "no label 'stable'"),
+        ("/v1/models/..%2f:predict", {"instances": [{}]}, 400, "model name"),
+        ("/v1/models/cancer:classify", {"examples": []}, 501, ":classify"),
+        ("/v2/health/live", None, 404, "no such endpoint"),
+    ]
+    for path, body, status, message in cases:
+        code, out = call(s.port, path, body)
+        assert code == status, (path, out)
+        assert message in out["error"], (path, out)
+    # A body over the limit (16 MiB) is refused from its Content-Length, before it is sent.
+    with socket.create_connection(("127.0.0.1", s.port), timeout=30) as sock:
+        sock.sendall(b"POST /v1/models/cancer:predict HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 17825792\r\n\r\n")
+        reply = sock.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 413") and "larger" in reply
+    # Not HTTP at all: 400, and the connection is closed.
+    with socket.create_connection(("127.0.0.1", s.port), timeout=30) as sock:
+        sock.sendall(b"\x00\x01 hello\r\n\r\n")
+        assert sock.recv(65536).decode(errors="replace").startswith("HTTP/1.1 400")
+    # Still serving.
+    assert call(s.port, "/v1/models/cancer")[0] == 200
+
+
+def test_b64_strings_and_labels_from_a_config_file(kiln, kiln_bin, tmp_path):
+    # A string feature sent as base64 bytes, and version labels from TF Serving's config.
+    rows = ["color,size,y"] + [f"{c},{i % 7},{int(c == 'red')}" for i in range(300)
+                               for c in ("red", "blue")]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "t.yaml").write_text("label: y\ntask: binary\nmodel: {type: gbdt, num_rounds: 5}\n")
+    for v in (1, 2):
+        kiln("train", "--config", tmp_path / "t.yaml", "--data", tmp_path / "d.csv", "--out",
+             tmp_path / "colors" / str(v), "-q", "--no-metadata")
+    (tmp_path / "models.config").write_text(f"""
+model_config_list {{
+  config {{
+    name: 'colors'
+    base_path: '{tmp_path / "colors"}'
+    model_version_policy {{ all {{}} }}
+    version_labels {{ key: 'stable' value: 1 }}
+    version_labels {{ key: 'canary' value: 2 }}
+  }}
+}}
+""")
+    s = Server(kiln_bin, "--model_config_file", tmp_path / "models.config")
+    try:
+        red = {"b64": base64.b64encode(b"red").decode()}
+        for path in ("/v1/models/colors/labels/stable:predict", "/v1/models/colors/labels/canary:predict"):
+            code, out = call(s.port, path, {"instances": [{"color": red, "size": 3}, {"color": "blue", "size": 3}]})
+            assert code == 200, out
+            assert out["predictions"][0]["scores"] > 0.6 > 0.4 > out["predictions"][1]["scores"]
+        code, out = call(s.port, "/v1/models/colors/labels/canary")
+        assert code == 200 and [v["version"] for v in out["model_version_status"]] == ["2"]
+    finally:
+        assert s.stop() == 0
+
+
+def test_a_new_version_takes_over_without_a_failed_request(kiln, served):
+    s, tmp_path = served
+    with open(CANCER, newline="") as f:
+        row = {k: float(v) for k, v in next(csv.DictReader(f)).items() if k != "diagnosis"}
+    failures, count, stop = [], [0], threading.Event()
+
+    def load():
+        while not stop.is_set():
+            code, out = call(s.port, "/v1/models/cancer:predict", {"instances": [row]})
+            count[0] += 1
+            if code != 200:
+                failures.append(out)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for v in (2, 3):
+            train(kiln, tmp_path / "models" / "cancer" / str(v), rounds=20 + v)
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                code, out = call(s.port, "/v1/models/cancer")
+                versions = {x["version"]: x["state"] for x in out["model_version_status"]}
+                if versions.get(str(v)) == "AVAILABLE" and versions.get(str(v - 1)) == "END":
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail(f"version {v} did not take over: {out}")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == [] and count[0] > 20
+    assert s.stop() == 0
