@@ -118,7 +118,11 @@ def test_errors_have_tf_servings_statuses(served):
         ("/v1/models/cancer/labels/stable:predict", {"instances": [{}]}, 404, "no label 'stable'"),
         ("/v1/models/..%2f:predict", {"instances": [{}]}, 400, "model name"),
         ("/v1/models/cancer:classify", {"examples": []}, 501, ":classify"),
-        ("/v2/health/live", None, 404, "no such endpoint"),
+        ("/v3/health/live", None, 404, "no such endpoint"),
+        ("/v2/models/cancer/infer", {"inputs": [{"name": "mean_radius", "shape": [2],
+                                                 "datatype": "FP64", "data": [1.0]}]}, 400,
+         "shape [2] but 1 values"),
+        ("/v2/models/cancer/versions/9/infer", {"inputs": []}, 404, "no available version 9"),
     ]
     for path, body, status, message in cases:
         code, out = call(s.port, path, body)
@@ -205,3 +209,44 @@ def test_a_new_version_takes_over_without_a_failed_request(kiln, served):
             t.join()
     assert failures == [] and count[0] > 20
     assert s.stop() == 0
+
+
+def test_kserve_v2_with_tritonclient(served):
+    """KServe's v2 protocol through Triton's own Python client (tritonclient.http)."""
+    import numpy as np
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    s, _ = served
+    client = httpclient.InferenceServerClient(url=f"127.0.0.1:{s.port}")
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("cancer") and client.is_model_ready("cancer", "1")
+    assert not client.is_model_ready("cancer", "7")
+    assert client.get_server_metadata()["name"] == "kiln"
+    meta = client.get_model_metadata("cancer")
+    assert meta["name"] == "cancer" and meta["versions"] == ["1"]
+    assert {o["name"] for o in meta["outputs"]} == {"scores", "class_ids"}
+
+    with open(CANCER, newline="") as f:
+        rows = list(csv.DictReader(f))[:10]
+    inputs = []
+    for spec in meta["inputs"]:
+        t = httpclient.InferInput(spec["name"], [len(rows)], "FP64")
+        t.set_data_from_numpy(np.array([float(r[spec["name"]]) for r in rows]), binary_data=False)
+        inputs.append(t)
+    result = client.infer("cancer", inputs, request_id="r1", outputs=[
+        httpclient.InferRequestedOutput("scores", binary_data=False)])
+    scores = result.as_numpy("scores")
+    assert result.get_response()["id"] == "r1" and result.as_numpy("class_ids") is None
+    code, v1 = call(s.port, "/v1/models/cancer:predict", {"instances": [
+        {k: float(v) for k, v in r.items() if k != "diagnosis"} for r in rows]})
+    assert code == 200
+    assert scores.tolist() == pytest.approx([p["scores"] for p in v1["predictions"]], abs=1e-6)
+
+    bad = httpclient.InferInput("mean_radius", [1], "BYTES")
+    bad.set_data_from_numpy(np.array([b"wide"], dtype=object), binary_data=False)
+    with pytest.raises(InferenceServerException, match="expected a number"):
+        client.infer("cancer", [bad])
+    with pytest.raises(InferenceServerException, match="no model 'nope'"):
+        client.infer("nope", inputs)
+    client.close()

@@ -7,6 +7,7 @@
 
 #include "kiln/base/status.h"
 #include "kiln/base/str.h"
+#include "kiln/serving/kserve_rest.h"
 #include "kiln/train/json_rows.h"
 #include "nlohmann/json.hpp"
 
@@ -311,6 +312,7 @@ int HttpStatusFor(const absl::Status& status) {
 HttpResponse RestApi::Handle(const HttpRequest& request) const {
   std::string_view path = request.target;
   if (size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+  if (path == "/v2" || path.rfind("/v2/", 0) == 0) return HandleKserveRest(*manager_, request);
   auto route = ParseRoute(path);
   if (!route.ok()) return Error(route.status());
   if (route->action.empty() || route->action == "metadata") {

@@ -1,0 +1,240 @@
+#include "kiln/serving/kserve_rest.h"
+
+#include <charconv>
+
+#include "kiln/base/build_info.h"
+#include "kiln/base/str.h"
+#include "kiln/train/json_rows.h"
+#include "nlohmann/json.hpp"
+
+namespace kiln::serving {
+namespace {
+
+using Json = nlohmann::json;
+
+HttpResponse Reply(int status, const Json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return r;
+}
+HttpResponse Error(const absl::Status& s) {
+  return Reply(HttpStatusFor(s), {{"error", std::string(s.message())}});
+}
+
+std::string Datatype(const std::string& dtype) {
+  if (dtype == "int64") return "INT64";
+  if (dtype == "float32") return "FP32";
+  if (dtype == "float64") return "FP64";
+  if (dtype == "string") return "BYTES";
+  return "BYTES";
+}
+
+Json Tensors(const Json& list) {
+  Json out = Json::array();
+  if (!list.is_array()) return out;
+  for (const Json& t : list) {
+    out.push_back({{"name", t.value("name", "")},
+                   {"datatype", Datatype(t.value("dtype", ""))},
+                   {"shape", t.value("shape", Json::array({-1}))}});
+  }
+  return out;
+}
+
+// Flattens nested lists (row-major data may come nested).
+void Flatten(const Json& v, Json* out) {
+  if (v.is_array()) {
+    for (const Json& e : v) Flatten(e, out);
+  } else {
+    out->push_back(v);
+  }
+}
+
+HttpResponse Infer(const ModelManager& m, const std::string& model, std::optional<int64_t> version,
+                   const std::string& body) {
+  auto predictor = m.Find(model, version);
+  if (!predictor.ok()) return Error(predictor.status());
+  Json request = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (request.is_discarded() || !request.is_object() || !request.contains("inputs") ||
+      !request["inputs"].is_array()) {
+    return Error(absl::InvalidArgumentError(
+        "the request body must be a JSON object with an \"inputs\" list of tensors"));
+  }
+  // Columns of N values each, then rows for the signature's features.
+  Json columns = Json::object();
+  int64_t rows = -1;
+  for (const Json& t : request["inputs"]) {
+    if (!t.is_object() || !t.contains("name") || !t["name"].is_string() || !t.contains("data") ||
+        !t.contains("shape") || !t["shape"].is_array()) {
+      return Error(absl::InvalidArgumentError("each input needs name, shape, datatype and data"));
+    }
+    const std::string name = t["name"].get<std::string>();
+    const Json& shape = t["shape"];
+    if (shape.empty() || shape.size() > 2 || !shape[0].is_number_integer() ||
+        (shape.size() == 2 && shape[1] != 1)) {
+      return Error(absl::InvalidArgumentError(
+          StrCat("input '", name, "': shape ", shape.dump(), "; kiln takes [N] or [N, 1]")));
+    }
+    Json flat = Json::array();
+    Flatten(t["data"], &flat);
+    const int64_t n = shape[0].get<int64_t>();
+    if (n < 0 || static_cast<int64_t>(flat.size()) != n) {
+      return Error(absl::InvalidArgumentError(
+          StrCat("input '", name, "': shape ", shape.dump(), " but ", flat.size(), " values")));
+    }
+    if (rows >= 0 && n != rows) {
+      return Error(absl::InvalidArgumentError(
+          StrCat("input '", name, "' has ", n, " rows; the others ", rows)));
+    }
+    rows = n;
+    columns[name] = std::move(flat);
+  }
+  Json instances = Json::array();
+  for (int64_t i = 0; i < std::max<int64_t>(rows, 0); ++i) {
+    Json row = Json::object();
+    for (const auto& [name, col] : columns.items()) row[name] = col[i];
+    instances.push_back(std::move(row));
+  }
+  auto batch = train::RowsFromJson(instances, (*predictor)->inputs());
+  if (!batch.ok()) return Error(batch.status());
+  std::vector<float> scores;
+  if (absl::Status st = (*predictor)->Predict(*batch, &scores); !st.ok()) return Error(st);
+  const size_t n = batch->num_rows;
+  const size_t k = n == 0 ? 0 : scores.size() / n;
+  Json outputs = Json::array();
+  switch ((*predictor)->task()) {
+    case model::Task::kBinary: {
+      Json ids = Json::array();
+      for (float s : scores) ids.push_back(s >= 0.5f ? 1 : 0);
+      outputs.push_back(
+          {{"name", "scores"}, {"datatype", "FP32"}, {"shape", {n}}, {"data", scores}});
+      outputs.push_back(
+          {{"name", "class_ids"}, {"datatype", "INT64"}, {"shape", {n}}, {"data", ids}});
+      break;
+    }
+    case model::Task::kMulticlass: {
+      Json ids = Json::array();
+      for (size_t i = 0; i < n; ++i) {
+        size_t best = 0;
+        for (size_t c = 1; c < k; ++c) {
+          if (scores[i * k + c] > scores[i * k + best]) best = c;
+        }
+        ids.push_back(best);
+      }
+      outputs.push_back(
+          {{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {n, k}}, {"data", scores}});
+      outputs.push_back(
+          {{"name", "class_ids"}, {"datatype", "INT64"}, {"shape", {n}}, {"data", ids}});
+      break;
+    }
+    case model::Task::kRegression:
+      outputs.push_back(
+          {{"name", "predictions"}, {"datatype", "FP32"}, {"shape", {n}}, {"data", scores}});
+      break;
+  }
+  // Only the outputs asked for, when the request names some.
+  if (request.contains("outputs") && request["outputs"].is_array() && !request["outputs"].empty()) {
+    Json wanted = Json::array();
+    for (const Json& o : request["outputs"]) {
+      const std::string name = o.is_object() ? o.value("name", "") : "";
+      auto it = std::find_if(outputs.begin(), outputs.end(),
+                             [&](const Json& t) { return t["name"] == name; });
+      if (it == outputs.end()) {
+        return Error(absl::InvalidArgumentError(StrCat("the model has no output '", name, "'")));
+      }
+      wanted.push_back(*it);
+    }
+    outputs = std::move(wanted);
+  }
+  auto served_version = version;
+  if (!served_version) {
+    auto status = m.Status(model);
+    if (status.ok()) {
+      for (const VersionStatus& s : *status) {
+        if (s.state == VersionState::kAvailable) served_version = s.version;
+      }
+    }
+  }
+  Json reply = {{"model_name", model}, {"outputs", outputs}};
+  if (served_version) reply["model_version"] = StrCat(*served_version);
+  if (request.contains("id") && request["id"].is_string()) reply["id"] = request["id"];
+  return Reply(200, reply);
+}
+
+}  // namespace
+
+HttpResponse HandleKserveRest(const ModelManager& m, const HttpRequest& request) {
+  std::string_view path = request.target;
+  if (size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+  const bool get = request.method == "GET";
+  if (path == "/v2/health/live") return Reply(get ? 200 : 405, Json::object());
+  if (path == "/v2/health/ready") {
+    bool ready = true;
+    for (const std::string& name : m.Models()) ready = ready && m.Find(name).ok();
+    return Reply(ready ? 200 : 503, Json::object());
+  }
+  if (path == "/v2" || path == "/v2/") {
+    return Reply(
+        200,
+        {{"name", "kiln"}, {"version", std::string(KilnVersion())}, {"extensions", Json::array()}});
+  }
+  constexpr std::string_view kModels = "/v2/models/";
+  if (path.rfind(kModels, 0) != 0) {
+    return Error(absl::NotFoundError(StrCat("no such endpoint: ", path)));
+  }
+  std::vector<std::string> parts;
+  std::string_view rest = path.substr(kModels.size());
+  for (size_t start = 0; start <= rest.size();) {
+    size_t slash = rest.find('/', start);
+    if (slash == std::string_view::npos) slash = rest.size();
+    parts.emplace_back(rest.substr(start, slash - start));
+    start = slash + 1;
+  }
+  std::string verb;
+  if (parts.size() > 1 && (parts.back() == "ready" || parts.back() == "infer")) {
+    verb = parts.back();
+    parts.pop_back();
+  }
+  if (parts.empty() || (parts.size() != 1 && parts.size() != 3) ||
+      (parts.size() == 3 && parts[1] != "versions")) {
+    return Error(absl::InvalidArgumentError(
+        "malformed path; expected /v2/models/NAME[/versions/V][/ready|/infer]"));
+  }
+  const std::string& model = parts[0];
+  if (absl::Status st = ValidateName("model name", model); !st.ok()) return Error(st);
+  std::optional<int64_t> version;
+  if (parts.size() == 3) {
+    int64_t v = 0;
+    auto res = std::from_chars(parts[2].data(), parts[2].data() + parts[2].size(), v);
+    if (res.ec != std::errc() || res.ptr != parts[2].data() + parts[2].size() || v < 0) {
+      return Error(absl::InvalidArgumentError(StrCat("version '", parts[2], "' is not a number")));
+    }
+    version = v;
+  }
+  if (verb == "infer") {
+    if (request.method != "POST") return Error(absl::UnimplementedError("infer takes POST"));
+    return Infer(m, model, version, request.body);
+  }
+  auto predictor = m.Find(model, version);
+  if (verb == "ready") {
+    if (!predictor.ok() && absl::IsNotFound(predictor.status()) && !m.Status(model).ok()) {
+      return Error(predictor.status());
+    }
+    return Reply(predictor.ok() ? 200 : 503, Json::object());
+  }
+  if (!predictor.ok()) return Error(predictor.status());
+  Json versions = Json::array();
+  if (auto status = m.Status(model); status.ok()) {
+    for (const VersionStatus& s : *status) {
+      if (s.state == VersionState::kAvailable) versions.push_back(StrCat(s.version));
+    }
+  }
+  const model::BundleManifest& manifest = (*predictor)->manifest();
+  return Reply(200, {{"name", model},
+                     {"versions", versions},
+                     {"platform", StrCat("kiln_", manifest.backend)},
+                     {"inputs", Tensors(manifest.signature.value("inputs", Json::array()))},
+                     {"outputs", Tensors(manifest.signature.value("outputs", Json::array()))}});
+}
+
+}  // namespace kiln::serving
