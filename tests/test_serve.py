@@ -250,3 +250,60 @@ def test_kserve_v2_with_tritonclient(served):
     with pytest.raises(InferenceServerException, match="no model 'nope'"):
         client.infer("nope", inputs)
     client.close()
+
+
+def test_a_thousand_malformed_requests_and_a_slow_client(kiln, kiln_bin, tmp_path):
+    """Bounded abuse on loopback: every malformed request gets a 4xx with a JSON error, a
+    client that stalls is cut off at the timeout, and the server keeps answering."""
+    import random
+    train(kiln, tmp_path / "models" / "cancer" / "1")
+    s = Server(kiln_bin, "--model_name", "cancer", "--model_base_path", tmp_path / "models" / "cancer",
+               "--rest_api_timeout_in_ms", "500")
+    try:
+        rng = random.Random(11)
+        good = json.dumps({"instances": [{"mean_radius": 14.1, "mean_texture": 19.3}]})
+        bodies = []
+        for i in range(1000):
+            kind = i % 5
+            if kind == 0:  # truncated or corrupted JSON
+                b = good[:rng.randrange(len(good))]
+            elif kind == 1:  # random bytes
+                b = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
+            elif kind == 2:  # wrong types and shapes
+                b = json.dumps(rng.choice([
+                    {"instances": [{"mean_radius": rng.choice(["x", [[1]], {"a": 1}, True])}]},
+                    {"instances": {"mean_radius": 1}}, {"inputs": [1, 2]}, [], "text", 12,
+                    {"instances": [1, 2, 3]}, {"inputs": {"mean_radius": 5}}]))
+            elif kind == 3:  # one byte flipped
+                raw = bytearray(good.encode())
+                raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+                b = bytes(raw)
+            else:  # nested deeply
+                depth = rng.randrange(1, 2000)
+                b = "[" * depth + "]" * depth
+            bodies.append(b if isinstance(b, bytes) else b.encode())
+        codes = {}
+        for b in bodies:
+            code, out = call(s.port, "/v1/models/cancer:predict", b)
+            assert isinstance(out.get("error", ""), str)
+            codes[code] = codes.get(code, 0) + 1
+            if code != 200:
+                assert 400 <= code < 500 and out["error"], (b[:80], code, out)
+        assert codes.get(400, 0) > 900, codes  # a few flipped bits still make valid requests
+        # A client that sends half a request and stalls is closed after the timeout ...
+        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as slow:
+            slow.sendall(b"POST /v1/models/cancer:predict HTTP/1.1\r\nContent-Le")
+            start = time.time()
+            assert call(s.port, "/v1/models/cancer")[0] == 200  # others are served meanwhile
+            assert slow.recv(100) == b""  # closed by the server
+            assert time.time() - start < 5
+        # Nesting a million deep (8 MB) must not exhaust the stack.
+        deep = b'{"instances": ' + b"[" * 1000000 + b"]" * 1000000 + b"}"
+        code, out = call(s.port, "/v1/models/cancer:predict", deep)
+        assert code == 400, out
+        deep_v2 = (b'{"inputs": [{"name": "mean_radius", "shape": [1], "datatype": "FP64", '
+                   b'"data": ' + b"[" * 1000000 + b"]" * 1000000 + b"}]}")
+        assert call(s.port, "/v2/models/cancer/infer", deep_v2)[0] == 400
+        assert call(s.port, "/v1/models/cancer:predict", good.encode())[0] == 200
+    finally:
+        assert s.stop() == 0

@@ -24,6 +24,7 @@ struct ServeFlags {
   double poll_seconds = 1;
   int threads = 0;
   size_t max_body_bytes = size_t{16} << 20;
+  int64_t timeout_ms = 30000;
   std::string key_file;
 };
 
@@ -86,6 +87,7 @@ int RunServe(const ServeFlags& f) {
   options.port = f.rest_api_port;
   options.threads = f.threads;
   options.max_body_bytes = f.max_body_bytes;
+  options.read_timeout = std::chrono::milliseconds(f.timeout_ms);
   auto server = serving::HttpServer::Start(
       options, [&api](const serving::HttpRequest& r) { return api.Handle(r); });
   if (!server.ok()) return ReportError("serve", server.status());
@@ -150,6 +152,10 @@ void AddServeCommand(CLI::App& root) {
       ->check(CLI::Range(0, 1024));
   app->add_option("--max_body_bytes", flags->max_body_bytes,
                   "Largest request body accepted (default 16 MiB; larger: 413)");
+  app->add_option("--rest_api_timeout_in_ms", flags->timeout_ms,
+                  "How long a connection may take to send a request (default 30000); a slower "
+                  "or idle one is closed")
+      ->check(CLI::Range(int64_t{1}, int64_t{3600000}));
   app->add_option("--key-file", flags->key_file, "Key for sealed bundles (or KILN_MODEL_KEY)");
   app->callback([flags] { Exit(RunServe(*flags)); });
 }

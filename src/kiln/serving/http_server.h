@@ -20,8 +20,8 @@ struct HttpServerOptions {
   int port = 8501;  // 0: a free port (see HttpServer::port)
   size_t max_body_bytes = size_t{16} << 20;
   size_t max_header_bytes = size_t{16} << 10;
-  std::chrono::seconds read_timeout{30};
-  int threads = 0;  // 0: the machine's cores
+  std::chrono::milliseconds read_timeout{30000};  // per request, headers and body
+  int threads = 0;                                // 0: the machine's cores
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "kiln/base/build_info.h"
+#include "kiln/base/status.h"
 #include "kiln/base/str.h"
 #include "kiln/train/json_rows.h"
 #include "nlohmann/json.hpp"
@@ -41,13 +42,15 @@ Json Tensors(const Json& list) {
   return out;
 }
 
-// Flattens nested lists (row-major data may come nested).
-void Flatten(const Json& v, Json* out) {
-  if (v.is_array()) {
-    for (const Json& e : v) Flatten(e, out);
-  } else {
+// Flattens nested lists (row-major data may come nested; at most [N, 1] deep here).
+absl::Status Flatten(const Json& v, Json* out, int depth = 0) {
+  if (!v.is_array()) {
     out->push_back(v);
+    return absl::OkStatus();
   }
+  if (depth >= 2) return absl::InvalidArgumentError("tensor data nested deeper than its shape");
+  for (const Json& e : v) KILN_RETURN_IF_ERROR(Flatten(e, out, depth + 1));
+  return absl::OkStatus();
 }
 
 HttpResponse Infer(const ModelManager& m, const std::string& model, std::optional<int64_t> version,
@@ -76,7 +79,7 @@ HttpResponse Infer(const ModelManager& m, const std::string& model, std::optiona
           StrCat("input '", name, "': shape ", shape.dump(), "; kiln takes [N] or [N, 1]")));
     }
     Json flat = Json::array();
-    Flatten(t["data"], &flat);
+    if (absl::Status st = Flatten(t["data"], &flat); !st.ok()) return Error(st);
     const int64_t n = shape[0].get<int64_t>();
     if (n < 0 || static_cast<int64_t>(flat.size()) != n) {
       return Error(absl::InvalidArgumentError(

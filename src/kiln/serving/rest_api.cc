@@ -139,10 +139,12 @@ Json Tensors(const Json& list) {
   return out;
 }
 
-// {"b64": "..."} values become the bytes they encode.
-absl::Status DecodeB64(Json* v) {
+// {"b64": "..."} values become the bytes they encode. Nesting deeper than any request
+// needs is refused (the walk is recursive).
+absl::Status DecodeB64(Json* v, int depth = 0) {
+  if (depth > 16) return absl::InvalidArgumentError("values nested too deeply");
   if (v->is_array()) {
-    for (Json& e : *v) KILN_RETURN_IF_ERROR(DecodeB64(&e));
+    for (Json& e : *v) KILN_RETURN_IF_ERROR(DecodeB64(&e, depth + 1));
     return absl::OkStatus();
   }
   if (!v->is_object()) return absl::OkStatus();
@@ -163,7 +165,7 @@ absl::Status DecodeB64(Json* v) {
     *v = Json(out);  // may not be UTF-8: only used as bytes
     return absl::OkStatus();
   }
-  for (auto& [k, e] : v->items()) KILN_RETURN_IF_ERROR(DecodeB64(&e));
+  for (auto& [k, e] : v->items()) KILN_RETURN_IF_ERROR(DecodeB64(&e, depth + 1));
   return absl::OkStatus();
 }
 
@@ -186,7 +188,8 @@ HttpResponse Predict(const ModelManager& m, const Route& r, const std::string& b
     return Error(absl::InvalidArgumentError(
         "the request needs exactly one of \"instances\" (rows) and \"inputs\" (columns)"));
   }
-  Json data = rows ? request["instances"] : request["inputs"];
+  // Moved, not copied: copying a deeply nested value recurses.
+  Json data = std::move(rows ? request["instances"] : request["inputs"]);
   if (absl::Status st = DecodeB64(&data); !st.ok()) return Error(st);
   Json instances = Json::array();
   if (rows) {
