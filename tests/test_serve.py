@@ -307,3 +307,27 @@ def test_a_thousand_malformed_requests_and_a_slow_client(kiln, kiln_bin, tmp_pat
         assert call(s.port, "/v1/models/cancer:predict", good.encode())[0] == 200
     finally:
         assert s.stop() == 0
+
+
+def test_prometheus_metrics_pass_promtool(served):
+    s, _ = served
+    for _ in range(3):
+        assert call(s.port, "/v1/models/cancer:predict", {"instances": [{"mean_radius": 12.0}]})[0] == 200
+    assert call(s.port, "/v1/models/cancer:predict", {"instances": [{"mean_radius": "x"}]})[0] == 400
+    assert call(s.port, "/v1/models/cancer/labels/none:predict", {"instances": [{}]})[0] == 404
+    for path in ("/metrics", "/monitoring/prometheus/metrics"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{s.port}{path}", timeout=30) as r:
+            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = r.read().decode()
+        check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                               text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
+    lines = dict(l.rsplit(" ", 1) for l in text.splitlines() if l and not l.startswith("#"))
+    ok = 'kiln_requests_total{model="cancer",version="latest",api="v1_predict",code="200"}'
+    assert float(lines[ok]) == 3
+    assert float(lines[ok.replace('code="200"', 'code="400"')]) == 1
+    assert float(lines['kiln_requests_total{model="cancer",version="label:none",'
+                       'api="v1_predict",code="404"}']) == 1
+    assert float(lines['kiln_request_duration_seconds_count{model="cancer",api="v1_predict"}']) == 5
+    assert float(lines['kiln_model_versions_available{model="cancer"}']) == 1
+    assert float(lines['kiln_model_version_load_failures{model="cancer"}']) == 0

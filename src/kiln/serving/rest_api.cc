@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <charconv>
+#include <chrono>
 #include <optional>
 
 #include "kiln/base/status.h"
@@ -312,9 +313,84 @@ int HttpStatusFor(const absl::Status& status) {
   }
 }
 
+RestApi::RestApi(const ModelManager* manager) : manager_(manager) {
+  metrics_.DeclareCounter("kiln_requests_total",
+                          "Requests answered, by model, version asked for, API and HTTP status.");
+  metrics_.DeclareHistogram("kiln_request_duration_seconds",
+                            "Time from a parsed request to its response, by model and API.",
+                            {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                             0.25, 0.5, 1, 2.5, 5});
+  metrics_.DeclareGauge("kiln_model_versions_available", "Versions being served, by model.");
+  metrics_.DeclareGauge("kiln_model_version_load_failures",
+                        "Versions that failed to load (and are not served), by model.");
+}
+
 HttpResponse RestApi::Handle(const HttpRequest& request) const {
   std::string_view path = request.target;
   if (size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+  if (path == "/metrics" || path == "/monitoring/prometheus/metrics") {
+    for (const std::string& name : manager_->Models()) {
+      auto status = manager_->Status(name);
+      if (!status.ok()) continue;
+      int available = 0, failed = 0;
+      for (const VersionStatus& s : *status) {
+        available += s.state == VersionState::kAvailable;
+        failed += s.state == VersionState::kEnd && !s.error.ok();
+      }
+      metrics_.Set("kiln_model_versions_available", {{"model", name}}, available);
+      metrics_.Set("kiln_model_version_load_failures", {{"model", name}}, failed);
+    }
+    HttpResponse r;
+    r.body = metrics_.Expose();
+    r.content_type = "text/plain; version=0.0.4";
+    return r;
+  }
+  // Labels from the path: /v1/models/M[/versions/V|/labels/L][...:verb], /v2/models/M[...].
+  std::string model, version = "latest", api;
+  {
+    const bool v2 = path.rfind("/v2", 0) == 0;
+    std::string_view rest = path;
+    const std::string_view prefix = v2 ? "/v2/models/" : "/v1/models/";
+    if (rest.rfind(prefix, 0) == 0) {
+      rest.remove_prefix(prefix.size());
+      const size_t end = rest.find_first_of("/:");
+      model = std::string(rest.substr(0, end));
+      if (ValidateName("model", model).ok() == false) model = "";
+      const size_t vpos = rest.find("/versions/"), lpos = rest.find("/labels/");
+      if (vpos != std::string_view::npos) {
+        version =
+            std::string(rest.substr(vpos + 10, rest.find_first_of("/:", vpos + 10) - vpos - 10));
+      } else if (lpos != std::string_view::npos) {
+        version = "label:" +
+                  std::string(rest.substr(lpos + 8, rest.find_first_of("/:", lpos + 8) - lpos - 8));
+      }
+    }
+    if (version.size() > 64 ||
+        !ValidateName("version", version.rfind("label:", 0) == 0 ? version.substr(6) : version)
+             .ok()) {
+      version = "invalid";
+    }
+    if (v2) {
+      api = path.size() >= 6 && path.substr(path.size() - 6) == "/infer" ? "v2_infer" : "v2_other";
+    } else if (path.find(":predict") != std::string_view::npos) {
+      api = "v1_predict";
+    } else if (path.size() >= 9 && path.substr(path.size() - 9) == "/metadata") {
+      api = "v1_metadata";
+    } else {
+      api = "v1_status";
+    }
+  }
+  const auto start = std::chrono::steady_clock::now();
+  HttpResponse r = Route(request, path);
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics_.Add("kiln_requests_total",
+               {{"model", model}, {"version", version}, {"api", api}, {"code", StrCat(r.status)}});
+  metrics_.Observe("kiln_request_duration_seconds", {{"model", model}, {"api", api}}, secs);
+  return r;
+}
+
+HttpResponse RestApi::Route(const HttpRequest& request, std::string_view path) const {
   if (path == "/v2" || path.rfind("/v2/", 0) == 0) return HandleKserveRest(*manager_, request);
   auto route = ParseRoute(path);
   if (!route.ok()) return Error(route.status());

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "kiln/observe/metrics.h"
 #include "kiln/serving/manager.h"
 
 namespace kiln::serving {
@@ -31,14 +32,20 @@ struct HttpResponse {
 // 501, 503, 504).
 int HttpStatusFor(const absl::Status& status);
 
+// Also serves Prometheus metrics at /metrics and /monitoring/prometheus/metrics:
+// kiln_requests_total{model, version, api, code}, kiln_request_duration_seconds{model, api}
+// (histogram), kiln_model_versions_available{model}, kiln_model_version_load_failures{model}.
 class RestApi {
  public:
-  explicit RestApi(const ModelManager* manager) : manager_(manager) {}
+  explicit RestApi(const ModelManager* manager);
   // Thread-safe.
   HttpResponse Handle(const HttpRequest& request) const;
 
  private:
+  HttpResponse Route(const HttpRequest& request, std::string_view path) const;
+
   const ModelManager* manager_;
+  mutable observe::MetricsRegistry metrics_;
 };
 
 }  // namespace kiln::serving
