@@ -185,14 +185,7 @@ HttpResponse HandleKserveRest(const ModelManager& m, const HttpRequest& request)
   if (path.rfind(kModels, 0) != 0) {
     return Error(absl::NotFoundError(StrCat("no such endpoint: ", path)));
   }
-  std::vector<std::string> parts;
-  std::string_view rest = path.substr(kModels.size());
-  for (size_t start = 0; start <= rest.size();) {
-    size_t slash = rest.find('/', start);
-    if (slash == std::string_view::npos) slash = rest.size();
-    parts.emplace_back(rest.substr(start, slash - start));
-    start = slash + 1;
-  }
+  std::vector<std::string_view> parts = SplitPath(path.substr(kModels.size()));
   std::string verb;
   if (parts.size() > 1 && (parts.back() == "ready" || parts.back() == "infer")) {
     verb = parts.back();
@@ -203,16 +196,13 @@ HttpResponse HandleKserveRest(const ModelManager& m, const HttpRequest& request)
     return Error(absl::InvalidArgumentError(
         "malformed path; expected /v2/models/NAME[/versions/V][/ready|/infer]"));
   }
-  const std::string& model = parts[0];
+  const std::string model(parts[0]);
   if (absl::Status st = ValidateName("model name", model); !st.ok()) return Error(st);
   std::optional<int64_t> version;
   if (parts.size() == 3) {
-    int64_t v = 0;
-    auto res = std::from_chars(parts[2].data(), parts[2].data() + parts[2].size(), v);
-    if (res.ec != std::errc() || res.ptr != parts[2].data() + parts[2].size() || v < 0) {
-      return Error(absl::InvalidArgumentError(StrCat("version '", parts[2], "' is not a number")));
-    }
-    version = v;
+    auto v = ParseVersion(parts[2]);
+    if (!v.ok()) return Error(v.status());
+    version = *v;
   }
   if (verb == "infer") {
     if (request.method != "POST") return Error(absl::UnimplementedError("infer takes POST"));

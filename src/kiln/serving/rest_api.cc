@@ -50,13 +50,7 @@ absl::StatusOr<Route> ParseRoute(std::string_view path) {
     r.action = std::string(path.substr(colon + 1));
     path = path.substr(0, colon);
   }
-  std::vector<std::string_view> parts;
-  for (size_t start = 0; start <= path.size();) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string_view::npos) slash = path.size();
-    parts.push_back(path.substr(start, slash - start));
-    start = slash + 1;
-  }
+  std::vector<std::string_view> parts = SplitPath(path);
   if (!parts.empty() && parts.back() == "metadata" && r.action.empty()) {
     r.action = "metadata";
     parts.pop_back();
@@ -70,12 +64,7 @@ absl::StatusOr<Route> ParseRoute(std::string_view path) {
   KILN_RETURN_IF_ERROR(ValidateName("model name", r.model));
   if (parts.size() == 3) {
     if (parts[1] == "versions") {
-      int64_t v = 0;
-      auto res = std::from_chars(parts[2].data(), parts[2].data() + parts[2].size(), v);
-      if (res.ec != std::errc() || res.ptr != parts[2].data() + parts[2].size() || v < 0) {
-        return absl::InvalidArgumentError(StrCat("version '", parts[2], "' is not a number"));
-      }
-      r.version = v;
+      KILN_ASSIGN_OR_RETURN(r.version, ParseVersion(parts[2]));
     } else if (parts[1] == "labels") {
       r.label = std::string(parts[2]);
       KILN_RETURN_IF_ERROR(ValidateName("label", r.label));
@@ -282,6 +271,26 @@ HttpResponse Metadata(const ModelManager& m, const Route& r) {
 }
 
 }  // namespace
+
+std::vector<std::string_view> SplitPath(std::string_view path) {
+  std::vector<std::string_view> parts;
+  for (size_t start = 0; start <= path.size();) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return parts;
+}
+
+absl::StatusOr<int64_t> ParseVersion(std::string_view text) {
+  int64_t v = 0;
+  auto res = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (res.ec != std::errc() || res.ptr != text.data() + text.size() || v < 0) {
+    return absl::InvalidArgumentError(StrCat("version '", text, "' is not a number"));
+  }
+  return v;
+}
 
 int HttpStatusFor(const absl::Status& status) {
   switch (status.code()) {

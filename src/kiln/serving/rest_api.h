@@ -9,6 +9,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "kiln/observe/metrics.h"
@@ -35,6 +36,11 @@ int HttpStatusFor(const absl::Status& status);
 // Also serves Prometheus metrics at /metrics and /monitoring/prometheus/metrics:
 // kiln_requests_total{model, version, api, code}, kiln_request_duration_seconds{model, api}
 // (histogram), kiln_model_versions_available{model}, kiln_model_version_load_failures{model}.
+// Shared by the v1 and v2 handlers: `path` split at '/' (empty segments kept), and a
+// version number from a path segment (kInvalidArgument unless digits).
+std::vector<std::string_view> SplitPath(std::string_view path);
+absl::StatusOr<int64_t> ParseVersion(std::string_view text);
+
 class RestApi {
  public:
   explicit RestApi(const ModelManager* manager);
