@@ -117,7 +117,9 @@ def test_errors_have_tf_servings_statuses(served):
         ("/v1/models/cancer/versions/7:predict", {"instances": [{}]}, 404, "no available version 7"),
         ("/v1/models/cancer/labels/stable:predict", {"instances": [{}]}, 404, "no label 'stable'"),
         ("/v1/models/..%2f:predict", {"instances": [{}]}, 400, "model name"),
-        ("/v1/models/cancer:classify", {"examples": []}, 501, ":classify"),
+        ("/v1/models/cancer:explain", {"examples": []}, 501, ":explain"),
+        ("/v1/models/cancer:regress", {"examples": [{}]}, 400, "is a binary model; use :classify"),
+        ("/v1/models/cancer:classify", {"instances": [{}]}, 400, "needs \"examples\""),
         ("/v3/health/live", None, 404, "no such endpoint"),
         ("/v2/models/cancer/infer", {"inputs": [{"name": "mean_radius", "shape": [2],
                                                  "datatype": "FP64", "data": [1.0]}]}, 400,
@@ -331,3 +333,40 @@ def test_prometheus_metrics_pass_promtool(served):
     assert float(lines['kiln_request_duration_seconds_count{model="cancer",api="v1_predict"}']) == 5
     assert float(lines['kiln_model_versions_available{model="cancer"}']) == 1
     assert float(lines['kiln_model_version_load_failures{model="cancer"}']) == 0
+
+
+def test_classify_answers_class_score_pairs(served):
+    s, _ = served
+    with open(CANCER, newline="") as f:
+        rows = list(csv.DictReader(f))[:4]
+    examples = [{k: float(v) for k, v in r.items() if k not in ("diagnosis", "mean_radius")}
+                for r in rows]
+    code, out = call(s.port, "/v1/models/cancer/versions/1:classify",
+                     {"context": {"mean_radius": 15.0}, "examples": examples})
+    assert code == 200, out
+    for e in examples:
+        e["mean_radius"] = 15.0
+    code, pred = call(s.port, "/v1/models/cancer:predict", {"instances": examples})
+    for pairs, p in zip(out["result"], pred["predictions"]):
+        assert [c for c, _ in pairs] == ["benign", "malignant"]
+        assert pairs[1][1] == pytest.approx(p["scores"], abs=1e-6)
+        assert pairs[0][1] == pytest.approx(1 - p["scores"], abs=1e-6)
+
+
+def test_regress_answers_the_prediction(kiln, kiln_bin, tmp_path):
+    (tmp_path / "r.yaml").write_text("label: mean_area\ntask: regression\n"
+                                     "model: {type: gbdt, num_rounds: 10}\n")
+    kiln("train", "--config", tmp_path / "r.yaml", "--data", CANCER, "--out",
+         tmp_path / "area" / "1", "-q", "--no-metadata")
+    s = Server(kiln_bin, "--model_name", "area", "--model_base_path", tmp_path / "area")
+    try:
+        examples = [{"mean_radius": 10.0, "mean_perimeter": 60.0},
+                    {"mean_radius": 20.0, "mean_perimeter": 130.0}]
+        code, out = call(s.port, "/v1/models/area:regress", {"examples": examples})
+        assert code == 200, out
+        code, pred = call(s.port, "/v1/models/area:predict", {"instances": examples})
+        assert out["result"] == pytest.approx(pred["predictions"], abs=1e-6)
+        assert out["result"][1] > out["result"][0]
+        assert call(s.port, "/v1/models/area:classify", {"examples": examples})[0] == 400
+    finally:
+        assert s.stop() == 0

@@ -250,6 +250,60 @@ HttpResponse Predict(const ModelManager& m, const Route& r, const std::string& b
   return Ok({{"outputs", columns}});
 }
 
+// :classify and :regress take {"examples": [{feature: value, ...}, ...]} (optionally with
+// "context": features every example shares) and answer {"result": ...}: per example the
+// [class, score] pairs, or the regression value.
+HttpResponse ClassifyOrRegress(const ModelManager& m, const Route& r, const std::string& body,
+                               bool classify) {
+  auto predictor = m.Find(r.model, r.version, r.label);
+  if (!predictor.ok()) return Error(predictor.status());
+  const model::Task task = (*predictor)->task();
+  if (classify == (task == model::Task::kRegression)) {
+    return Error(absl::InvalidArgumentError(
+        StrCat("model '", r.model, "' is a ", model::TaskName(task), " model; use ",
+               task == model::Task::kRegression ? ":regress" : ":classify", " or :predict")));
+  }
+  Json request = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (request.is_discarded() || !request.is_object() || !request.contains("examples") ||
+      !request["examples"].is_array()) {
+    return Error(absl::InvalidArgumentError("the request needs \"examples\": a list of objects"));
+  }
+  Json examples = std::move(request["examples"]);
+  if (request.contains("context")) {
+    if (!request["context"].is_object()) {
+      return Error(absl::InvalidArgumentError("\"context\" must be an object of features"));
+    }
+    for (Json& e : examples) {
+      if (!e.is_object()) continue;  // RowsFromJson names the bad row
+      for (const auto& [k, v] : request["context"].items()) {
+        if (!e.contains(k)) e[k] = v;
+      }
+    }
+  }
+  if (absl::Status st = DecodeB64(&examples); !st.ok()) return Error(st);
+  auto batch = train::RowsFromJson(examples, (*predictor)->inputs());
+  if (!batch.ok()) return Error(batch.status());
+  std::vector<float> scores;
+  if (absl::Status st = (*predictor)->Predict(*batch, &scores); !st.ok()) return Error(st);
+  Json result = Json::array();
+  const std::vector<std::string>& classes = (*predictor)->classes();
+  const size_t n = batch->num_rows;
+  for (size_t i = 0; i < n; ++i) {
+    if (!classify) {
+      result.push_back(scores[i]);
+    } else if (task == model::Task::kBinary) {
+      result.push_back(Json::array(
+          {Json::array({classes.at(0), 1 - scores[i]}), Json::array({classes.at(1), scores[i]})}));
+    } else {
+      Json pairs = Json::array();
+      const size_t k = classes.size();
+      for (size_t c = 0; c < k; ++c) pairs.push_back(Json::array({classes[c], scores[i * k + c]}));
+      result.push_back(std::move(pairs));
+    }
+  }
+  return Ok({{"result", result}});
+}
+
 HttpResponse Metadata(const ModelManager& m, const Route& r) {
   auto predictor = m.Find(r.model, r.version, r.label);
   if (!predictor.ok()) return Error(predictor.status());
@@ -417,8 +471,15 @@ HttpResponse RestApi::Route(const HttpRequest& request, std::string_view path) c
     }
     return Predict(*manager_, *route, request.body);
   }
-  return Error(absl::UnimplementedError(
-      StrCat("unsupported method :", route->action, " (kiln serves :predict)")));
+  if (route->action == "classify" || route->action == "regress") {
+    if (request.method != "POST") {
+      return Error(
+          absl::UnimplementedError(StrCat(request.method, " is not supported here; use POST")));
+    }
+    return ClassifyOrRegress(*manager_, *route, request.body, route->action == "classify");
+  }
+  return Error(absl::UnimplementedError(StrCat("unsupported method :", route->action,
+                                               " (kiln serves :predict, :classify, :regress)")));
 }
 
 }  // namespace kiln::serving
