@@ -317,6 +317,8 @@ def test_prometheus_metrics_pass_promtool(served):
         assert call(s.port, "/v1/models/cancer:predict", {"instances": [{"mean_radius": 12.0}]})[0] == 200
     assert call(s.port, "/v1/models/cancer:predict", {"instances": [{"mean_radius": "x"}]})[0] == 400
     assert call(s.port, "/v1/models/cancer/labels/none:predict", {"instances": [{}]})[0] == 404
+    assert call(s.port, "/v1/models/cancer/versions/1:classify", {"examples": [{}]})[0] == 200
+    assert call(s.port, "/v1/models/cancer:bogus", {})[0] == 501
     for path in ("/metrics", "/monitoring/prometheus/metrics"):
         with urllib.request.urlopen(f"http://127.0.0.1:{s.port}{path}", timeout=30) as r:
             assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -331,6 +333,10 @@ def test_prometheus_metrics_pass_promtool(served):
     assert float(lines['kiln_requests_total{model="cancer",version="label:none",'
                        'api="v1_predict",code="404"}']) == 1
     assert float(lines['kiln_request_duration_seconds_count{model="cancer",api="v1_predict"}']) == 5
+    assert float(lines['kiln_requests_total{model="cancer",version="1",api="v1_classify",'
+                       'code="200"}']) == 1
+    assert float(lines['kiln_requests_total{model="cancer",version="latest",api="v1_other",'
+                       'code="501"}']) == 1
     assert float(lines['kiln_model_versions_available{model="cancer"}']) == 1
     assert float(lines['kiln_model_version_load_failures{model="cancer"}']) == 0
 

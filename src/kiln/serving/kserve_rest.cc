@@ -13,15 +13,8 @@ namespace {
 
 using Json = nlohmann::json;
 
-HttpResponse Reply(int status, const Json& body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
-  return r;
-}
-HttpResponse Error(const absl::Status& s) {
-  return Reply(HttpStatusFor(s), {{"error", std::string(s.message())}});
-}
+HttpResponse Reply(int status, const Json& body) { return JsonResponse(status, body); }
+HttpResponse Error(const absl::Status& s) { return ErrorResponse(s); }
 
 std::string Datatype(const std::string& dtype) {
   if (dtype == "int64") return "INT64";
@@ -105,31 +98,20 @@ HttpResponse Infer(const ModelManager& m, const std::string& model, std::optiona
   const size_t n = batch->num_rows;
   const size_t k = n == 0 ? 0 : scores.size() / n;
   Json outputs = Json::array();
+  const std::vector<int64_t> ids = ClassIds((*predictor)->task(), scores, n);
   switch ((*predictor)->task()) {
-    case model::Task::kBinary: {
-      Json ids = Json::array();
-      for (float s : scores) ids.push_back(s >= 0.5f ? 1 : 0);
+    case model::Task::kBinary:
       outputs.push_back(
           {{"name", "scores"}, {"datatype", "FP32"}, {"shape", {n}}, {"data", scores}});
       outputs.push_back(
           {{"name", "class_ids"}, {"datatype", "INT64"}, {"shape", {n}}, {"data", ids}});
       break;
-    }
-    case model::Task::kMulticlass: {
-      Json ids = Json::array();
-      for (size_t i = 0; i < n; ++i) {
-        size_t best = 0;
-        for (size_t c = 1; c < k; ++c) {
-          if (scores[i * k + c] > scores[i * k + best]) best = c;
-        }
-        ids.push_back(best);
-      }
+    case model::Task::kMulticlass:
       outputs.push_back(
           {{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {n, k}}, {"data", scores}});
       outputs.push_back(
           {{"name", "class_ids"}, {"datatype", "INT64"}, {"shape", {n}}, {"data", ids}});
       break;
-    }
     case model::Task::kRegression:
       outputs.push_back(
           {{"name", "predictions"}, {"datatype", "FP32"}, {"shape", {n}}, {"data", scores}});

@@ -17,19 +17,8 @@ namespace {
 
 using Json = nlohmann::json;
 
-HttpResponse Error(const absl::Status& status) {
-  HttpResponse r;
-  r.status = HttpStatusFor(status);
-  r.body = Json{{"error", std::string(status.message())}}.dump(-1, ' ', false,
-                                                               Json::error_handler_t::replace);
-  return r;
-}
-
-HttpResponse Ok(const Json& body) {
-  HttpResponse r;
-  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
-  return r;
-}
+HttpResponse Error(const absl::Status& status) { return ErrorResponse(status); }
+HttpResponse Ok(const Json& body) { return JsonResponse(200, body); }
 
 // /v1/models/NAME[/versions/V | /labels/L][/metadata | :predict]
 struct Route {
@@ -215,24 +204,20 @@ HttpResponse Predict(const ModelManager& m, const Route& r, const std::string& b
   const size_t n = batch->num_rows;
   const model::Task task = (*predictor)->task();
   const size_t k = n == 0 ? 0 : scores.size() / n;
+  const std::vector<int64_t> ids = ClassIds(task, scores, n);
   Json per_row = Json::array();
   Json columns = Json::object();
   for (size_t i = 0; i < n; ++i) {
     Json p;
     switch (task) {
       case model::Task::kBinary:
-        p = {{"scores", scores[i]}, {"class_ids", scores[i] >= 0.5f ? 1 : 0}};
+        p = {{"scores", scores[i]}, {"class_ids", ids[i]}};
         break;
-      case model::Task::kMulticlass: {
-        Json probs = Json::array();
-        size_t best = 0;
-        for (size_t c = 0; c < k; ++c) {
-          probs.push_back(scores[i * k + c]);
-          if (scores[i * k + c] > scores[i * k + best]) best = c;
-        }
-        p = {{"probabilities", probs}, {"class_ids", best}};
+      case model::Task::kMulticlass:
+        p = {{"probabilities",
+              std::vector<float>(scores.begin() + i * k, scores.begin() + (i + 1) * k)},
+             {"class_ids", ids[i]}};
         break;
-      }
       case model::Task::kRegression:
         p = scores[i];
         break;
@@ -324,6 +309,26 @@ HttpResponse Metadata(const ModelManager& m, const Route& r) {
                  {"classes", (*predictor)->classes()}}}}}});
 }
 
+// A v1 request whose path parsed.
+HttpResponse DispatchV1(const ModelManager& m, const HttpRequest& request, const Route& route) {
+  const bool reads = route.action.empty() || route.action == "metadata";
+  const bool known =
+      reads || route.action == "predict" || route.action == "classify" || route.action == "regress";
+  if (!known) {
+    return Error(absl::UnimplementedError(StrCat("unsupported method :", route.action,
+                                                 " (kiln serves :predict, :classify, :regress)")));
+  }
+  const char* method = reads ? "GET" : "POST";
+  if (request.method != method) {
+    return Error(
+        absl::UnimplementedError(StrCat(request.method, " is not supported here; use ", method)));
+  }
+  if (route.action.empty()) return StatusResponse(m, route);
+  if (route.action == "metadata") return Metadata(m, route);
+  if (route.action == "predict") return Predict(m, route, request.body);
+  return ClassifyOrRegress(m, route, request.body, route.action == "classify");
+}
+
 }  // namespace
 
 std::vector<std::string_view> SplitPath(std::string_view path) {
@@ -344,6 +349,32 @@ absl::StatusOr<int64_t> ParseVersion(std::string_view text) {
     return absl::InvalidArgumentError(StrCat("version '", text, "' is not a number"));
   }
   return v;
+}
+
+HttpResponse JsonResponse(int status, const Json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return r;
+}
+
+HttpResponse ErrorResponse(const absl::Status& status) {
+  return JsonResponse(HttpStatusFor(status), {{"error", std::string(status.message())}});
+}
+
+std::vector<int64_t> ClassIds(model::Task task, const std::vector<float>& scores, size_t rows) {
+  std::vector<int64_t> ids;
+  if (task == model::Task::kRegression || rows == 0) return ids;
+  const size_t k = scores.size() / rows;
+  for (size_t i = 0; i < rows; ++i) {
+    if (task == model::Task::kBinary) {
+      ids.push_back(scores[i] >= 0.5f ? 1 : 0);
+      continue;
+    }
+    const float* row = scores.data() + i * k;
+    ids.push_back(std::max_element(row, row + k) - row);
+  }
+  return ids;
 }
 
 int HttpStatusFor(const absl::Status& status) {
@@ -408,78 +439,38 @@ HttpResponse RestApi::Handle(const HttpRequest& request) const {
     r.content_type = "text/plain; version=0.0.4";
     return r;
   }
-  // Labels from the path: /v1/models/M[/versions/V|/labels/L][...:verb], /v2/models/M[...].
+  // The path is parsed once, for dispatch and for the metric labels (kept to a bounded
+  // set of values: unparsed paths and unknown verbs get "" / "other").
+  const bool v2 = path == "/v2" || path.rfind("/v2/", 0) == 0;
   std::string model, version = "latest", api;
-  {
-    const bool v2 = path.rfind("/v2", 0) == 0;
-    std::string_view rest = path;
-    const std::string_view prefix = v2 ? "/v2/models/" : "/v1/models/";
-    if (rest.rfind(prefix, 0) == 0) {
-      rest.remove_prefix(prefix.size());
-      const size_t end = rest.find_first_of("/:");
-      model = std::string(rest.substr(0, end));
-      if (ValidateName("model", model).ok() == false) model = "";
-      const size_t vpos = rest.find("/versions/"), lpos = rest.find("/labels/");
-      if (vpos != std::string_view::npos) {
-        version =
-            std::string(rest.substr(vpos + 10, rest.find_first_of("/:", vpos + 10) - vpos - 10));
-      } else if (lpos != std::string_view::npos) {
-        version = "label:" +
-                  std::string(rest.substr(lpos + 8, rest.find_first_of("/:", lpos + 8) - lpos - 8));
+  absl::StatusOr<Route> route = absl::NotFoundError("");
+  if (v2) {
+    const std::vector<std::string_view> p = SplitPath(path);  // "", "v2", "models", M, ...
+    api = p.back() == "infer" ? "v2_infer" : "v2_other";
+    if (p.size() >= 4 && p[2] == "models" && ValidateName("model", p[3]).ok()) model = p[3];
+    if (p.size() >= 6 && p[4] == "versions" && ParseVersion(p[5]).ok()) version = p[5];
+  } else {
+    route = ParseRoute(path);
+    api = "v1_other";
+    if (route.ok()) {
+      model = route->model;
+      if (route->version) version = StrCat(*route->version);
+      if (!route->label.empty()) version = "label:" + route->label;
+      for (const char* a : {"", "metadata", "predict", "classify", "regress"}) {
+        if (route->action == a) api = StrCat("v1_", *a ? a : "status");
       }
-    }
-    if (version.size() > 64 ||
-        !ValidateName("version", version.rfind("label:", 0) == 0 ? version.substr(6) : version)
-             .ok()) {
-      version = "invalid";
-    }
-    if (v2) {
-      api = path.size() >= 6 && path.substr(path.size() - 6) == "/infer" ? "v2_infer" : "v2_other";
-    } else if (path.find(":predict") != std::string_view::npos) {
-      api = "v1_predict";
-    } else if (path.size() >= 9 && path.substr(path.size() - 9) == "/metadata") {
-      api = "v1_metadata";
-    } else {
-      api = "v1_status";
     }
   }
   const auto start = std::chrono::steady_clock::now();
-  HttpResponse r = Route(request, path);
+  HttpResponse r = v2            ? HandleKserveRest(*manager_, request)
+                   : !route.ok() ? Error(route.status())
+                                 : DispatchV1(*manager_, request, *route);
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics_.Add("kiln_requests_total",
                {{"model", model}, {"version", version}, {"api", api}, {"code", StrCat(r.status)}});
   metrics_.Observe("kiln_request_duration_seconds", {{"model", model}, {"api", api}}, secs);
   return r;
-}
-
-HttpResponse RestApi::Route(const HttpRequest& request, std::string_view path) const {
-  if (path == "/v2" || path.rfind("/v2/", 0) == 0) return HandleKserveRest(*manager_, request);
-  auto route = ParseRoute(path);
-  if (!route.ok()) return Error(route.status());
-  if (route->action.empty() || route->action == "metadata") {
-    if (request.method != "GET") {
-      return Error(
-          absl::UnimplementedError(StrCat(request.method, " is not supported here; use GET")));
-    }
-    return route->action.empty() ? StatusResponse(*manager_, *route) : Metadata(*manager_, *route);
-  }
-  if (route->action == "predict") {
-    if (request.method != "POST") {
-      return Error(
-          absl::UnimplementedError(StrCat(request.method, " is not supported here; use POST")));
-    }
-    return Predict(*manager_, *route, request.body);
-  }
-  if (route->action == "classify" || route->action == "regress") {
-    if (request.method != "POST") {
-      return Error(
-          absl::UnimplementedError(StrCat(request.method, " is not supported here; use POST")));
-    }
-    return ClassifyOrRegress(*manager_, *route, request.body, route->action == "classify");
-  }
-  return Error(absl::UnimplementedError(StrCat("unsupported method :", route->action,
-                                               " (kiln serves :predict, :classify, :regress)")));
 }
 
 }  // namespace kiln::serving

@@ -7,6 +7,7 @@
 #ifndef KILN_SERVING_REST_API_H_
 #define KILN_SERVING_REST_API_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "absl/status/status.h"
 #include "kiln/observe/metrics.h"
 #include "kiln/serving/manager.h"
+#include "nlohmann/json.hpp"
 
 namespace kiln::serving {
 
@@ -36,10 +38,17 @@ int HttpStatusFor(const absl::Status& status);
 // Also serves Prometheus metrics at /metrics and /monitoring/prometheus/metrics:
 // kiln_requests_total{model, version, api, code}, kiln_request_duration_seconds{model, api}
 // (histogram), kiln_model_versions_available{model}, kiln_model_version_load_failures{model}.
-// Shared by the v1 and v2 handlers: `path` split at '/' (empty segments kept), and a
-// version number from a path segment (kInvalidArgument unless digits).
+// Shared by the v1 and v2 handlers:
+// - `path` split at '/' (empty segments kept);
+// - a version number from a path segment (kInvalidArgument unless digits);
+// - a JSON response, and an error as {"error": message} with HttpStatusFor's status;
+// - the predicted class of each of `rows` rows of scores as Model::Predict gives them
+//   (binary: P(positive) >= 0.5; multiclass: the most probable class).
 std::vector<std::string_view> SplitPath(std::string_view path);
 absl::StatusOr<int64_t> ParseVersion(std::string_view text);
+HttpResponse JsonResponse(int status, const nlohmann::json& body);
+HttpResponse ErrorResponse(const absl::Status& status);
+std::vector<int64_t> ClassIds(model::Task task, const std::vector<float>& scores, size_t rows);
 
 class RestApi {
  public:
@@ -48,8 +57,6 @@ class RestApi {
   HttpResponse Handle(const HttpRequest& request) const;
 
  private:
-  HttpResponse Route(const HttpRequest& request, std::string_view path) const;
-
   const ModelManager* manager_;
   mutable observe::MetricsRegistry metrics_;
 };
