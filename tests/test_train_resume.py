@@ -173,9 +173,17 @@ def test_checkpoint_every_zero_writes_no_checkpoint(kiln, tmp_path):
     cfg = tmp_path / "g.yaml"
     cfg.write_text("label: diagnosis\ntask: binary\npositive_class: malignant\n"
                    "model: {type: gbdt, num_rounds: 20}\ntraining: {checkpoint_every: 5}\n")
-    # The flag overrides the config; without checkpoints the logs go straight to the bundle.
+    # A file in the checkpoint directory that is no checkpoint: a run that checkpoints
+    # reads it and fails; one with checkpoints off (the flag overriding the config) neither
+    # reads nor removes it, and its logs go straight to the bundle.
+    (tmp_path / "m.ckpt").mkdir()
+    (tmp_path / "m.ckpt" / "checkpoint").write_bytes(b"not a checkpoint")
+    r = kiln(*train_args(cfg, tmp_path / "x"), "--checkpoint-dir", tmp_path / "m.ckpt",
+             check=False)
+    assert r.returncode == 2 and "not a kiln checkpoint" in r.stderr
     kiln(*train_args(cfg, tmp_path / "m", "--checkpoint-every", "0"))
-    assert sorted(os.listdir(tmp_path)) == ["g.yaml", "m"]
+    assert (tmp_path / "m.ckpt" / "checkpoint").read_bytes() == b"not a checkpoint"
+    assert sorted(os.listdir(tmp_path)) == ["g.yaml", "m", "m.ckpt"]
     assert len(os.listdir(tmp_path / "m" / "logs")) == 1
     r = kiln(*train_args(cfg, tmp_path / "n", "--checkpoint-every", "-1"), check=False)
     assert r.returncode == 2
