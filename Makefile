@@ -32,6 +32,7 @@ bench: build
 	@bench/metadata_vs_backends
 	@.venv/bin/python bench/train_gbdt_vs_python
 	@bench/train_vs_pytorch
+	@bench/serve_vs_peers
 
 # Every test under AddressSanitizer + UBSan.
 asan: setup

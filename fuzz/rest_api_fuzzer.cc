@@ -15,6 +15,7 @@
 namespace {
 
 kiln::serving::ModelManager* manager = nullptr;
+kiln::serving::InferenceService* service = nullptr;
 
 void Setup() {
   namespace fs = std::filesystem;
@@ -39,6 +40,7 @@ void Setup() {
   config.models.push_back({"m", (dir / "m").string(), {}, {{"stable", 1}}});
   manager->SetConfig(config);
   if (!manager->Find("m").ok()) std::abort();
+  service = new kiln::serving::InferenceService(manager);
 }
 
 }  // namespace
@@ -50,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   kiln::serving::HttpRequest req;
   req.target = text.substr(0, eol);
   req.body = eol == std::string::npos ? "" : text.substr(eol + 1);
-  const kiln::serving::RestApi api(manager);
+  const kiln::serving::RestApi api(service);
   for (const char* method : {"POST", "GET"}) {
     req.method = method;
     const kiln::serving::HttpResponse r = api.Handle(req);

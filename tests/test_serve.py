@@ -42,6 +42,7 @@ class Server:
     def stop(self):
         self.p.send_signal(signal.SIGTERM)
         rc = self.p.wait(timeout=30)
+        self.p_stderr = self.p.stderr.read()
         self.p.stdout.close()
         self.p.stderr.close()
         return rc
@@ -327,9 +328,11 @@ def test_prometheus_metrics_pass_promtool(served):
                                text=True, timeout=60)
         assert check.returncode == 0, check.stdout + check.stderr
     lines = dict(l.rsplit(" ", 1) for l in text.splitlines() if l and not l.startswith("#"))
-    ok = 'kiln_requests_total{model="cancer",version="latest",api="v1_predict",code="200"}'
+    # Answered requests carry the version that answered; the others the one asked for.
+    ok = 'kiln_requests_total{model="cancer",version="1",api="v1_predict",code="200"}'
     assert float(lines[ok]) == 3
-    assert float(lines[ok.replace('code="200"', 'code="400"')]) == 1
+    assert float(lines['kiln_requests_total{model="cancer",version="latest",api="v1_predict",'
+                       'code="400"}']) == 1
     assert float(lines['kiln_requests_total{model="cancer",version="label:none",'
                        'api="v1_predict",code="404"}']) == 1
     assert float(lines['kiln_request_duration_seconds_count{model="cancer",api="v1_predict"}']) == 5
@@ -376,3 +379,267 @@ def test_regress_answers_the_prediction(kiln, kiln_bin, tmp_path):
         assert call(s.port, "/v1/models/area:classify", {"examples": examples})[0] == 400
     finally:
         assert s.stop() == 0
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_load_unload_cycles_do_not_grow_memory_and_reload_reports_errors(kiln, kiln_bin, tmp_path):
+    """Switching between two versions through the admin reload endpoint 100 times: each
+    switch loads one version (verify, warm up) and unloads the other. RSS after the cycles
+    stays within 5% of RSS after the first ten."""
+    base = tmp_path / "models" / "cancer"
+    train(kiln, base / "1", rounds=20)
+    train(kiln, base / "2", rounds=30)
+    config = tmp_path / "models.yaml"
+
+    def pin(version):
+        config.write_text(f"models:\n  - name: cancer\n    base_path: {base}\n"
+                          f"    version_policy: {{specific: [{version}]}}\n")
+
+    pin(1)
+    s = Server(kiln_bin, "--model_config_file", config, "--file_system_poll_wait_seconds", "3600")
+    try:
+        baseline = None
+        for cycle in range(110):
+            version = 1 + cycle % 2
+            pin(version)
+            assert call(s.port, "/kiln/admin/reload", b"", method="POST")[0] == 200
+            code, status = call(s.port, "/v1/models/cancer")
+            assert code == 200
+            assert [v["version"] for v in status["model_version_status"]
+                    if v["state"] == "AVAILABLE"] == [str(version)], status
+            if cycle == 9:
+                baseline = rss_kib(s.p.pid)
+        growth = rss_kib(s.p.pid) / baseline - 1
+        assert growth < 0.05, f"RSS grew {growth:.1%} over 100 load/unload cycles"
+
+        # A config that does not parse keeps the running one, and says why.
+        config.write_text("models: [{name: cancer}]\n")
+        code, body = call(s.port, "/kiln/admin/reload", b"", method="POST")
+        assert code == 400 and "base_path" in body["error"], body
+        assert call(s.port, "/kiln/admin/reload")[0] == 501  # GET
+        code, status = call(s.port, "/v1/models/cancer")
+        assert [v["state"] for v in status["model_version_status"]
+                if v["version"] == "2"] == ["AVAILABLE"], status
+    finally:
+        assert s.stop() == 0
+
+
+def test_sampled_request_log_feeds_stats_and_skew_validation(kiln, kiln_bin, tmp_path):
+    """Every request logged (rate 1): the log holds the rows sent, `kiln stats` reads it,
+    and `kiln validate --serving` flags a feature whose serving values moved away from
+    training's."""
+    train(kiln, tmp_path / "models" / "cancer" / "1")
+    s = Server(kiln_bin, "--model_name", "cancer", "--model_base_path", tmp_path / "models" / "cancer",
+               "--request_log_dir", tmp_path / "log", "--request_log_sample_rate", "1")
+    with open(CANCER, newline="") as f:
+        rows = list(csv.DictReader(f))[:60]
+    instances = [{k: float(v) for k, v in r.items() if k != "diagnosis"} for r in rows]
+    for i in instances:  # serving sees radii twice training's
+        i["mean_radius"] *= 2
+    for i in range(0, 60, 6):
+        assert call(s.port, "/v1/models/cancer:predict", {"instances": instances[i:i + 6]})[0] == 200
+    # A bad request is not logged.
+    assert call(s.port, "/v1/models/cancer:predict", {"instances": [{"mean_radius": "x"}]})[0] == 400
+    assert s.stop() == 0
+    log = tmp_path / "log" / "cancer" / "requests.jsonl"
+    logged = [json.loads(line) for line in log.read_text().splitlines()]
+    assert logged == instances
+    kiln("stats", log, "--out", tmp_path / "serving_stats", "-q")
+    stats = json.loads((tmp_path / "serving_stats" / "statistics.json").read_text())
+    feats = {f["name"]: f for f in stats["datasets"][0]["features"]}
+    assert feats["mean_radius"]["numStats"]["commonStats"]["numNonMissing"] == "60"
+    assert feats["mean_radius"]["numStats"]["mean"] == pytest.approx(
+        sum(i["mean_radius"] for i in instances) / 60)
+
+    # Skew: training data against the serving log's statistics, with a comparator on
+    # mean_radius (shifted) and on mean_texture (not shifted).
+    kiln("stats", CANCER, "--out", tmp_path / "train_stats", "-q")
+    kiln("schema", "infer", "--stats", tmp_path / "train_stats" / "statistics.pb",
+         "--out", tmp_path / "schema.pbtxt")
+    schema = (tmp_path / "schema.pbtxt").read_text()
+    for name in ("mean_radius", "mean_texture"):
+        head = f'name: "{name}"'
+        assert head in schema
+        schema = schema.replace(head, head + "\n  skew_comparator { jensen_shannon_divergence "
+                                "{ threshold: 0.3 } }", 1)
+    (tmp_path / "schema.pbtxt").write_text(schema)
+    p = kiln("validate", CANCER, "--schema", tmp_path / "schema.pbtxt", "--out", tmp_path / "v",
+             "--serving", tmp_path / "serving_stats", check=False)
+    assert p.returncode == 3, (p.stdout, p.stderr)
+    anomalies = json.loads((tmp_path / "v" / "anomalies.json").read_text())
+    assert set(anomalies["anomaly_info"]) == {"mean_radius"}, p.stdout
+
+
+PLANTED_MODEL = '''
+import sys, torch
+class M(torch.nn.Module):
+    def __init__(self, fail: bool):
+        super().__init__()
+        self.fail = fail
+    def forward(self, x):
+        if self.fail and bool((x[:, 0] > 100).any()):
+            raise RuntimeError("planted failure")
+        return torch.sigmoid(x[:, 0] - x[:, 1])
+for name, fail in (("good", False), ("bad", True)):
+    torch.jit.save(torch.jit.script(M(fail)), f"{sys.argv[1]}/{name}.pt")
+'''
+
+
+class Webhook:
+    """A loopback HTTP receiver that keeps every JSON body POSTed to it."""
+
+    def __init__(self):
+        import http.server
+        bodies = self.bodies = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_canary_split_sticky_routing_and_rollback(kiln, kiln_bin, tmp_path):
+    """Stable version 1 and canary version 2 (a TorchScript model that fails on a > 100) at
+    70/30, sticky by x-user-id. Clean traffic is split by the weights and the same user
+    always lands on the same version; then requests the canary fails on roll it back:
+    all traffic returns to stable, the status endpoint, metrics and the webhook say so,
+    and the canary is not tried again."""
+    (tmp_path / "make.py").write_text(PLANTED_MODEL)  # TorchScript reads the class's source
+    subprocess.run(["/usr/bin/python3", tmp_path / "make.py", tmp_path], check=True, timeout=120)
+    (tmp_path / "sig.yaml").write_text("task: binary\nclasses: [no, yes]\ninputs: [a, b]\n")
+    base = tmp_path / "models" / "m"
+    for version, name in ((1, "good"), (2, "bad")):
+        kiln("import-model", "--model", tmp_path / f"{name}.pt", "--signature", tmp_path / "sig.yaml",
+             "--out", base / str(version))
+    hook = Webhook()
+    config = tmp_path / "models.yaml"
+    config.write_text(f"""models:
+  - name: m
+    base_path: {base}
+    version_policy: {{latest: 2}}
+    version_labels: {{stable: 1, canary: 2}}
+    traffic:
+      split: {{stable: 70, canary: 30}}
+      sticky_header: x-user-id
+    rollback:
+      canary: canary
+      stable: stable
+      window_seconds: 60
+      min_requests: 20
+      max_error_rate_increase: 0.05
+      webhook: http://127.0.0.1:{hook.port}/alert
+""")
+    s = Server(kiln_bin, "--model_config_file", config)
+
+    def predict(a, user):
+        body = json.dumps({"inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [a]},
+                                      {"name": "b", "shape": [1], "datatype": "FP64", "data": [0]}]})
+        req = urllib.request.Request(f"http://127.0.0.1:{s.port}/v2/models/m/infer", data=body.encode(),
+                                     headers={"x-user-id": user})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read())["model_version"]
+        except urllib.error.HTTPError as e:
+            return e.code, None
+
+    try:
+        # Sticky: each user keeps its version; across 200 users the canary gets about 30%.
+        first = {}
+        for u in range(200):
+            code, version = predict(1.0, f"user{u}")
+            assert code == 200
+            first[u] = version
+        for u in range(0, 200, 7):
+            assert predict(2.0, f"user{u}") == (200, first[u])
+        canary_share = sum(v == "2" for v in first.values()) / 200
+        assert 0.18 < canary_share < 0.42, canary_share
+        code, traffic = call(s.port, "/kiln/traffic/m")
+        assert code == 200 and traffic.get("rolled_back", []) == [], traffic
+
+        # Planted failures: the canary fails every request with a > 100.
+        codes = [predict(1000.0, f"user{u}")[0] for u in range(200)]
+        assert set(codes) == {200, 500}, set(codes)  # the model failing is the server's error
+        deadline = time.time() + 10
+        while not hook.bodies and time.time() < deadline:
+            time.sleep(0.05)
+        assert len(hook.bodies) == 1, hook.bodies
+        event = hook.bodies[0]
+        assert event["model"] == "m" and event["canary_version"] == 2 and event["stable_version"] == 1
+        code, traffic = call(s.port, "/kiln/traffic/m")
+        assert [r["version"] for r in traffic["rolled_back"]] == [2], traffic
+        # Everyone is on stable now, even the users the canary had.
+        assert {predict(1000.0, f"user{u}") for u in range(0, 200, 3)} == {(200, "1")}
+        # A pinned request still reaches the canary (an operator can look at it).
+        assert predict_pinned(s.port) == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{s.port}/metrics", timeout=30) as r:
+            metrics = r.read().decode()
+        assert 'kiln_rollbacks_total{model="m"} 1' in metrics
+    finally:
+        assert s.stop() == 0
+    assert "rolled back m version 2 to version 1" in s.p_stderr
+
+
+def predict_pinned(port):
+    body = {"inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [1.0]},
+                       {"name": "b", "shape": [1], "datatype": "FP64", "data": [0]}]}
+    return call(port, "/v2/models/m/versions/2/infer", body)[0]
+
+
+def test_batching_merges_concurrent_requests_and_keeps_answers(kiln, kiln_bin, tmp_path):
+    train(kiln, tmp_path / "models" / "cancer" / "1")
+    params = tmp_path / "batching.txt"
+    params.write_text("# TF Serving's format\nmax_batch_size { value: 16 }\n"
+                      "batch_timeout_micros { value: 20000 }\nnum_batch_threads { value: 1 }\n"
+                      "max_enqueued_batches { value: 100 }\n")
+    s = Server(kiln_bin, "--model_name", "cancer", "--model_base_path", tmp_path / "models" / "cancer",
+               "--enable_batching", "--batching_parameters_file", params)
+    with open(CANCER, newline="") as f:
+        rows = list(csv.DictReader(f))[:200]
+    instances = [{k: float(v) for k, v in r.items() if k != "diagnosis"} for r in rows]
+    try:
+        expected = call(s.port, "/v1/models/cancer:predict", {"instances": instances})[1]["predictions"]
+        got = [None] * 200
+
+        def client(t):
+            for i in range(t, 200, 8):
+                code, body = call(s.port, "/v1/models/cancer:predict", {"instances": [instances[i]]})
+                assert code == 200, body
+                got[i] = body["predictions"][0]
+
+        threads = [threading.Thread(target=client, args=(t,)) for t in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert got == expected  # each request got its own row's answer
+        with urllib.request.urlopen(f"http://127.0.0.1:{s.port}/metrics", timeout=30) as r:
+            lines = dict(l.rsplit(" ", 1) for l in r.read().decode().splitlines()
+                         if l and not l.startswith("#"))
+        # 201 requests (one of 200 rows, split into pieces of 16) in fewer batches than requests.
+        assert float(lines["kiln_batch_size_sum"]) == 400
+        batches = float(lines["kiln_batch_size_count"])
+        assert 13 <= batches < 200, batches
+        assert float(lines["kiln_batch_queue_depth"]) == 0
+    finally:
+        assert s.stop() == 0
+
+    params.write_text("max_batch_size { value: 16 }\nbatch_timeout_micros { value: -1 }\n")
+    p = kiln("serve", "--model_name", "cancer", "--model_base_path", tmp_path / "models" / "cancer",
+             "--rest_api_port", "0", "--enable_batching", "--batching_parameters_file", params,
+             check=False)
+    assert p.returncode == 2 and "batching.txt" in p.stderr and "line 2" in p.stderr, p.stderr

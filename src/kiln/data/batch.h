@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
+
 namespace kiln::data {
 
 // Numbers match tensorflow_metadata's FeatureNameStatistics.Type INT/FLOAT/STRING.
@@ -95,6 +97,20 @@ struct ColumnSpec {
   bool operator==(const ColumnSpec&) const = default;
 };
 using TableSchema = std::vector<ColumnSpec>;
+
+// True when `a` and `b` have the same column names and types, in the same order.
+bool SameColumns(const Batch& a, const Batch& b);
+
+// Appends rows [begin, end) of `from` to `to`. A `to` with no rows and no columns takes
+// `from`'s columns; otherwise both must have the same columns (SameColumns). row_positions
+// and row_tags are kept only while both batches carry them for every row, else `to`'s are
+// cleared; `source` and `block_index` are left alone.
+// Errors (with `to` unchanged): kInvalidArgument for different columns or a bad range.
+absl::Status AppendRows(const Batch& from, size_t begin, size_t end, Batch* to);
+// All rows of `from`.
+inline absl::Status AppendRows(const Batch& from, Batch* to) {
+  return AppendRows(from, 0, from.num_rows, to);
+}
 
 }  // namespace kiln::data
 

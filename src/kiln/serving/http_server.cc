@@ -1,18 +1,31 @@
 #include "kiln/serving/http_server.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cerrno>
+#include <cstring>
+#include <optional>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
+#include "kiln/base/status.h"
 #include "kiln/base/str.h"
 
 namespace kiln::serving {
 
 namespace asio = boost::asio;
+namespace ssl = asio::ssl;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
@@ -20,6 +33,10 @@ using tcp = asio::ip::tcp;
 struct HttpServer::Impl {
   HttpServerOptions options;
   HttpHandler handler;
+  // Declared before the io_context: sessions still queued in it when it is destroyed use
+  // these from their destructors.
+  std::atomic<int> connections{0};
+  std::unique_ptr<ssl::context> tls;  // null: plain HTTP
   asio::io_context ioc;
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
@@ -32,27 +49,69 @@ struct HttpServer::Impl {
 
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
- public:
-  Session(tcp::socket socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server) {}
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
+// One connection: requests are read one after another (keep-alive) and each answered; it
+// is closed on a read error, a timeout, "Connection: close" or shutdown. Over TLS the
+// handshake comes first (bounded by the read timeout), and a connection closed by either
+// side after a clean exchange gets a close_notify.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+  template <class... StreamArgs>
+  explicit Session(HttpServer::Impl* server, StreamArgs&&... args)
+      : stream_(std::forward<StreamArgs>(args)...), server_(server) {
+    ++server_->connections;
+  }
+  ~Session() { --server_->connections; }
+
+  void Start() {
+    if constexpr (kTls) {
+      Lowest().expires_after(server_->options.read_timeout);
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) {
+                                  self->CloseSocket();  // not TLS, or too slow: no answer
+                                  return;
+                                }
+                                self->tls_up_ = true;
+                                self->Read();
+                              });
+    } else {
+      Read();
+    }
+  }
+
+ private:
   void Read() {
     parser_.emplace();
     parser_->body_limit(server_->options.max_body_bytes);
     parser_->header_limit(static_cast<uint32_t>(server_->options.max_header_bytes));
-    stream_.expires_after(server_->options.read_timeout);
+    Lowest().expires_after(server_->options.read_timeout);
     http::async_read(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
- private:
   void OnRead(beast::error_code ec) {
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == asio::error::operation_aborted || server_->stopping) {
+    if (ec == http::error::end_of_stream) {
       Close();
       return;
+    }
+    if (ec == beast::error::timeout || ec == asio::error::operation_aborted || server_->stopping) {
+      CloseSocket();
+      return;
+    }
+    if constexpr (kTls) {
+      // The TLS layer failed (a truncated stream, a bad record): there is no channel left
+      // to answer on.
+      if (ec == ssl::error::stream_truncated || ec.category() == asio::error::get_ssl_category()) {
+        CloseSocket();
+        return;
+      }
     }
     HttpResponse response;
     bool keep_alive = false;
@@ -71,6 +130,9 @@ class Session : public std::enable_shared_from_this<Session> {
       request.method = std::string(req.method_string());
       request.target = std::string(req.target());
       request.body = req.body();
+      for (const auto& field : req) {
+        request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+      }
       ++server_->in_flight;
       try {
         response = server_->handler(request);
@@ -88,10 +150,13 @@ class Session : public std::enable_shared_from_this<Session> {
     res->body() = std::move(response.body);
     res->prepare_payload();
     ++server_->in_flight;
+    Lowest().expires_after(server_->options.write_timeout);
     http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](beast::error_code wec, size_t) {
+                      [self = this->shared_from_this(), res](beast::error_code wec, size_t) {
                         --self->server_->in_flight;
-                        if (wec || !res->keep_alive()) {
+                        if (wec) {
+                          self->CloseSocket();
+                        } else if (!res->keep_alive()) {
                           self->Close();
                         } else {
                           self->Read();
@@ -106,17 +171,89 @@ class Session : public std::enable_shared_from_this<Session> {
     return r;
   }
 
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
+  // A clean close: over TLS, close_notify first (for up to the write timeout).
   void Close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.socket().close(ec);
+    if constexpr (kTls) {
+      if (tls_up_) {
+        tls_up_ = false;
+        Lowest().expires_after(server_->options.write_timeout);
+        stream_.async_shutdown(
+            [self = this->shared_from_this()](beast::error_code) { self->CloseSocket(); });
+        return;
+      }
+    }
+    CloseSocket();
   }
 
-  beast::tcp_stream stream_;
+  void CloseSocket() {
+    beast::error_code ec;
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    Lowest().socket().close(ec);
+  }
+
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpServer::Impl* server_;
+  bool tls_up_ = false;  // the handshake completed and no close_notify was sent yet
 };
+
+// The reason OpenSSL gives for `ec`, or the system's.
+std::string Describe(const beast::error_code& ec) {
+  std::string m = ec.message();
+  ERR_clear_error();
+  return m;
+}
+
+absl::Status CheckReadable(std::string_view what, const std::string& path) {
+  if (::access(path.c_str(), R_OK) != 0) {
+    return absl::InvalidArgumentError(StrCat(what, " '", path, "': ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// A TLS 1.2+ server context with the certificate chain and key of `o`.
+absl::StatusOr<std::unique_ptr<ssl::context>> MakeTlsContext(const HttpServerOptions& o) {
+  KILN_RETURN_IF_ERROR(CheckReadable("TLS certificate file", o.tls_cert_file));
+  KILN_RETURN_IF_ERROR(CheckReadable("TLS key file", o.tls_key_file));
+  try {
+    auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
+    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                     ssl::context::single_dh_use);
+    if (SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION) != 1) {
+      return absl::InternalError("cannot require TLS 1.2");
+    }
+    beast::error_code ec;
+    ctx->use_certificate_chain_file(o.tls_cert_file, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(StrCat("TLS certificate file '", o.tls_cert_file,
+                                               "': not a PEM certificate (", Describe(ec), ")"));
+    }
+    ctx->use_private_key_file(o.tls_key_file, ssl::context::pem, ec);
+    const auto mismatch = [&o] {
+      ERR_clear_error();
+      return absl::InvalidArgumentError(StrCat("TLS key file '", o.tls_key_file,
+                                               "' does not match the certificate in '",
+                                               o.tls_cert_file, "'"));
+    };
+    if (ec && ec.category() == asio::error::get_ssl_category() &&
+        ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH) {
+      return mismatch();
+    }
+    if (ec) {
+      return absl::InvalidArgumentError(StrCat("TLS key file '", o.tls_key_file,
+                                               "': not a PEM private key (", Describe(ec), ")"));
+    }
+    if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) return mismatch();
+    return ctx;
+  } catch (const boost::system::system_error& e) {
+    ERR_clear_error();
+    return absl::InternalError(StrCat("setting up TLS: ", e.what()));
+  }
+}
 
 }  // namespace
 
@@ -124,8 +261,14 @@ void HttpServer::Impl::Accept() {
   acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping) return;
+    } else if (connections >= options.max_connections) {
+      // Over the limit: closed before anything is read (closing with unread data could
+      // reset the connection under a response anyway).
+      socket.close(ec);
+    } else if (tls) {
+      std::make_shared<Session<TlsStream>>(this, std::move(socket), *tls)->Start();
     } else {
-      std::make_shared<Session>(std::move(socket), this)->Read();
+      std::make_shared<Session<PlainStream>>(this, std::move(socket))->Start();
     }
     Accept();
   });
@@ -142,24 +285,35 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
   impl->handler = std::move(handler);
+  const HttpServerOptions& o = impl->options;
+  if (o.max_connections < 1) {
+    return absl::InvalidArgumentError(
+        StrCat("max_connections must be at least 1, not ", o.max_connections));
+  }
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "TLS needs both a certificate file and a key file (or neither, for plain HTTP)");
+  }
+  if (!o.tls_cert_file.empty()) {
+    KILN_ASSIGN_OR_RETURN(impl->tls, MakeTlsContext(o));
+  }
   beast::error_code ec;
-  const auto address = asio::ip::make_address(impl->options.host, ec);
+  const auto address = asio::ip::make_address(o.host, ec);
   if (ec) {
     return absl::InvalidArgumentError(
-        StrCat("'", impl->options.host, "' is not an IP address: ", ec.message()));
+        StrCat("'", o.host, "' is not an IP address: ", ec.message()));
   }
-  const tcp::endpoint endpoint(address, static_cast<uint16_t>(impl->options.port));
+  const tcp::endpoint endpoint(address, static_cast<uint16_t>(o.port));
   impl->acceptor.open(endpoint.protocol(), ec);
   if (!ec) impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) impl->acceptor.bind(endpoint, ec);
   if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return absl::UnavailableError(
-        StrCat("listening on ", impl->options.host, ":", impl->options.port, ": ", ec.message()));
+    return absl::UnavailableError(StrCat("listening on ", o.host, ":", o.port, ": ", ec.message()));
   }
   impl->Accept();
-  const int threads = impl->options.threads > 0
-                          ? impl->options.threads
+  const int threads = o.threads > 0
+                          ? o.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   Impl* raw = impl.get();
   for (int i = 0; i < threads; ++i) {

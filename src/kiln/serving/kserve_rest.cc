@@ -5,7 +5,7 @@
 #include "kiln/base/build_info.h"
 #include "kiln/base/status.h"
 #include "kiln/base/str.h"
-#include "kiln/train/json_rows.h"
+#include "kiln/serving/tensors.h"
 #include "nlohmann/json.hpp"
 
 namespace kiln::serving {
@@ -16,21 +16,10 @@ using Json = nlohmann::json;
 HttpResponse Reply(int status, const Json& body) { return JsonResponse(status, body); }
 HttpResponse Error(const absl::Status& s) { return ErrorResponse(s); }
 
-std::string Datatype(const std::string& dtype) {
-  if (dtype == "int64") return "INT64";
-  if (dtype == "float32") return "FP32";
-  if (dtype == "float64") return "FP64";
-  if (dtype == "string") return "BYTES";
-  return "BYTES";
-}
-
 Json Tensors(const Json& list) {
   Json out = Json::array();
-  if (!list.is_array()) return out;
-  for (const Json& t : list) {
-    out.push_back({{"name", t.value("name", "")},
-                   {"datatype", Datatype(t.value("dtype", ""))},
-                   {"shape", t.value("shape", Json::array({-1}))}});
+  for (const TensorMetadata& t : SignatureTensors(list)) {
+    out.push_back({{"name", t.name}, {"datatype", t.datatype}, {"shape", t.shape}});
   }
   return out;
 }
@@ -46,109 +35,120 @@ absl::Status Flatten(const Json& v, Json* out, int depth = 0) {
   return absl::OkStatus();
 }
 
-HttpResponse Infer(const ModelManager& m, const std::string& model, std::optional<int64_t> version,
-                   const std::string& body) {
-  auto predictor = m.Find(model, version);
-  if (!predictor.ok()) return Error(predictor.status());
+// One tensor of a request, {"name", "shape", "datatype", "data"}, its data flat or nested
+// (row-major); a null value is missing.
+absl::StatusOr<InputTensor> TensorFromJson(const Json& t) {
+  if (!t.is_object() || !t.contains("name") || !t["name"].is_string() || !t.contains("data") ||
+      !t.contains("shape") || !t["shape"].is_array() || !t.contains("datatype") ||
+      !t["datatype"].is_string()) {
+    return absl::InvalidArgumentError("each input needs name, shape, datatype and data");
+  }
+  InputTensor out;
+  out.name = t["name"].get<std::string>();
+  out.datatype = t["datatype"].get<std::string>();
+  for (const Json& d : t["shape"]) {
+    if (!d.is_number_integer()) {
+      return absl::InvalidArgumentError(StrCat("input '", out.name, "': shape ", t["shape"].dump(),
+                                               " is not a list of integers"));
+    }
+    out.shape.push_back(d.get<int64_t>());
+  }
+  Json flat = Json::array();
+  KILN_RETURN_IF_ERROR(Flatten(t["data"], &flat));
+  const TensorValues kind = ValuesOf(out.datatype);
+  if (kind == TensorValues::kUnsupported) return out;  // TensorsToBatch names the datatype
+  for (size_t i = 0; i < flat.size(); ++i) {
+    const Json& v = flat[i];
+    const bool null = v.is_null();
+    if (null) {
+      out.missing.resize(flat.size());
+      out.missing[i] = 1;
+    }
+    bool ok = null;
+    switch (kind) {
+      case TensorValues::kInts:
+        if (out.datatype == "BOOL" ? v.is_boolean() : v.is_number_integer()) {
+          if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{INT64_MAX}) {
+            return absl::InvalidArgumentError(StrCat("input '", out.name, "': value ", i,
+                                                     " is beyond the int64 range kiln takes"));
+          }
+          ok = true;
+        }
+        out.ints.push_back(ok && !null ? v.get<int64_t>() : 0);
+        break;
+      case TensorValues::kFloats:
+        ok = ok || v.is_number();
+        out.floats.push_back(ok && !null ? v.get<double>() : 0);
+        break;
+      case TensorValues::kBytes:
+        ok = ok || v.is_string();
+        out.bytes.push_back(ok && !null ? v.get<std::string>() : "");
+        break;
+      case TensorValues::kUnsupported:
+        break;
+    }
+    if (!ok) {
+      return absl::InvalidArgumentError(StrCat("input '", out.name, "': value ", i, " is ",
+                                               v.is_number_float() ? "a float" : v.type_name(),
+                                               ", not ", out.datatype));
+    }
+  }
+  return out;
+}
+
+HttpResponse Infer(const InferenceService& s, const std::string& model,
+                   std::optional<int64_t> version, const HttpRequest& http) {
+  const std::string& body = http.body;
+  auto resolved = s.Resolve({model, version, "", [&http](std::string_view name) {
+                               return std::string(http.Header(name));
+                             }});
+  if (!resolved.ok()) return Error(resolved.status());
+  const auto* predictor = &resolved->predictor;
   Json request = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (request.is_discarded() || !request.is_object() || !request.contains("inputs") ||
       !request["inputs"].is_array()) {
     return Error(absl::InvalidArgumentError(
         "the request body must be a JSON object with an \"inputs\" list of tensors"));
   }
-  // Columns of N values each, then rows for the signature's features.
-  Json columns = Json::object();
-  int64_t rows = -1;
+  std::vector<InputTensor> tensors;
   for (const Json& t : request["inputs"]) {
-    if (!t.is_object() || !t.contains("name") || !t["name"].is_string() || !t.contains("data") ||
-        !t.contains("shape") || !t["shape"].is_array()) {
-      return Error(absl::InvalidArgumentError("each input needs name, shape, datatype and data"));
-    }
-    const std::string name = t["name"].get<std::string>();
-    const Json& shape = t["shape"];
-    if (shape.empty() || shape.size() > 2 || !shape[0].is_number_integer() ||
-        (shape.size() == 2 && shape[1] != 1)) {
-      return Error(absl::InvalidArgumentError(
-          StrCat("input '", name, "': shape ", shape.dump(), "; kiln takes [N] or [N, 1]")));
-    }
-    Json flat = Json::array();
-    if (absl::Status st = Flatten(t["data"], &flat); !st.ok()) return Error(st);
-    const int64_t n = shape[0].get<int64_t>();
-    if (n < 0 || static_cast<int64_t>(flat.size()) != n) {
-      return Error(absl::InvalidArgumentError(
-          StrCat("input '", name, "': shape ", shape.dump(), " but ", flat.size(), " values")));
-    }
-    if (rows >= 0 && n != rows) {
-      return Error(absl::InvalidArgumentError(
-          StrCat("input '", name, "' has ", n, " rows; the others ", rows)));
-    }
-    rows = n;
-    columns[name] = std::move(flat);
+    auto tensor = TensorFromJson(t);
+    if (!tensor.ok()) return Error(tensor.status());
+    tensors.push_back(*std::move(tensor));
   }
-  Json instances = Json::array();
-  for (int64_t i = 0; i < std::max<int64_t>(rows, 0); ++i) {
-    Json row = Json::object();
-    for (const auto& [name, col] : columns.items()) row[name] = col[i];
-    instances.push_back(std::move(row));
-  }
-  auto batch = train::RowsFromJson(instances, (*predictor)->inputs());
+  auto batch = TensorsToBatch(tensors, (*predictor)->inputs());
   if (!batch.ok()) return Error(batch.status());
   std::vector<float> scores;
-  if (absl::Status st = (*predictor)->Predict(*batch, &scores); !st.ok()) return Error(st);
-  const size_t n = batch->num_rows;
-  const size_t k = n == 0 ? 0 : scores.size() / n;
-  Json outputs = Json::array();
-  const std::vector<int64_t> ids = ClassIds((*predictor)->task(), scores, n);
-  switch ((*predictor)->task()) {
-    case model::Task::kBinary:
-      outputs.push_back(
-          {{"name", "scores"}, {"datatype", "FP32"}, {"shape", {n}}, {"data", scores}});
-      outputs.push_back(
-          {{"name", "class_ids"}, {"datatype", "INT64"}, {"shape", {n}}, {"data", ids}});
-      break;
-    case model::Task::kMulticlass:
-      outputs.push_back(
-          {{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {n, k}}, {"data", scores}});
-      outputs.push_back(
-          {{"name", "class_ids"}, {"datatype", "INT64"}, {"shape", {n}}, {"data", ids}});
-      break;
-    case model::Task::kRegression:
-      outputs.push_back(
-          {{"name", "predictions"}, {"datatype", "FP32"}, {"shape", {n}}, {"data", scores}});
-      break;
-  }
+  if (absl::Status st = s.Run(*resolved, *batch, &scores); !st.ok()) return Error(st);
   // Only the outputs asked for, when the request names some.
-  if (request.contains("outputs") && request["outputs"].is_array() && !request["outputs"].empty()) {
-    Json wanted = Json::array();
+  std::vector<std::string> wanted;
+  if (request.contains("outputs") && request["outputs"].is_array()) {
     for (const Json& o : request["outputs"]) {
-      const std::string name = o.is_object() ? o.value("name", "") : "";
-      auto it = std::find_if(outputs.begin(), outputs.end(),
-                             [&](const Json& t) { return t["name"] == name; });
-      if (it == outputs.end()) {
-        return Error(absl::InvalidArgumentError(StrCat("the model has no output '", name, "'")));
-      }
-      wanted.push_back(*it);
+      wanted.push_back(o.is_object() ? o.value("name", "") : "");
     }
-    outputs = std::move(wanted);
   }
-  auto served_version = version;
-  if (!served_version) {
-    auto status = m.Status(model);
-    if (status.ok()) {
-      for (const VersionStatus& s : *status) {
-        if (s.state == VersionState::kAvailable) served_version = s.version;
-      }
-    }
+  auto selected =
+      SelectOutputs(OutputTensors((*predictor)->task(), scores, batch->num_rows), wanted);
+  if (!selected.ok()) return Error(selected.status());
+  Json outputs = Json::array();
+  for (const OutputTensor& t : *selected) {
+    outputs.push_back({{"name", t.name},
+                       {"datatype", t.datatype},
+                       {"shape", t.shape},
+                       {"data", t.datatype == "FP32" ? Json(t.fp32) : Json(t.int64)}});
   }
   Json reply = {{"model_name", model}, {"outputs", outputs}};
-  if (served_version) reply["model_version"] = StrCat(*served_version);
+  reply["model_version"] = StrCat(resolved->version);
   if (request.contains("id") && request["id"].is_string()) reply["id"] = request["id"];
-  return Reply(200, reply);
+  HttpResponse ok = Reply(200, reply);
+  ok.model_version = resolved->version;
+  return ok;
 }
 
 }  // namespace
 
-HttpResponse HandleKserveRest(const ModelManager& m, const HttpRequest& request) {
+HttpResponse HandleKserveRest(const InferenceService& s, const HttpRequest& request) {
+  const ModelManager& m = s.manager();
   std::string_view path = request.target;
   if (size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
   const bool get = request.method == "GET";
@@ -188,7 +188,7 @@ HttpResponse HandleKserveRest(const ModelManager& m, const HttpRequest& request)
   }
   if (verb == "infer") {
     if (request.method != "POST") return Error(absl::UnimplementedError("infer takes POST"));
-    return Infer(m, model, version, request.body);
+    return Infer(s, model, version, request);
   }
   auto predictor = m.Find(model, version);
   if (verb == "ready") {

@@ -15,7 +15,7 @@
 namespace kiln::serving {
 
 // Handles a request whose path starts with /v2.
-HttpResponse HandleKserveRest(const ModelManager& manager, const HttpRequest& request);
+HttpResponse HandleKserveRest(const InferenceService& service, const HttpRequest& request);
 
 }  // namespace kiln::serving
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "kiln/base/status.h"
 #include "kiln/base/str.h"
 
 namespace kiln::serving {
@@ -180,6 +181,13 @@ void ModelManager::Stop() {
 
 absl::StatusOr<std::shared_ptr<const train::Predictor>> ModelManager::Find(
     const std::string& model, std::optional<int64_t> version, const std::string& label) const {
+  KILN_ASSIGN_OR_RETURN(Found found, FindVersion(model, version, label));
+  return std::move(found.predictor);
+}
+
+absl::StatusOr<ModelManager::Found> ModelManager::FindVersion(const std::string& model,
+                                                              std::optional<int64_t> version,
+                                                              const std::string& label) const {
   std::shared_ptr<const Served> served;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -201,12 +209,12 @@ absl::StatusOr<std::shared_ptr<const train::Predictor>> ModelManager::Find(
     if (v == served->end()) {
       return absl::NotFoundError(StrCat("model '", model, "' has no available version ", *version));
     }
-    return v->second;
+    return Found{*version, v->second};
   }
   if (served->empty()) {
     return absl::UnavailableError(StrCat("model '", model, "' has no available version yet"));
   }
-  return served->rbegin()->second;
+  return Found{served->rbegin()->first, served->rbegin()->second};
 }
 
 absl::StatusOr<std::vector<VersionStatus>> ModelManager::Status(const std::string& model) const {

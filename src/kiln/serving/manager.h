@@ -60,6 +60,13 @@ class ModelManager {
   // The predictor of `model` at `version`, at the version `label` names, or (neither
   // given) at the highest available version. Errors: kNotFound for an unknown model,
   // version or label; kUnavailable when the model has no available version yet.
+  struct Found {
+    int64_t version = 0;
+    std::shared_ptr<const train::Predictor> predictor;
+  };
+  // As Find, with the version number found.
+  absl::StatusOr<Found> FindVersion(const std::string& model, std::optional<int64_t> version = {},
+                                     const std::string& label = "") const;
   absl::StatusOr<std::shared_ptr<const train::Predictor>> Find(const std::string& model,
                                                                std::optional<int64_t> version = {},
                                                                const std::string& label = "") const;

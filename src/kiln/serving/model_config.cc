@@ -5,10 +5,13 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <set>
 
 #include "kiln/base/status.h"
 #include "kiln/base/str.h"
+#include "kiln/serving/webhook.h"
 #include "tensorflow_serving/config/model_server_config.pb.h"
 
 namespace kiln::serving {
@@ -84,6 +87,112 @@ absl::StatusOr<int64_t> Version(const YAML::Node& node) {
   return v;
 }
 
+absl::StatusOr<double> Number(const YAML::Node& node, std::string_view what) {
+  double v;
+  if (!node.IsScalar() || !YAML::convert<double>::decode(node, v) || !std::isfinite(v)) {
+    return Bad(node, StrCat(what, " is a number"));
+  }
+  return v;
+}
+
+absl::StatusOr<int64_t> Integer(const YAML::Node& node, std::string_view what) {
+  int64_t v;
+  if (!node.IsScalar() || !YAML::convert<int64_t>::decode(node, v)) {
+    return Bad(node, StrCat(what, " is a whole number"));
+  }
+  return v;
+}
+
+// Errors of the traffic and rollback sections name the model as well as the line.
+class ModelErrors {
+ public:
+  explicit ModelErrors(const YAML::Node& model)
+      : prefix_(StrCat("model '", model["name"] ? model["name"].Scalar() : "", "': ")) {}
+  absl::Status operator()(const YAML::Node& node, std::string_view what) const {
+    return Bad(node, StrCat(prefix_, what));
+  }
+  std::string What(std::string_view what) const { return StrCat(prefix_, what); }
+
+ private:
+  std::string prefix_;
+};
+
+absl::StatusOr<TrafficConfig> ParseTraffic(const ModelErrors& bad, const YAML::Node& node) {
+  if (!node.IsMap()) return bad(node, "traffic is a map {split, sticky_header}");
+  TrafficConfig t;
+  for (const auto& kv : node) {
+    const std::string key = kv.first.Scalar();
+    const YAML::Node& v = kv.second;
+    if (key == "split") {
+      if (!v.IsMap() || v.size() == 0) {
+        return bad(v, "traffic split maps labels or version numbers to weights");
+      }
+      for (const auto& w : v) {
+        const std::string split_key = w.first.Scalar();
+        const std::string what = StrCat("traffic split weight of '", split_key, "'");
+        KILN_ASSIGN_OR_RETURN(double weight, Number(w.second, bad.What(what)));
+        if (!(weight > 0)) return bad(w.second, StrCat(what, " must be > 0, not ", weight));
+        if (!t.split.emplace(split_key, weight).second) {
+          return bad(w.first, StrCat("traffic split key '", split_key, "' appears twice"));
+        }
+      }
+    } else if (key == "sticky_header") {
+      if (!v.IsScalar()) return bad(v, "sticky_header is a header name");
+      t.sticky_header = v.Scalar();
+      std::transform(t.sticky_header.begin(), t.sticky_header.end(), t.sticky_header.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      const bool token =
+          !t.sticky_header.empty() &&
+          std::all_of(t.sticky_header.begin(), t.sticky_header.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+          });
+      if (!token) {
+        return bad(v, StrCat("sticky_header '", v.Scalar(),
+                             "' is not a header name (letters, digits, '-', '_')"));
+      }
+    } else {
+      return bad(kv.first, StrCat("unknown traffic key '", key, "'; keys: split, sticky_header"));
+    }
+  }
+  if (t.split.empty()) return bad(node, "traffic needs a split");
+  return t;
+}
+
+absl::StatusOr<RollbackConfig> ParseRollback(const ModelErrors& bad, const YAML::Node& node) {
+  if (!node.IsMap()) return bad(node, "rollback is a map {canary, stable, ...}");
+  RollbackConfig r;
+  for (const auto& kv : node) {
+    const std::string key = kv.first.Scalar();
+    const YAML::Node& v = kv.second;
+    const std::string what = StrCat("rollback ", key);
+    if (key == "canary" || key == "stable" || key == "webhook") {
+      if (!v.IsScalar()) return bad(v, StrCat(what, " is a string"));
+      (key == "canary" ? r.canary : key == "stable" ? r.stable : r.webhook) = v.Scalar();
+    } else if (key == "window_seconds") {
+      KILN_ASSIGN_OR_RETURN(r.window_seconds, Integer(v, bad.What(what)));
+      if (r.window_seconds < 1 || r.window_seconds > 86400) {
+        return bad(v, StrCat(what, " is 1..86400"));
+      }
+    } else if (key == "min_requests") {
+      KILN_ASSIGN_OR_RETURN(r.min_requests, Integer(v, bad.What(what)));
+      if (r.min_requests < 1) return bad(v, StrCat(what, " is >= 1"));
+    } else if (key == "max_error_rate_increase") {
+      KILN_ASSIGN_OR_RETURN(r.max_error_rate_increase, Number(v, bad.What(what)));
+      if (r.max_error_rate_increase < 0 || r.max_error_rate_increase > 1) {
+        return bad(v, StrCat(what, " is 0..1 (a difference of error rates)"));
+      }
+    } else if (key == "max_p99_latency_ratio") {
+      KILN_ASSIGN_OR_RETURN(r.max_p99_latency_ratio, Number(v, bad.What(what)));
+      if (!(r.max_p99_latency_ratio > 0)) return bad(v, StrCat(what, " is > 0"));
+    } else {
+      return bad(kv.first, StrCat("unknown rollback key '", key,
+                                  "'; keys: canary, stable, window_seconds, min_requests, "
+                                  "max_error_rate_increase, max_p99_latency_ratio, webhook"));
+    }
+  }
+  return r;
+}
+
 absl::StatusOr<ServerConfig> FromYaml(std::string_view text) {
   ServerConfig out;
   try {
@@ -128,9 +237,14 @@ absl::StatusOr<ServerConfig> FromYaml(std::string_view text) {
           for (const auto& l : v) {
             KILN_ASSIGN_OR_RETURN(c.labels[l.first.Scalar()], Version(l.second));
           }
+        } else if (key == "traffic") {
+          KILN_ASSIGN_OR_RETURN(c.traffic, ParseTraffic(ModelErrors(m), v));
+        } else if (key == "rollback") {
+          KILN_ASSIGN_OR_RETURN(c.rollback, ParseRollback(ModelErrors(m), v));
         } else {
           return Bad(kv.first, StrCat("unknown model key '", key,
-                                      "'; keys: name, base_path, version_policy, version_labels"));
+                                      "'; keys: name, base_path, version_policy, version_labels, "
+                                      "traffic, rollback"));
         }
       }
       out.models.push_back(std::move(c));
@@ -139,6 +253,61 @@ absl::StatusOr<ServerConfig> FromYaml(std::string_view text) {
     return absl::InvalidArgumentError(StrCat("model config: ", e.what()));
   }
   return out;
+}
+
+absl::Status CheckTraffic(const ModelConfig& c) {
+  if (c.rollback && !c.traffic) {
+    return absl::InvalidArgumentError(
+        StrCat("model '", c.name, "': rollback needs a traffic split (traffic: {split: ...})"));
+  }
+  if (!c.traffic) return absl::OkStatus();
+  for (const auto& [key, weight] : c.traffic->split) {
+    if (!(weight > 0)) {
+      return absl::InvalidArgumentError(StrCat("model '", c.name, "': traffic split weight of '",
+                                               key, "' must be > 0, not ", weight));
+    }
+    KILN_ASSIGN_OR_RETURN(int64_t version, SplitKeyVersion(c, key));
+    if (c.policy.kind == VersionPolicy::Kind::kSpecific &&
+        !std::binary_search(c.policy.versions.begin(), c.policy.versions.end(), version)) {
+      return absl::InvalidArgumentError(StrCat(
+          "model '", c.name, "': traffic split key '", key, "' names version ", version,
+          ", which the version policy does not serve (", StrJoin(c.policy.versions, ", "), ")"));
+    }
+  }
+  if (!c.rollback) return absl::OkStatus();
+  const RollbackConfig& r = *c.rollback;
+  const std::string prefix = StrCat("model '", c.name, "': rollback ");
+  if (r.canary.empty() || r.stable.empty()) {
+    return absl::InvalidArgumentError(StrCat(prefix, "needs both canary and stable"));
+  }
+  if (r.canary == r.stable) {
+    return absl::InvalidArgumentError(
+        StrCat(prefix, "canary and stable are the same key '", r.canary, "'"));
+  }
+  for (const std::string* side : {&r.canary, &r.stable}) {
+    if (!c.traffic->split.count(*side)) {
+      return absl::InvalidArgumentError(StrCat(prefix,
+                                               (side == &r.canary ? "canary '" : "stable '"), *side,
+                                               "' is not a key of the traffic split"));
+    }
+  }
+  if (c.traffic->split.size() != 2) {
+    return absl::InvalidArgumentError(StrCat(
+        prefix, "needs a traffic split of exactly its canary and stable keys; the split has ",
+        c.traffic->split.size(), " keys"));
+  }
+  if (r.window_seconds < 1 || r.window_seconds > 86400 || r.min_requests < 1 ||
+      r.max_error_rate_increase < 0 || r.max_error_rate_increase > 1 ||
+      r.max_p99_latency_ratio < 0) {
+    return absl::InvalidArgumentError(StrCat(prefix, "has a value out of bounds"));
+  }
+  if (!r.webhook.empty()) {
+    auto url = ParseHttpUrl(r.webhook);
+    if (!url.ok()) {
+      return absl::InvalidArgumentError(StrCat(prefix, "webhook: ", url.status().message()));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Check(ServerConfig* config) {
@@ -167,8 +336,16 @@ absl::Status Check(ServerConfig* config) {
                    ", which the version policy does not serve (", StrJoin(v, ", "), ")"));
       }
     }
+    KILN_RETURN_IF_ERROR(CheckTraffic(c));
   }
   return absl::OkStatus();
+}
+
+std::vector<std::string> LabelNames(const ModelConfig& model) {
+  std::vector<std::string> names;
+  for (const auto& [label, version] : model.labels) names.push_back(label);
+  if (names.empty()) names.push_back("none");
+  return names;
 }
 
 }  // namespace
@@ -192,6 +369,19 @@ std::vector<int64_t> VersionPolicy::Select(std::vector<int64_t> found) const {
     }
   }
   return found;
+}
+
+absl::StatusOr<int64_t> SplitKeyVersion(const ModelConfig& model, const std::string& key) {
+  if (auto it = model.labels.find(key); it != model.labels.end()) return it->second;
+  int64_t version = 0;
+  const char* end = key.data() + key.size();
+  auto [ptr, ec] = std::from_chars(key.data(), end, version);
+  if (key.empty() || ec != std::errc() || ptr != end || version < 0) {
+    return absl::InvalidArgumentError(StrCat(
+        "model '", model.name, "': traffic split key '", key, "' is neither a label of the model (",
+        StrJoin(LabelNames(model), ", "), ") nor a version number"));
+  }
+  return version;
 }
 
 absl::Status ValidateName(std::string_view what, std::string_view name) {

@@ -93,6 +93,138 @@ TEST(ModelConfigTest, ErrorsNameWhatIsWrong) {
   }
 }
 
+TEST(ModelConfigTest, TrafficAndRollback) {
+  const char* kYaml = R"(
+models:
+  - name: clicks
+    base_path: /srv/clicks
+    version_labels: {stable: 6, canary: 7}
+    traffic:
+      split: {stable: 90, canary: 10.5}
+      sticky_header: X-User-Id
+    rollback:
+      canary: canary
+      stable: stable
+      window_seconds: 30
+      min_requests: 50
+      max_error_rate_increase: 0.05
+      max_p99_latency_ratio: 1.5
+      webhook: http://127.0.0.1:9000/alert
+  - name: risk
+    base_path: /srv/risk
+    traffic: {split: {'3': 1, '4': 3}}
+    rollback: {canary: '4', stable: '3'}
+  - {name: plain, base_path: /srv/plain}
+)";
+  auto c = ParseServerConfig(kYaml);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->models.size(), 3u);
+  const ModelConfig& clicks = c->models[0];
+  ASSERT_TRUE(clicks.traffic.has_value());
+  EXPECT_EQ(clicks.traffic->split,
+            (std::map<std::string, double>{{"canary", 10.5}, {"stable", 90}}));
+  EXPECT_EQ(clicks.traffic->sticky_header, "x-user-id");  // lowercased
+  ASSERT_TRUE(clicks.rollback.has_value());
+  EXPECT_EQ(*clicks.rollback, (RollbackConfig{.canary = "canary",
+                                              .stable = "stable",
+                                              .window_seconds = 30,
+                                              .min_requests = 50,
+                                              .max_error_rate_increase = 0.05,
+                                              .max_p99_latency_ratio = 1.5,
+                                              .webhook = "http://127.0.0.1:9000/alert"}));
+  EXPECT_EQ(*SplitKeyVersion(clicks, "canary"), 7);
+  EXPECT_EQ(*SplitKeyVersion(clicks, "12"), 12);
+
+  const ModelConfig& risk = c->models[1];
+  EXPECT_EQ(risk.traffic->split, (std::map<std::string, double>{{"3", 1}, {"4", 3}}));
+  EXPECT_EQ(risk.traffic->sticky_header, "");
+  EXPECT_EQ(*risk.rollback, (RollbackConfig{.canary = "4", .stable = "3"}));  // defaults
+  EXPECT_EQ(risk.rollback->window_seconds, 60);
+  EXPECT_EQ(risk.rollback->min_requests, 100);
+  EXPECT_EQ(risk.rollback->max_error_rate_increase, 0.02);
+  EXPECT_EQ(risk.rollback->max_p99_latency_ratio, 0);
+  EXPECT_FALSE(c->models[2].traffic.has_value());
+  EXPECT_FALSE(c->models[2].rollback.has_value());
+
+  // Equality (reload diffs) sees the new sections.
+  auto again = ParseServerConfig(kYaml);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*c, *again);
+  again->models[0].traffic->split["canary"] = 20;
+  EXPECT_NE(*c, *again);
+  again = ParseServerConfig(kYaml);
+  again->models[1].rollback->min_requests = 7;
+  EXPECT_NE(*c, *again);
+}
+
+TEST(ModelConfigTest, TrafficErrorsNameModelAndKey) {
+  const std::string m =
+      "models: [{name: clicks, base_path: /x, version_labels: {stable: 6, "
+      "canary: 7}, ";
+  const std::pair<std::string, const char*> cases[] = {
+      {m + "traffic: {split: {stable: 90, canary: 0}}}]",
+       "model 'clicks': traffic split weight of 'canary' must be > 0, not 0"},
+      {m + "traffic: {split: {stable: 90, canary: -1}}}]",
+       "model 'clicks': traffic split weight of 'canary' must be > 0, not -1"},
+      {m + "traffic: {split: {stable: 90, canary: lots}}}]",
+       "model 'clicks': traffic split weight of 'canary' is a number"},
+      {m + "traffic: {split: {stable: 90, canary: .inf}}}]",
+       "traffic split weight of 'canary' is a number"},
+      {m + "traffic: {split: {stable: 90, shadow: 10}}}]",
+       "model 'clicks': traffic split key 'shadow' is neither a label of the model (canary, "
+       "stable) nor a version number"},
+      {m + "traffic: {split: {stable: 90, '-3': 10}}}]", "traffic split key '-3' is neither"},
+      {m + "traffic: {split: {}}}]", "model 'clicks': traffic split maps labels"},
+      {m + "traffic: {sticky_header: x-user}}]", "model 'clicks': traffic needs a split"},
+      {m + "traffic: {split: {stable: 1}, sticky_header: 'x user'}}]",
+       "sticky_header 'x user' is not a header name"},
+      {m + "traffic: {split: {stable: 1}, weights: {}}}]", "unknown traffic key 'weights'"},
+      {m + "rollback: {canary: canary, stable: stable}}]",
+       "model 'clicks': rollback needs a traffic split"},
+      {m + "traffic: {split: {stable: 90, canary: 10}}, rollback: {canary: canary}}]",
+       "model 'clicks': rollback needs both canary and stable"},
+      {m + "traffic: {split: {stable: 90, '8': 10}}, rollback: {canary: canary, stable: "
+           "stable}}]",
+       "model 'clicks': rollback canary 'canary' is not a key of the traffic split"},
+      {m + "traffic: {split: {stable: 90, canary: 10}}, rollback: {canary: canary, stable: "
+           "'6'}}]",
+       "model 'clicks': rollback stable '6' is not a key of the traffic split"},
+      {m + "traffic: {split: {stable: 90, canary: 10}}, rollback: {canary: canary, stable: "
+           "canary}}]",
+       "canary and stable are the same key 'canary'"},
+      {m + "traffic: {split: {stable: 80, canary: 10, '5': 10}}, rollback: {canary: canary, "
+           "stable: stable}}]",
+       "needs a traffic split of exactly its canary and stable keys; the split has 3 keys"},
+      {m + "traffic: {split: {stable: 9, canary: 1}}, rollback: {canary: canary, stable: "
+           "stable, window_seconds: 0}}]",
+       "model 'clicks': rollback window_seconds is 1..86400"},
+      {m + "traffic: {split: {stable: 9, canary: 1}}, rollback: {canary: canary, stable: "
+           "stable, min_requests: 0}}]",
+       "rollback min_requests is >= 1"},
+      {m + "traffic: {split: {stable: 9, canary: 1}}, rollback: {canary: canary, stable: "
+           "stable, max_error_rate_increase: 2}}]",
+       "rollback max_error_rate_increase is 0..1"},
+      {m + "traffic: {split: {stable: 9, canary: 1}}, rollback: {canary: canary, stable: "
+           "stable, max_p99_latency_ratio: 0}}]",
+       "rollback max_p99_latency_ratio is > 0"},
+      {m + "traffic: {split: {stable: 9, canary: 1}}, rollback: {canary: canary, stable: "
+           "stable, webhook: 'https://alerts/x'}}]",
+       "model 'clicks': rollback webhook: URL 'https://alerts/x': only http:// URLs"},
+      {m + "traffic: {split: {stable: 9, canary: 1}}, rollback: {canary: canary, stable: "
+           "stable, window: 5}}]",
+       "unknown rollback key 'window'"},
+      {"models: [{name: d, base_path: /x, version_policy: {specific: [3]}, traffic: {split: "
+       "{'3': 1, '4': 1}}}]",
+       "model 'd': traffic split key '4' names version 4, which the version policy does not "
+       "serve (3)"},
+  };
+  for (const auto& [text, message] : cases) {
+    auto c = ParseServerConfig(text);
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(std::string(c.status().message()), HasSubstr(message)) << text;
+  }
+}
+
 TEST(VersionPolicyTest, Select) {
   const std::vector<int64_t> found = {7, 1, 3, 12};
   EXPECT_THAT(VersionPolicy{}.Select(found), ElementsAre(12));

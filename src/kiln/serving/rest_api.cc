@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <optional>
@@ -13,6 +15,18 @@
 #include "nlohmann/json.hpp"
 
 namespace kiln::serving {
+
+std::string_view HttpRequest::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        })) {
+      return v;
+    }
+  }
+  return {};
+}
 namespace {
 
 using Json = nlohmann::json;
@@ -148,9 +162,16 @@ absl::Status DecodeB64(Json* v, int depth = 0) {
   return absl::OkStatus();
 }
 
-HttpResponse Predict(const ModelManager& m, const Route& r, const std::string& body) {
-  auto predictor = m.Find(r.model, r.version, r.label);
-  if (!predictor.ok()) return Error(predictor.status());
+InferTarget Target(const Route& r, const HttpRequest& request) {
+  return {r.model, r.version, r.label,
+          [&request](std::string_view name) { return std::string(request.Header(name)); }};
+}
+
+HttpResponse Predict(const InferenceService& s, const Route& r, const HttpRequest& http) {
+  const std::string& body = http.body;
+  auto resolved = s.Resolve(Target(r, http));
+  if (!resolved.ok()) return Error(resolved.status());
+  const auto* predictor = &resolved->predictor;
   Json request = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (request.is_discarded() || !request.is_object()) {
     return Error(absl::InvalidArgumentError("the request body is not a JSON object"));
@@ -200,7 +221,7 @@ HttpResponse Predict(const ModelManager& m, const Route& r, const std::string& b
   auto batch = train::RowsFromJson(instances, (*predictor)->inputs());
   if (!batch.ok()) return Error(batch.status());
   std::vector<float> scores;
-  if (absl::Status st = (*predictor)->Predict(*batch, &scores); !st.ok()) return Error(st);
+  if (absl::Status st = s.Run(*resolved, *batch, &scores); !st.ok()) return Error(st);
   const size_t n = batch->num_rows;
   const model::Task task = (*predictor)->task();
   const size_t k = n == 0 ? 0 : scores.size() / n;
@@ -229,19 +250,23 @@ HttpResponse Predict(const ModelManager& m, const Route& r, const std::string& b
     }
     per_row.push_back(std::move(p));
   }
-  if (rows) return Ok({{"predictions", per_row}});
-  if (task == model::Task::kRegression)
-    return Ok({{"outputs", columns.value("predictions", Json::array())}});
-  return Ok({{"outputs", columns}});
+  HttpResponse reply = rows ? Ok({{"predictions", per_row}})
+                      : task == model::Task::kRegression
+                          ? Ok({{"outputs", columns.value("predictions", Json::array())}})
+                          : Ok({{"outputs", columns}});
+  reply.model_version = resolved->version;
+  return reply;
 }
 
 // :classify and :regress take {"examples": [{feature: value, ...}, ...]} (optionally with
 // "context": features every example shares) and answer {"result": ...}: per example the
 // [class, score] pairs, or the regression value.
-HttpResponse ClassifyOrRegress(const ModelManager& m, const Route& r, const std::string& body,
+HttpResponse ClassifyOrRegress(const InferenceService& s, const Route& r, const HttpRequest& http,
                                bool classify) {
-  auto predictor = m.Find(r.model, r.version, r.label);
-  if (!predictor.ok()) return Error(predictor.status());
+  const std::string& body = http.body;
+  auto resolved = s.Resolve(Target(r, http));
+  if (!resolved.ok()) return Error(resolved.status());
+  const auto* predictor = &resolved->predictor;
   const model::Task task = (*predictor)->task();
   if (classify == (task == model::Task::kRegression)) {
     return Error(absl::InvalidArgumentError(
@@ -269,7 +294,7 @@ HttpResponse ClassifyOrRegress(const ModelManager& m, const Route& r, const std:
   auto batch = train::RowsFromJson(examples, (*predictor)->inputs());
   if (!batch.ok()) return Error(batch.status());
   std::vector<float> scores;
-  if (absl::Status st = (*predictor)->Predict(*batch, &scores); !st.ok()) return Error(st);
+  if (absl::Status st = s.Run(*resolved, *batch, &scores); !st.ok()) return Error(st);
   Json result = Json::array();
   const std::vector<std::string>& classes = (*predictor)->classes();
   const size_t n = batch->num_rows;
@@ -286,7 +311,9 @@ HttpResponse ClassifyOrRegress(const ModelManager& m, const Route& r, const std:
       result.push_back(std::move(pairs));
     }
   }
-  return Ok({{"result", result}});
+  HttpResponse reply = Ok({{"result", result}});
+  reply.model_version = resolved->version;
+  return reply;
 }
 
 HttpResponse Metadata(const ModelManager& m, const Route& r) {
@@ -310,7 +337,8 @@ HttpResponse Metadata(const ModelManager& m, const Route& r) {
 }
 
 // A v1 request whose path parsed.
-HttpResponse DispatchV1(const ModelManager& m, const HttpRequest& request, const Route& route) {
+HttpResponse DispatchV1(const InferenceService& s, const HttpRequest& request, const Route& route) {
+  const ModelManager& m = s.manager();
   const bool reads = route.action.empty() || route.action == "metadata";
   const bool known =
       reads || route.action == "predict" || route.action == "classify" || route.action == "regress";
@@ -325,8 +353,8 @@ HttpResponse DispatchV1(const ModelManager& m, const HttpRequest& request, const
   }
   if (route.action.empty()) return StatusResponse(m, route);
   if (route.action == "metadata") return Metadata(m, route);
-  if (route.action == "predict") return Predict(m, route, request.body);
-  return ClassifyOrRegress(m, route, request.body, route.action == "classify");
+  if (route.action == "predict") return Predict(s, route, request);
+  return ClassifyOrRegress(s, route, request, route.action == "classify");
 }
 
 }  // namespace
@@ -407,9 +435,10 @@ int HttpStatusFor(const absl::Status& status) {
   }
 }
 
-RestApi::RestApi(const ModelManager* manager) : manager_(manager) {
+RestApi::RestApi(const InferenceService* service)
+    : service_(service), manager_(&service->manager()) {
   metrics_.DeclareCounter("kiln_requests_total",
-                          "Requests answered, by model, version asked for, API and HTTP status.");
+                          "Requests answered, by model, version (the one that answered, else the one asked for), API and HTTP status.");
   metrics_.DeclareHistogram("kiln_request_duration_seconds",
                             "Time from a parsed request to its response, by model and API.",
                             {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -435,9 +464,23 @@ HttpResponse RestApi::Handle(const HttpRequest& request) const {
       metrics_.Set("kiln_model_version_load_failures", {{"model", name}}, failed);
     }
     HttpResponse r;
-    r.body = metrics_.Expose();
+    r.body = metrics_.Expose() + service_->ExposeMetrics();
     r.content_type = "text/plain; version=0.0.4";
     return r;
+  }
+  // The server's floor for benchmarks: HTTP in and out, no model.
+  if (path == "/kiln/noop") return HttpResponse{.status = 200, .body = "{}"};
+  // Traffic splits, canary windows and rollbacks: all models, or one.
+  if (path == "/kiln/traffic") return JsonResponse(200, service_->TrafficJson());
+  if (path.rfind("/kiln/traffic/", 0) == 0) {
+    const std::string model(path.substr(std::string_view("/kiln/traffic/").size()));
+    if (absl::Status st = ValidateName("model name", model); !st.ok()) return ErrorResponse(st);
+    Json t = service_->TrafficJson(model);
+    if (t.empty()) {
+      return ErrorResponse(
+          absl::NotFoundError(StrCat("model '", model, "' has no traffic split configured")));
+    }
+    return JsonResponse(200, t);
   }
   // The path is parsed once, for dispatch and for the metric labels (kept to a bounded
   // set of values: unparsed paths and unknown verbs get "" / "other").
@@ -462,11 +505,13 @@ HttpResponse RestApi::Handle(const HttpRequest& request) const {
     }
   }
   const auto start = std::chrono::steady_clock::now();
-  HttpResponse r = v2            ? HandleKserveRest(*manager_, request)
+  HttpResponse r = v2            ? HandleKserveRest(*service_, request)
                    : !route.ok() ? Error(route.status())
-                                 : DispatchV1(*manager_, request, *route);
+                                 : DispatchV1(*service_, request, *route);
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // Answered by a model: the version that answered (a traffic split picks it).
+  if (r.model_version >= 0) version = StrCat(r.model_version);
   metrics_.Add("kiln_requests_total",
                {{"model", model}, {"version", version}, {"api", api}, {"code", StrCat(r.status)}});
   metrics_.Observe("kiln_request_duration_seconds", {{"model", model}, {"api", api}}, secs);

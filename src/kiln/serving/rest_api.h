@@ -10,10 +10,12 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "kiln/observe/metrics.h"
+#include "kiln/serving/inference.h"
 #include "kiln/serving/manager.h"
 #include "nlohmann/json.hpp"
 
@@ -23,12 +25,18 @@ struct HttpRequest {
   std::string method;  // "GET", "POST", ...
   std::string target;  // path and query, e.g. "/v1/models/clicks:predict"
   std::string body;
+  // Header fields as received (names in their original case).
+  std::vector<std::pair<std::string, std::string>> headers;
+  // The value of the first header named `name` (case-insensitive); empty when absent.
+  std::string_view Header(std::string_view name) const;
 };
 
 struct HttpResponse {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
+  // The model version that answered, for metrics (not sent); -1 when none did.
+  int64_t model_version = -1;
 };
 
 // The HTTP status TF Serving answers a Status with (400, 401, 403, 404, 409, 429, 500,
@@ -52,11 +60,12 @@ std::vector<int64_t> ClassIds(model::Task task, const std::vector<float>& scores
 
 class RestApi {
  public:
-  explicit RestApi(const ModelManager* manager);
+  explicit RestApi(const InferenceService* service);
   // Thread-safe.
   HttpResponse Handle(const HttpRequest& request) const;
 
  private:
+  const InferenceService* service_;
   const ModelManager* manager_;
   mutable observe::MetricsRegistry metrics_;
 };
