@@ -544,7 +544,8 @@ def test_canary_split_sticky_routing_and_rollback(kiln, kiln_bin, tmp_path):
       max_error_rate_increase: 0.05
       webhook: http://127.0.0.1:{hook.port}/alert
 """)
-    s = Server(kiln_bin, "--model_config_file", config)
+    store = f"sqlite:{tmp_path / 'meta.db'}"
+    s = Server(kiln_bin, "--model_config_file", config, "--metadata", store)
 
     def predict(a, user):
         body = json.dumps({"inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [a]},
@@ -592,6 +593,18 @@ def test_canary_split_sticky_routing_and_rollback(kiln, kiln_bin, tmp_path):
     finally:
         assert s.stop() == 0
     assert "rolled back m version 2 to version 1" in s.p_stderr
+    # The store has both versions' loads and the rollback, linked to the canary's Model.
+    loads = json.loads(kiln("meta", "ls", "executions", "--type", "ModelServing", "--json",
+                            "--metadata", store).stdout)
+    assert sorted((e["custom_properties"]["version"], e["custom_properties"]["event"])
+                  for e in loads) == [(1, "available"), (2, "available")], loads
+    [rollback] = json.loads(kiln("meta", "ls", "executions", "--type", "ModelRollback", "--json",
+                                 "--metadata", store).stdout)
+    assert rollback["custom_properties"]["canary_version"] == 2
+    assert rollback["custom_properties"]["stable_version"] == 1
+    [model] = json.loads(kiln("meta", "ls", "artifacts", "--uri", str(base / "2"), "--json",
+                              "--metadata", store).stdout)
+    assert model["type"] == "Model"
 
 
 def predict_pinned(port):

@@ -2,12 +2,16 @@
 // tensorflow_model_server's where they mean the same).
 #include <signal.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <mutex>
+#include <thread>
 
 #include "kiln/base/str.h"
 #include "kiln/cli/command.h"
+#include "kiln/cli/metadata_flags.h"
 #include "kiln/model/bundle.h"
 #include "kiln/serving/auth.h"
 #include "kiln/serving/grpc_server.h"
@@ -42,6 +46,7 @@ struct ServeFlags {
   std::string batching_parameters_file;
   std::string request_log_dir;
   double request_log_sample_rate = 0.01;
+  MetadataFlags metadata;
 };
 
 absl::StatusOr<serving::ServerConfig> LoadConfig(Env* env, const ServeFlags& f) {
@@ -59,6 +64,60 @@ absl::StatusOr<serving::ServerConfig> LoadConfig(Env* env, const ServeFlags& f) 
   KILN_RETURN_IF_ERROR(serving::ValidateName("model name", f.model_name));
   return c;
 }
+
+// Records serving events into the metadata store on a thread of its own, through a
+// bounded queue (events beyond it are dropped with a warning). Does nothing without
+// --metadata.
+class MetadataWriter {
+ public:
+  explicit MetadataWriter(const MetadataFlags& flags) : flags_(flags) {
+    if (!flags_.url.empty()) thread_ = std::thread([this] { Loop(); });
+  }
+  ~MetadataWriter() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  void Add(metadata::ExecutionRecord record, std::vector<MetadataFlags::Input> inputs) {
+    if (flags_.url.empty()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (queue_.size() >= 256) {
+        std::fprintf(stderr, "kiln serve: metadata store behind; not recording a %s event\n",
+                     record.type.c_str());
+        return;
+      }
+      queue_.emplace_back(std::move(record), std::move(inputs));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything written
+      auto [record, inputs] = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      if (absl::Status st = flags_.Record("serve", std::move(record), inputs); !st.ok()) {
+        std::fprintf(stderr, "kiln serve: metadata: %s\n", std::string(st.message()).c_str());
+      }
+      lock.lock();
+    }
+  }
+
+  const MetadataFlags& flags_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<metadata::ExecutionRecord, std::vector<MetadataFlags::Input>>> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
 
 int RunServe(const ServeFlags& f) {
   Env* env = Env::Default();
@@ -87,17 +146,26 @@ int RunServe(const ServeFlags& f) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  serving::ModelManager manager(env, {.key = *key});
+  // Version transitions and rollbacks go to stderr and, with --metadata, to the store
+  // (written on a thread of its own: the store is never waited on by a request).
+  MetadataWriter recorder(f.metadata);
+  auto on_version = [&recorder](const serving::VersionEvent& e) {
+    const char* what = e.state == serving::VersionState::kAvailable ? "available"
+                       : e.error.ok()                               ? "unloaded"
+                                                                    : "failed to load";
+    std::fprintf(stderr, "kiln serve: %s version %lld: %s%s%s\n", e.model.c_str(),
+                 static_cast<long long>(e.version), what, e.error.ok() ? "" : ": ",
+                 std::string(e.error.message()).c_str());
+    metadata::ExecutionRecord r;
+    r.type = "ModelServing";
+    r.state =
+        e.error.ok() ? metadata::ExecutionState::kComplete : metadata::ExecutionState::kFailed;
+    r.parameters = {{"model_name", e.model}, {"version", e.version}, {"event", std::string(what)}};
+    if (!e.error.ok()) r.parameters["error"] = std::string(e.error.message());
+    recorder.Add(std::move(r), {{.role = "model", .type = "Model", .uri = AbsolutePath(e.dir)}});
+  };
+  serving::ModelManager manager(env, {.key = *key, .on_event = on_version});
   manager.SetConfig(*config);
-  for (const std::string& name : manager.Models()) {
-    auto status = manager.Status(name);
-    for (const serving::VersionStatus& s : *status) {
-      std::fprintf(stderr, "kiln serve: %s version %lld: %s%s%s\n", name.c_str(),
-                   static_cast<long long>(s.version),
-                   std::string(serving::VersionStateName(s.state)).c_str(),
-                   s.error.ok() ? "" : ": ", std::string(s.error.message()).c_str());
-    }
-  }
   manager.StartPolling(std::chrono::milliseconds(static_cast<int64_t>(f.poll_seconds * 1000)));
   std::unique_ptr<serving::RequestLog> request_log;
   if (!f.request_log_dir.empty()) {
@@ -107,6 +175,27 @@ int RunServe(const ServeFlags& f) {
     request_log = std::move(*log);
   }
   serving::InferenceOptions inference{.request_log = request_log.get()};
+  // The config in effect (reloads replace it), for the rollback records' model paths.
+  std::mutex config_mu;
+  serving::ServerConfig current = *config;
+  inference.on_rollback = [&](const serving::RollbackEvent& e) {
+    metadata::ExecutionRecord r;
+    r.type = "ModelRollback";
+    r.parameters = {{"model_name", e.model},
+                    {"canary_version", e.canary_version},
+                    {"stable_version", e.stable_version},
+                    {"reason", e.reason}};
+    std::vector<MetadataFlags::Input> inputs;
+    std::lock_guard<std::mutex> lock(config_mu);
+    for (const serving::ModelConfig& m : current.models) {
+      if (m.name == e.model) {
+        inputs.push_back({.role = "canary",
+                          .type = "Model",
+                          .uri = AbsolutePath(JoinPath(m.base_path, StrCat(e.canary_version)))});
+      }
+    }
+    recorder.Add(std::move(r), std::move(inputs));
+  };
   if (f.enable_batching) {
     inference.batching = serving::BatchingOptions{};
     if (!f.batching_parameters_file.empty()) {
@@ -141,6 +230,10 @@ int RunServe(const ServeFlags& f) {
     }
     KILN_RETURN_IF_ERROR(service.SetConfig(*reloaded));
     manager.SetConfig(*reloaded);
+    {
+      std::lock_guard<std::mutex> config_lock(config_mu);
+      current = *reloaded;
+    }
     std::fprintf(stderr, "kiln serve: reloaded %s\n", f.model_config_file.c_str());
     return absl::OkStatus();
   };
@@ -218,19 +311,24 @@ int RunServe(const ServeFlags& f) {
 void AddServeCommand(CLI::App& root) {
   auto flags = std::make_shared<ServeFlags>();
   CLI::App* app = root.add_subcommand(
-      "serve", "Serve model bundles over TF Serving's REST API (TF Serving's flags)");
+      "serve",
+      "Serve model bundles: TF Serving's REST API and flags, KServe v2 over REST and gRPC");
   app->footer(StrCat(
       "One model:\n  kiln serve --model_name clicks --model_base_path /srv/models/clicks\n"
       "serves the highest numbered version directory under the base path (each a bundle "
       "from kiln train or import-model), and switches to a newer one once it has loaded and "
-      "passed its warm-up rows. Several models, version policies and labels: "
-      "--model_config_file (YAML, or TF Serving's model_config_list text proto; SIGHUP "
-      "reloads it).\n\n"
+      "passed its warm-up rows. Several models, version policies, labels, traffic splits and "
+      "canary rollback: --model_config_file (YAML, or TF Serving's model_config_list text "
+      "proto; SIGHUP or POST /kiln/admin/reload re-reads it).\n\n"
       "  curl localhost:8501/v1/models/clicks\n"
       "  curl -d '{\"instances\": [{\"country\": \"DE\", \"price\": 12.5}]}' "
-      "localhost:8501/v1/models/clicks:predict\n\n"
-      "Listens on 127.0.0.1 unless --host says otherwise. SIGTERM drains requests in flight, "
-      "then exits.\n\n",
+      "localhost:8501/v1/models/clicks:predict\n"
+      "  curl localhost:8501/v2/models/clicks            (KServe v2; gRPC with --port)\n"
+      "  curl localhost:8501/kiln/traffic                (splits, canary windows, rollbacks)\n"
+      "  curl localhost:8501/metrics                     (Prometheus)\n\n"
+      "Listens on 127.0.0.1 unless --host says otherwise; no authentication unless --auth. "
+      "SIGTERM drains requests in flight, then exits. With --metadata, version loads, "
+      "failures, unloads and rollbacks are recorded in the metadata store.\n\n",
       kExitCodesHelp));
   app->add_option("--rest_api_port", flags->rest_api_port, "REST port (0: any free port)")
       ->check(CLI::Range(0, 65535));
@@ -292,6 +390,11 @@ void AddServeCommand(CLI::App& root) {
   app->add_option("--max_connections", flags->max_connections,
                   "Open REST connections (default 1024); beyond it new ones are closed at once")
       ->check(CLI::Range(1, 1000000));
+  flags->metadata.Add(app, /*recording=*/false);
+  app->get_option("--metadata")
+      ->description(
+          "Record version loads, failures, unloads and rollbacks in this metadata store "
+          "(sqlite:PATH or postgresql://USER@HOST:PORT/DB); nothing is recorded without it");
   app->callback([flags] { Exit(RunServe(*flags)); });
 }
 

@@ -107,6 +107,7 @@ void ModelManager::Reconcile(const std::string& name) {
     if (it != models_.end()) it->second.status[v] = {v, s, std::move(error)};
   };
   Served next = *served;
+  std::vector<VersionEvent> events;
   for (int64_t v : aspired) {
     if (next.count(v)) continue;
     const std::string dir = JoinPath(config.base_path, StrCat(v));
@@ -118,9 +119,11 @@ void ModelManager::Reconcile(const std::string& name) {
       next[v] = std::shared_ptr<const train::Predictor>(std::move(*loaded));
       failed.erase(v);
       set_status(v, VersionState::kAvailable);
+      events.push_back({name, v, VersionState::kAvailable, absl::OkStatus(), dir});
     } else {
       failed[v] = mtime;
       set_status(v, VersionState::kEnd, loaded.status());
+      events.push_back({name, v, VersionState::kEnd, loaded.status(), dir});
     }
   }
   // A specific version that is not on disk is reported, not fatal.
@@ -146,12 +149,20 @@ void ModelManager::Reconcile(const std::string& name) {
       }
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) return;
-  it->second.served = std::make_shared<const Served>(std::move(next));
-  it->second.failed = std::move(failed);
-  for (int64_t v : unloaded) it->second.status[v] = {v, VersionState::kEnd, absl::OkStatus()};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return;
+    it->second.served = std::make_shared<const Served>(std::move(next));
+    it->second.failed = std::move(failed);
+    for (int64_t v : unloaded) it->second.status[v] = {v, VersionState::kEnd, absl::OkStatus()};
+  }
+  if (!options_.on_event) return;
+  for (int64_t v : unloaded) {
+    events.push_back(
+        {name, v, VersionState::kEnd, absl::OkStatus(), JoinPath(config.base_path, StrCat(v))});
+  }
+  for (const VersionEvent& e : events) options_.on_event(e);
 }
 
 void ModelManager::StartPolling(std::chrono::milliseconds interval) {

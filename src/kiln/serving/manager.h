@@ -14,6 +14,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -39,8 +40,20 @@ struct VersionStatus {
   absl::Status error;  // why a version failed to load (state kEnd)
 };
 
+// A version's transition, reported once it has taken effect: kAvailable (now served),
+// kEnd with an error (failed to load; not served), kEnd without one (unloaded).
+struct VersionEvent {
+  std::string model;
+  int64_t version = 0;
+  VersionState state = VersionState::kEnd;
+  absl::Status error;
+  std::string dir;  // the version's directory
+};
+
 struct ManagerOptions {
   std::optional<std::string> key;  // for sealed bundles
+  // Called after each transition, on the thread that reconciled (no lock held).
+  std::function<void(const VersionEvent&)> on_event;
 };
 
 class ModelManager {
@@ -66,7 +79,7 @@ class ModelManager {
   };
   // As Find, with the version number found.
   absl::StatusOr<Found> FindVersion(const std::string& model, std::optional<int64_t> version = {},
-                                     const std::string& label = "") const;
+                                    const std::string& label = "") const;
   absl::StatusOr<std::shared_ptr<const train::Predictor>> Find(const std::string& model,
                                                                std::optional<int64_t> version = {},
                                                                const std::string& label = "") const;
