@@ -179,7 +179,14 @@ model_config_list {{
 
 
 def test_a_new_version_takes_over_without_a_failed_request(kiln, served):
+    """A new version published every second for 30 s (copied in, then renamed into place,
+    as a deployment tool would) while 4 clients send requests without pause: not one
+    request fails, and the last version ends up the only one served."""
+    import shutil
     s, tmp_path = served
+    base = tmp_path / "models" / "cancer"
+    train(kiln, tmp_path / "staging" / "a", rounds=25)
+    train(kiln, tmp_path / "staging" / "b", rounds=35)
     with open(CANCER, newline="") as f:
         row = {k: float(v) for k, v in next(csv.DictReader(f)).items() if k != "diagnosis"}
     failures, count, stop = [], [0], threading.Event()
@@ -195,22 +202,28 @@ def test_a_new_version_takes_over_without_a_failed_request(kiln, served):
     for t in threads:
         t.start()
     try:
-        for v in (2, 3):
-            train(kiln, tmp_path / "models" / "cancer" / str(v), rounds=20 + v)
-            deadline = time.time() + 30
-            while time.time() < deadline:
-                code, out = call(s.port, "/v1/models/cancer")
-                versions = {x["version"]: x["state"] for x in out["model_version_status"]}
-                if versions.get(str(v)) == "AVAILABLE" and versions.get(str(v - 1)) == "END":
-                    break
-                time.sleep(0.05)
-            else:
-                pytest.fail(f"version {v} did not take over: {out}")
+        for v in range(2, 32):
+            staged = base / f".incoming-{v}"  # not a version number: ignored until renamed
+            shutil.copytree(tmp_path / "staging" / ("a" if v % 2 else "b"), staged)
+            os.rename(staged, base / str(v))
+            time.sleep(1)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            code, out = call(s.port, "/v1/models/cancer")
+            available = [x["version"] for x in out["model_version_status"] if x["state"] == "AVAILABLE"]
+            if available == ["31"]:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"version 31 did not take over: {out}")
     finally:
         stop.set()
         for t in threads:
             t.join()
-    assert failures == [] and count[0] > 20
+    assert failures == [] and count[0] > 300, (failures[:3], count)
+    # Every version was served in turn (loaded, then unloaded without an error).
+    states = {x["version"]: (x["state"], x["status"]["error_code"]) for x in out["model_version_status"]}
+    assert all(states[str(v)] == ("END", "OK") for v in range(1, 31)), states
     assert s.stop() == 0
 
 
