@@ -1,11 +1,18 @@
 // libFuzzer target: arbitrary bytes as an HTTP request to kiln serve's REST handlers (TF
-// Serving v1 and KServe v2): the first line is the path, the rest the body, sent as POST
-// and as GET, against a real gbdt model trained once at start-up. Every answer must be a
-// JSON object with a status from TF Serving's list; nothing may crash.
+// Serving v1 and KServe v2): the first line is the path, then any header lines
+// ("Name: value", e.g. Inference-Header-Content-Length for KServe's binary tensor data),
+// then the body; sent as POST and as GET, against a real gbdt model trained once at
+// start-up. Every answer must have a status from TF Serving's list and be a JSON object, or
+// (binary outputs) a JSON object of the length Inference-Header-Content-Length gives
+// followed by exactly the bytes its outputs' binary_data_size add up to, or (the metrics
+// paths) Prometheus text; nothing may crash.
+#include <cctype>
+#include <charconv>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include "kiln/serving/manager.h"
 #include "kiln/serving/rest_api.h"
@@ -43,25 +50,85 @@ void Setup() {
   service = new kiln::serving::InferenceService(manager);
 }
 
+// A header line: a token of letters, digits and '-' starting with a letter, then ": ".
+bool IsHeaderLine(std::string_view line) {
+  const size_t colon = line.find(": ");
+  if (colon == std::string_view::npos || colon == 0 ||
+      !std::isalpha(static_cast<unsigned char>(line[0])))
+    return false;
+  for (char c : line.substr(0, colon)) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+  }
+  return true;
+}
+
+// A binary answer: Inference-Header-Content-Length bytes of JSON whose outputs account
+// for the rest of the body.
+void CheckBinaryAnswer(const kiln::serving::HttpResponse& r, const std::string& length) {
+  if (r.status != 200 || r.content_type != "application/octet-stream") std::abort();
+  size_t n = 0;
+  auto res = std::from_chars(length.data(), length.data() + length.size(), n);
+  if (res.ec != std::errc() || res.ptr != length.data() + length.size() || n > r.body.size()) {
+    std::abort();
+  }
+  const nlohmann::json head = nlohmann::json::parse(r.body.substr(0, n), nullptr, false);
+  if (head.is_discarded() || !head.is_object() || !head["outputs"].is_array()) std::abort();
+  size_t binary = 0;
+  for (const nlohmann::json& o : head["outputs"]) {
+    if (!o.contains("parameters")) {
+      if (!o.contains("data")) std::abort();
+      continue;
+    }
+    if (o.contains("data")) std::abort();
+    binary += o["parameters"]["binary_data_size"].get<size_t>();
+  }
+  if (binary != r.body.size() - n) std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (manager == nullptr) Setup();
-  const std::string text(reinterpret_cast<const char*>(data), size);
-  const size_t eol = text.find('\n');
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
   kiln::serving::HttpRequest req;
-  req.target = text.substr(0, eol);
-  req.body = eol == std::string::npos ? "" : text.substr(eol + 1);
+  size_t eol = text.find('\n');
+  req.target = std::string(text.substr(0, eol));
+  size_t pos = eol == std::string_view::npos ? text.size() : eol + 1;
+  while (pos < text.size()) {
+    eol = text.find('\n', pos);
+    const std::string_view line =
+        text.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
+    if (!IsHeaderLine(line)) break;
+    const size_t colon = line.find(": ");
+    req.headers.emplace_back(std::string(line.substr(0, colon)),
+                             std::string(line.substr(colon + 2)));
+    pos = eol == std::string_view::npos ? text.size() : eol + 1;
+  }
+  req.body = std::string(text.substr(pos));
   const kiln::serving::RestApi api(service);
   for (const char* method : {"POST", "GET"}) {
     req.method = method;
     const kiln::serving::HttpResponse r = api.Handle(req);
-    const nlohmann::json body = nlohmann::json::parse(r.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) std::abort();
     if (r.status != 200 && r.status != 400 && r.status != 404 && r.status != 405 &&
         r.status != 500 && r.status != 501 && r.status != 503) {
       std::abort();
     }
+    std::string length;
+    for (const auto& [name, value] : r.headers) {
+      if (name != "Inference-Header-Content-Length") std::abort();  // the only one sent
+      length = value;
+    }
+    if (!r.headers.empty()) {
+      CheckBinaryAnswer(r, length);
+      continue;
+    }
+    const std::string_view path = std::string_view(req.target).substr(0, req.target.find('?'));
+    if (path == "/metrics" || path == "/monitoring/prometheus/metrics") {
+      if (r.status != 200 || r.content_type.rfind("text/plain", 0) != 0) std::abort();
+      continue;  // Prometheus text
+    }
+    const nlohmann::json body = nlohmann::json::parse(r.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) std::abort();
   }
   return 0;
 }

@@ -198,16 +198,7 @@ class PredictionService final : public tensorflow::serving::PredictionService::S
       KILN_ASSIGN_OR_RETURN(InferTarget target, Target(spec));
       target.header = MetadataLookup(context);
       KILN_ASSIGN_OR_RETURN(Resolved resolved, h_->service().Resolve(target));
-      // Map order is unspecified; by name, the first bad input named is always the same.
-      std::vector<std::string> names;
-      for (const auto& [name, tensor] : request->inputs()) names.push_back(name);
-      std::sort(names.begin(), names.end());
-      std::vector<InputTensor> tensors;
-      for (const std::string& name : names) {
-        KILN_ASSIGN_OR_RETURN(InputTensor t,
-                              InputFromTensorProto(name, request->inputs().at(name)));
-        tensors.push_back(std::move(t));
-      }
+      KILN_ASSIGN_OR_RETURN(std::vector<InputTensor> tensors, InputsFromPredictRequest(*request));
       KILN_ASSIGN_OR_RETURN(data::Batch batch,
                             TensorsToBatch(tensors, resolved.predictor->inputs()));
       std::vector<float> scores;

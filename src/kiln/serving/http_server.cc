@@ -146,6 +146,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         static_cast<http::status>(response.status), version);
     res->set(http::field::server, "kiln");
     res->set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) res->set(name, value);
     res->keep_alive(keep_alive && !server_->stopping);
     res->body() = std::move(response.body);
     res->prepare_payload();

@@ -1,6 +1,8 @@
 #include "kiln/serving/kserve_rest.h"
 
+#include <algorithm>
 #include <charconv>
+#include <optional>
 
 #include "kiln/base/build_info.h"
 #include "kiln/base/status.h"
@@ -12,6 +14,9 @@ namespace kiln::serving {
 namespace {
 
 using Json = nlohmann::json;
+
+// The binary tensor data extension's header: the length of the JSON part of the body.
+constexpr std::string_view kHeaderLength = "Inference-Header-Content-Length";
 
 HttpResponse Reply(int status, const Json& body) { return JsonResponse(status, body); }
 HttpResponse Error(const absl::Status& s) { return ErrorResponse(s); }
@@ -35,28 +40,62 @@ absl::Status Flatten(const Json& v, Json* out, int depth = 0) {
   return absl::OkStatus();
 }
 
-// One tensor of a request, {"name", "shape", "datatype", "data"}, its data flat or nested
-// (row-major); a null value is missing.
-absl::StatusOr<InputTensor> TensorFromJson(const Json& t) {
-  if (!t.is_object() || !t.contains("name") || !t["name"].is_string() || !t.contains("data") ||
-      !t.contains("shape") || !t["shape"].is_array() || !t.contains("datatype") ||
-      !t["datatype"].is_string()) {
-    return absl::InvalidArgumentError("each input needs name, shape, datatype and data");
+// The parameter `key` of a request, input or output's "parameters" object; null when
+// there is none. Errors: "parameters" that is not an object.
+absl::StatusOr<Json> Parameter(const Json& owner, std::string_view key, std::string_view who) {
+  auto params = owner.find("parameters");
+  if (params == owner.end()) return Json();
+  if (!params->is_object()) {
+    return absl::InvalidArgumentError(StrCat(who, ": \"parameters\" must be an object"));
   }
-  InputTensor out;
-  out.name = t["name"].get<std::string>();
-  out.datatype = t["datatype"].get<std::string>();
-  for (const Json& d : t["shape"]) {
-    if (!d.is_number_integer()) {
-      return absl::InvalidArgumentError(StrCat("input '", out.name, "': shape ", t["shape"].dump(),
-                                               " is not a list of integers"));
-    }
-    out.shape.push_back(d.get<int64_t>());
+  auto value = params->find(key);
+  return value == params->end() ? Json() : *value;
+}
+
+// A boolean parameter; nullopt when absent.
+absl::StatusOr<std::optional<bool>> BoolParameter(const Json& owner, std::string_view key,
+                                                  std::string_view who) {
+  KILN_ASSIGN_OR_RETURN(const Json value, Parameter(owner, key, who));
+  if (value.is_null()) return std::nullopt;
+  if (!value.is_boolean()) {
+    return absl::InvalidArgumentError(
+        StrCat(who, ": parameter ", key, " must be true or false, not ", value.dump()));
   }
+  return value.get<bool>();
+}
+
+// The request body split by the binary tensor data extension: the JSON request, and the
+// binary data of the inputs after it.
+struct Body {
+  std::string_view json;
+  std::string_view binary;
+  bool split = false;  // the request carried Inference-Header-Content-Length
+};
+
+absl::StatusOr<Body> SplitBody(const HttpRequest& http) {
+  const std::string_view body = http.body;
+  const std::string_view value = http.Header(kHeaderLength);
+  if (value.empty()) return Body{body, {}, false};
+  uint64_t n = 0;
+  auto res = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (res.ec != std::errc() || res.ptr != value.data() + value.size()) {
+    return absl::InvalidArgumentError(
+        StrCat(kHeaderLength, " '", value, "' is not a byte count of the JSON request"));
+  }
+  if (n > body.size()) {
+    return absl::InvalidArgumentError(
+        StrCat(kHeaderLength, " is ", n, " but the body has only ", body.size(), " bytes"));
+  }
+  return Body{body.substr(0, n), body.substr(n), true};
+}
+
+// Values from "data": flat or nested (row-major); a null value is missing.
+absl::Status ValuesFromJson(const Json& data, InputTensor* t) {
+  InputTensor& out = *t;
   Json flat = Json::array();
-  KILN_RETURN_IF_ERROR(Flatten(t["data"], &flat));
+  KILN_RETURN_IF_ERROR(Flatten(data, &flat));
   const TensorValues kind = ValuesOf(out.datatype);
-  if (kind == TensorValues::kUnsupported) return out;  // TensorsToBatch names the datatype
+  if (kind == TensorValues::kUnsupported) return absl::OkStatus();  // TensorsToBatch names it
   for (size_t i = 0; i < flat.size(); ++i) {
     const Json& v = flat[i];
     const bool null = v.is_null();
@@ -93,55 +132,156 @@ absl::StatusOr<InputTensor> TensorFromJson(const Json& t) {
                                                ", not ", out.datatype));
     }
   }
+  return absl::OkStatus();
+}
+
+// One tensor of a request, {"name", "shape", "datatype"} and either "data" or, by the
+// binary tensor data extension, "parameters": {"binary_data_size": S}: its values are the
+// next S bytes of `binary`, which advances past them.
+absl::StatusOr<InputTensor> TensorFromJson(const Json& t, const Body& body,
+                                           std::string_view* binary) {
+  if (!t.is_object() || !t.contains("name") || !t["name"].is_string() || !t.contains("shape") ||
+      !t["shape"].is_array() || !t.contains("datatype") || !t["datatype"].is_string()) {
+    return absl::InvalidArgumentError(
+        "each input needs name, shape, datatype and data (or parameters.binary_data_size)");
+  }
+  InputTensor out;
+  out.name = t["name"].get<std::string>();
+  out.datatype = t["datatype"].get<std::string>();
+  for (const Json& d : t["shape"]) {
+    if (!d.is_number_integer()) {
+      return absl::InvalidArgumentError(StrCat("input '", out.name, "': shape ", t["shape"].dump(),
+                                               " is not a list of integers"));
+    }
+    out.shape.push_back(d.get<int64_t>());
+  }
+  const std::string who = StrCat("input '", out.name, "'");
+  KILN_ASSIGN_OR_RETURN(const Json size, Parameter(t, "binary_data_size", who));
+  if (size.is_null()) {
+    if (!t.contains("data")) {
+      return absl::InvalidArgumentError(
+          StrCat(who, " has neither data nor parameters.binary_data_size"));
+    }
+    KILN_RETURN_IF_ERROR(ValuesFromJson(t["data"], &out));
+    return out;
+  }
+  if (t.contains("data")) {
+    return absl::InvalidArgumentError(
+        StrCat(who, " has both data and binary_data_size; give its values one way"));
+  }
+  if (!size.is_number_unsigned()) {  // nlohmann's type for integers >= 0
+    return absl::InvalidArgumentError(
+        StrCat(who, ": binary_data_size must be a byte count, not ", size.dump()));
+  }
+  const uint64_t n = size.get<uint64_t>();
+  if (!body.split) {
+    return absl::InvalidArgumentError(
+        StrCat(who, " has binary_data_size ", n, ", but the request has no ", kHeaderLength,
+               " header to say where the JSON ends and the binary data begins"));
+  }
+  if (n > binary->size()) {
+    return absl::InvalidArgumentError(StrCat(who, ": binary_data_size ", n,
+                                             " runs past the end of the body (", binary->size(),
+                                             " bytes of binary data are left for it)"));
+  }
+  if (absl::Status st = DecodeRawContents(binary->substr(0, n), &out); !st.ok()) {
+    return absl::InvalidArgumentError(
+        StrCat(st.message(), " (the binary data of binary_data_size ", n, ")"));
+  }
+  binary->remove_prefix(n);
+  return out;
+}
+
+// The request's outputs, each with whether it goes back as binary data (its own
+// "binary_data" parameter, else the request's "binary_data_output"); all of the model's
+// when the request names none.
+absl::StatusOr<std::vector<std::pair<OutputTensor, bool>>> RequestedOutputs(
+    const Json& request, std::vector<OutputTensor> outputs) {
+  KILN_ASSIGN_OR_RETURN(const std::optional<bool> binary_data_output,
+                        BoolParameter(request, "binary_data_output", "the request"));
+  const bool all_binary = binary_data_output.value_or(false);
+  std::vector<std::string> wanted;
+  std::vector<bool> binary;
+  if (request.contains("outputs") && request["outputs"].is_array()) {
+    for (const Json& o : request["outputs"]) {
+      wanted.push_back(o.is_object() ? o.value("name", "") : "");
+      KILN_ASSIGN_OR_RETURN(
+          const std::optional<bool> flag,
+          BoolParameter(o, "binary_data", StrCat("output '", wanted.back(), "'")));
+      binary.push_back(flag.value_or(all_binary));
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<OutputTensor> selected,
+                        SelectOutputs(std::move(outputs), wanted));
+  std::vector<std::pair<OutputTensor, bool>> out;
+  for (size_t i = 0; i < selected.size(); ++i) {
+    out.emplace_back(std::move(selected[i]), wanted.empty() ? all_binary : binary[i]);
+  }
   return out;
 }
 
 HttpResponse Infer(const InferenceService& s, const std::string& model,
                    std::optional<int64_t> version, const HttpRequest& http) {
-  const std::string& body = http.body;
   auto resolved = s.Resolve({model, version, "", [&http](std::string_view name) {
                                return std::string(http.Header(name));
                              }});
   if (!resolved.ok()) return Error(resolved.status());
   const auto* predictor = &resolved->predictor;
-  Json request = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  auto body = SplitBody(http);
+  if (!body.ok()) return Error(body.status());
+  Json request = Json::parse(body->json, nullptr, /*allow_exceptions=*/false);
   if (request.is_discarded() || !request.is_object() || !request.contains("inputs") ||
       !request["inputs"].is_array()) {
     return Error(absl::InvalidArgumentError(
-        "the request body must be a JSON object with an \"inputs\" list of tensors"));
+        body->split ? StrCat("the first ", body->json.size(), " bytes of the body (", kHeaderLength,
+                             ") must be a JSON object with an \"inputs\" list of tensors")
+                    : "the request body must be a JSON object with an \"inputs\" list of tensors"));
   }
   std::vector<InputTensor> tensors;
+  std::string_view binary = body->binary;
   for (const Json& t : request["inputs"]) {
-    auto tensor = TensorFromJson(t);
+    auto tensor = TensorFromJson(t, *body, &binary);
     if (!tensor.ok()) return Error(tensor.status());
     tensors.push_back(*std::move(tensor));
+  }
+  if (!binary.empty()) {
+    return Error(absl::InvalidArgumentError(
+        StrCat(binary.size(), " bytes of the body's ", body->binary.size(),
+               " bytes of binary data belong to no input; the inputs' binary_data_size must add "
+               "up to the body after the JSON request")));
   }
   auto batch = TensorsToBatch(tensors, (*predictor)->inputs());
   if (!batch.ok()) return Error(batch.status());
   std::vector<float> scores;
   if (absl::Status st = s.Run(*resolved, *batch, &scores); !st.ok()) return Error(st);
-  // Only the outputs asked for, when the request names some.
-  std::vector<std::string> wanted;
-  if (request.contains("outputs") && request["outputs"].is_array()) {
-    for (const Json& o : request["outputs"]) {
-      wanted.push_back(o.is_object() ? o.value("name", "") : "");
-    }
-  }
   auto selected =
-      SelectOutputs(OutputTensors((*predictor)->task(), scores, batch->num_rows), wanted);
+      RequestedOutputs(request, OutputTensors((*predictor)->task(), scores, batch->num_rows));
   if (!selected.ok()) return Error(selected.status());
   Json outputs = Json::array();
-  for (const OutputTensor& t : *selected) {
-    outputs.push_back({{"name", t.name},
-                       {"datatype", t.datatype},
-                       {"shape", t.shape},
-                       {"data", t.datatype == "FP32" ? Json(t.fp32) : Json(t.int64)}});
+  std::string binary_out;  // the binary outputs' data, in output order
+  for (const auto& [t, as_binary] : *selected) {
+    Json o = {{"name", t.name}, {"datatype", t.datatype}, {"shape", t.shape}};
+    if (as_binary) {
+      const std::string raw = RawContents(t);
+      o["parameters"] = {{"binary_data_size", raw.size()}};
+      binary_out += raw;
+    } else {
+      o["data"] = t.datatype == "FP32" ? Json(t.fp32) : Json(t.int64);
+    }
+    outputs.push_back(std::move(o));
   }
   Json reply = {{"model_name", model}, {"outputs", outputs}};
   reply["model_version"] = StrCat(resolved->version);
   if (request.contains("id") && request["id"].is_string()) reply["id"] = request["id"];
   HttpResponse ok = Reply(200, reply);
   ok.model_version = resolved->version;
+  const bool any_binary =
+      std::any_of(selected->begin(), selected->end(), [](const auto& o) { return o.second; });
+  if (any_binary) {
+    ok.headers.emplace_back(std::string(kHeaderLength), StrCat(ok.body.size()));
+    ok.content_type = "application/octet-stream";
+    ok.body += binary_out;
+  }
   return ok;
 }
 
@@ -159,9 +299,9 @@ HttpResponse HandleKserveRest(const InferenceService& s, const HttpRequest& requ
     return Reply(ready ? 200 : 503, Json::object());
   }
   if (path == "/v2" || path == "/v2/") {
-    return Reply(
-        200,
-        {{"name", "kiln"}, {"version", std::string(KilnVersion())}, {"extensions", Json::array()}});
+    return Reply(200, {{"name", "kiln"},
+                       {"version", std::string(KilnVersion())},
+                       {"extensions", Json::array({"binary_tensor_data"})}});
   }
   constexpr std::string_view kModels = "/v2/models/";
   if (path.rfind(kModels, 0) != 0) {

@@ -70,6 +70,20 @@ absl::StatusOr<ServerConfig> FromTextProto(std::string_view text) {
       c.policy.latest = p.latest().num_versions() == 0 ? 1 : p.latest().num_versions();
     }
     for (const auto& [label, version] : m.version_labels()) c.labels[label] = version;
+    // Versions are directory numbers, as in YAML: never negative.
+    for (int64_t v : c.policy.versions) {
+      if (v < 0) {
+        return absl::InvalidArgumentError(
+            StrCat("model '", c.name, "': specific version ", v, "; a version is a number >= 0"));
+      }
+    }
+    for (const auto& [label, version] : c.labels) {
+      if (version < 0) {
+        return absl::InvalidArgumentError(StrCat("model '", c.name, "': label '", label,
+                                                 "' names version ", version,
+                                                 "; a version is a number >= 0"));
+      }
+    }
     out.models.push_back(std::move(c));
   }
   return out;

@@ -68,6 +68,35 @@ models:
   EXPECT_EQ(*proto, *yaml);
 }
 
+// The text proto took the negative versions YAML refuses (fuzz/serving_config_fuzzer checks
+// that a config written back as YAML reads the same).
+TEST(ModelConfigTest, TextProtoVersionsAreAtLeastZeroAsInYaml) {
+  auto specific = ParseServerConfig(
+      "model_config_list { config { name: 'a' base_path: '/x' "
+      "model_version_policy { specific { versions: 2 versions: -3 } } } }");
+  EXPECT_EQ(specific.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(specific.status().message(),
+            "model 'a': specific version -3; a version is a number >= 0");
+  auto label = ParseServerConfig(
+      "model_config_list { config { name: 'a' base_path: '/x' "
+      "version_labels { key: 'stable' value: 1 } version_labels { key: 'old' value: -1 } } }");
+  EXPECT_EQ(label.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(label.status().message(),
+            "model 'a': label 'old' names version -1; a version is a number >= 0");
+  EXPECT_THAT(
+      std::string(ParseServerConfig("models: [{name: a, base_path: /x, version_labels: {old: -1}}]")
+                      .status()
+                      .message()),
+      HasSubstr("a version is a number >= 0"));
+  // Version 0 is a version in both.
+  auto zero = ParseServerConfig(
+      "model_config_list { config { name: 'a' base_path: '/x' "
+      "model_version_policy { specific { versions: 0 } } version_labels { key: 'z' value: 0 } } }");
+  ASSERT_TRUE(zero.ok()) << zero.status();
+  EXPECT_THAT(zero->models[0].policy.versions, ElementsAre(0));
+  EXPECT_EQ(zero->models[0].labels.at("z"), 0);
+}
+
 TEST(ModelConfigTest, ErrorsNameWhatIsWrong) {
   const std::pair<const char*, const char*> cases[] = {
       {"models: [{name: a}]", "model 'a' has no base_path"},

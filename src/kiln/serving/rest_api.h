@@ -35,6 +35,9 @@ struct HttpResponse {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
+  // Further header fields to send (Server, Content-Type, Content-Length and Connection are
+  // the server's own).
+  std::vector<std::pair<std::string, std::string>> headers;
   // The model version that answered, for metrics (not sent); -1 when none did.
   int64_t model_version = -1;
 };

@@ -10,6 +10,7 @@
 #include "kiln/serving/rest_api.h"
 #include "kserve/grpc_predict_v2.pb.h"
 #include "tensorflow/core/framework/tensor.pb.h"
+#include "tensorflow_serving/apis/predict.pb.h"
 
 namespace kiln::serving {
 namespace {
@@ -321,8 +322,13 @@ absl::StatusOr<std::vector<InputTensor>> InputsFromProto(
   return out;
 }
 
-absl::StatusOr<InputTensor> InputFromTensorProto(const std::string& name,
-                                                 const tensorflow::TensorProto& proto) {
+namespace {
+
+// InputFromTensorProto, where the values repetition adds come out of `*repeat_budget`
+// (bytes: 8 a number, a std::string and its bytes a string).
+absl::StatusOr<InputTensor> FromTensorProto(const std::string& name,
+                                            const tensorflow::TensorProto& proto,
+                                            size_t* repeat_budget) {
   InputTensor t;
   t.name = name;
   t.datatype = std::string(DatatypeOf(proto.dtype()));
@@ -372,10 +378,46 @@ absl::StatusOr<InputTensor> InputFromTensorProto(const std::string& name,
                           "to ",
                           kMaxRepeated, " elements"));
   }
+  if (given > 0 && given < n) {
+    // A short list of long strings, or many inputs, must not add up to more either.
+    const size_t each =
+        dt == "BYTES" ? sizeof(std::string) + t.bytes.back().size() : sizeof(int64_t);
+    const size_t bytes = (n - given) * each;  // n <= 2^24: no overflow
+    if (bytes > *repeat_budget) {
+      return Invalid(t, StrCat("shape ", ShapeString(t.shape), " asks for ", n, " elements from ",
+                               given, " values; repeating the last value would take ", bytes,
+                               " bytes, and kiln repeats values up to ", kMaxRepeatedBytes,
+                               " bytes per request"));
+    }
+    *repeat_budget -= bytes;
+  }
   RepeatLast(n, &t.ints);
   RepeatLast(n, &t.floats);
   RepeatLast(n, &t.bytes);
   return t;
+}
+
+}  // namespace
+
+absl::StatusOr<InputTensor> InputFromTensorProto(const std::string& name,
+                                                 const tensorflow::TensorProto& proto) {
+  size_t budget = kMaxRepeatedBytes;
+  return FromTensorProto(name, proto, &budget);
+}
+
+absl::StatusOr<std::vector<InputTensor>> InputsFromPredictRequest(
+    const tensorflow::serving::PredictRequest& request) {
+  // Map order is unspecified; by name, the first bad input named is always the same.
+  std::vector<std::string> names;
+  for (const auto& [name, tensor] : request.inputs()) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  size_t budget = kMaxRepeatedBytes;
+  std::vector<InputTensor> tensors;
+  for (const std::string& name : names) {
+    KILN_ASSIGN_OR_RETURN(InputTensor t, FromTensorProto(name, request.inputs().at(name), &budget));
+    tensors.push_back(std::move(t));
+  }
+  return tensors;
 }
 
 absl::StatusOr<data::Batch> TensorsToBatch(const std::vector<InputTensor>& tensors,
@@ -488,6 +530,18 @@ absl::StatusOr<std::vector<OutputTensor>> SelectOutputs(std::vector<OutputTensor
   return out;
 }
 
+std::string RawContents(const OutputTensor& t) {
+  std::string raw;
+  if (t.datatype == "FP32") {
+    raw.reserve(t.fp32.size() * 4);
+    for (float v : t.fp32) StoreLittleEndian(std::bit_cast<uint32_t>(v), &raw);
+  } else {
+    raw.reserve(t.int64.size() * 8);
+    for (int64_t v : t.int64) StoreLittleEndian(static_cast<uint64_t>(v), &raw);
+  }
+  return raw;
+}
+
 void OutputsToProto(const std::vector<OutputTensor>& outputs,
                     inference::ModelInferResponse* response) {
   for (const OutputTensor& t : outputs) {
@@ -495,14 +549,7 @@ void OutputsToProto(const std::vector<OutputTensor>& outputs,
     o->set_name(t.name);
     o->set_datatype(t.datatype);
     for (int64_t d : t.shape) o->add_shape(d);
-    std::string* raw = response->add_raw_output_contents();
-    if (t.datatype == "FP32") {
-      raw->reserve(t.fp32.size() * 4);
-      for (float v : t.fp32) StoreLittleEndian(std::bit_cast<uint32_t>(v), raw);
-    } else {
-      raw->reserve(t.int64.size() * 8);
-      for (int64_t v : t.int64) StoreLittleEndian(static_cast<uint64_t>(v), raw);
-    }
+    response->add_raw_output_contents(RawContents(t));
   }
 }
 

@@ -26,6 +26,9 @@ class ModelInferResponse;
 }  // namespace inference
 namespace tensorflow {
 class TensorProto;
+namespace serving {
+class PredictRequest;
+}  // namespace serving
 }  // namespace tensorflow
 
 namespace kiln::serving {
@@ -69,9 +72,22 @@ absl::StatusOr<std::vector<InputTensor>> InputsFromProto(
 // FP16, BF16, FP32, FP64 and BYTES; the values come from tensor_content (read as raw
 // contents) or from the dtype's *_val list, where fewer values than the shape holds repeat
 // the last one (TensorFlow's rule). Errors (kInvalidArgument, naming the tensor): another
-// dtype, an unknown rank, those of DecodeRawContents.
+// dtype, an unknown rank, repetition up to more than 2^24 elements or taking more than
+// kMaxRepeatedBytes, those of DecodeRawContents.
 absl::StatusOr<InputTensor> InputFromTensorProto(const std::string& name,
                                                  const tensorflow::TensorProto& proto);
+
+// What repeated last values may add to one request, over all its inputs: as much memory as
+// 2^24 numbers (8 bytes a number; a string costs sizeof(std::string) plus its length), so
+// that a small request cannot make a huge allocation.
+inline constexpr size_t kMaxRepeatedBytes = size_t{8} << 24;
+
+// The inputs of a TF Serving PredictRequest, sorted by name (so the first bad input named is
+// always the same), each read as InputFromTensorProto reads it. Errors: those of
+// InputFromTensorProto, and kInvalidArgument when the values repeated over all inputs would
+// take more than kMaxRepeatedBytes.
+absl::StatusOr<std::vector<InputTensor>> InputsFromPredictRequest(
+    const tensorflow::serving::PredictRequest& request);
 
 // One row per element: a column for every feature of `inputs`, in order. Errors
 // (kInvalidArgument, naming the tensor): a tensor the model does not take, or one given
@@ -95,6 +111,9 @@ std::vector<OutputTensor> OutputTensors(model::Task task, const std::vector<floa
 // kInvalidArgument for a name that is not an output.
 absl::StatusOr<std::vector<OutputTensor>> SelectOutputs(std::vector<OutputTensor> outputs,
                                                         const std::vector<std::string>& wanted);
+// `t`'s values packed little-endian, row-major (FP32: 4 bytes each, INT64: 8): gRPC's
+// raw_output_contents and the REST binary tensor data extension's output bytes.
+std::string RawContents(const OutputTensor& t);
 // Adds `outputs` to `response`: each tensor's name, datatype and shape, with its values
 // in raw_output_contents (as Triton answers, and as its clients read them).
 void OutputsToProto(const std::vector<OutputTensor>& outputs,

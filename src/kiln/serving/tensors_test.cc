@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "kserve/grpc_predict_v2.pb.h"
 #include "tensorflow/core/framework/tensor.pb.h"
+#include "tensorflow_serving/apis/predict.pb.h"
 
 namespace kiln::serving {
 namespace {
@@ -393,6 +394,49 @@ TEST(TensorsTest, AShortValListRepeatsItsLastValueAsTensorFlowDoes) {
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(refused.status().message(), HasSubstr("repeats the last value up to 16777216"));
+}
+
+// The 2^24-element bound alone let a 300-byte PredictRequest repeat a 100-byte string 2^24
+// times (over 2 GiB), and every input of a request, even one the model does not take,
+// repeat 2^24 numbers (128 MiB each).
+TEST(TensorsTest, RepeatedValuesAreBoundedByTheirBytesOverAWholeRequest) {
+  tensorflow::TensorProto city = Proto(tensorflow::DT_STRING, {int64_t{1} << 24});
+  city.add_string_val(std::string(100, 'x'));
+  auto refused = InputFromTensorProto("city", city);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.status().message(),
+            "input 'city': shape [16777216] asks for 16777216 elements from 1 values; repeating "
+            "the last value would take 2214592380 bytes, and kiln repeats values up to "
+            "134217728 bytes per request");
+
+  // Half the budget in one input, then one more number than the rest in another.
+  tensorflow::serving::PredictRequest request;
+  tensorflow::TensorProto& a = (*request.mutable_inputs())["a"];
+  a = Proto(tensorflow::DT_INT64, {int64_t{1} << 23});
+  a.add_int64_val(7);
+  tensorflow::TensorProto& b = (*request.mutable_inputs())["b"];
+  b = Proto(tensorflow::DT_DOUBLE, {(int64_t{1} << 23) + 3});
+  b.add_double_val(1.5);
+  auto over = InputsFromPredictRequest(request);
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(over.status().message(),
+            "input 'b': shape [8388611] asks for 8388611 elements from 1 values; repeating the "
+            "last value would take 67108880 bytes, and kiln repeats values up to 134217728 "
+            "bytes per request");
+  // Each alone is within the budget; so are both when they fit it together.
+  EXPECT_TRUE(InputFromTensorProto("b", b).ok());
+  b = Proto(tensorflow::DT_DOUBLE, {(int64_t{1} << 23) + 2});
+  b.add_double_val(1.5);
+  auto fits = InputsFromPredictRequest(request);
+  ASSERT_TRUE(fits.ok()) << fits.status();
+  ASSERT_EQ(fits->size(), 2u);
+  EXPECT_EQ((*fits)[0].name, "a");  // by name
+  EXPECT_EQ((*fits)[0].ints.size(), size_t{1} << 23);
+  EXPECT_EQ((*fits)[0].ints.back(), 7);
+  EXPECT_EQ((*fits)[1].floats.size(), (size_t{1} << 23) + 2);
+  EXPECT_EQ((*fits)[1].floats.back(), 1.5);
 }
 
 TEST(TensorsTest, TensorProtosKilnCannotTakeAreInvalidArguments) {
