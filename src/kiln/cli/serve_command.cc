@@ -2,6 +2,7 @@
 // tensorflow_model_server's where they mean the same).
 #include <signal.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <ctime>
@@ -242,6 +243,14 @@ int RunServe(const ServeFlags& f) {
   options.host = f.host;
   options.port = f.rest_api_port;
   options.threads = f.threads;
+  if (options.threads == 0 && inference.batching) {
+    // A request waits for its batch on the HTTP thread that read it, so a batch can only
+    // fill from as many requests as there are threads: enough for every batch thread's
+    // batch to fill (at most 256).
+    options.threads = static_cast<int>(
+        std::min<int64_t>(256, std::max<int64_t>(1, inference.batching->max_batch_size) *
+                                   std::max(1, inference.batching->num_batch_threads)));
+  }
   options.max_body_bytes = f.max_body_bytes;
   options.read_timeout = std::chrono::milliseconds(f.timeout_ms);
   options.max_connections = f.max_connections;
@@ -347,7 +356,9 @@ void AddServeCommand(CLI::App& root) {
   app->add_option("--file_system_poll_wait_seconds", flags->poll_seconds,
                   "How often base paths are scanned for new versions (default 1)")
       ->check(CLI::Range(0.01, 86400.0));
-  app->add_option("--rest_api_num_threads", flags->threads, "HTTP threads (0: one per core)")
+  app->add_option("--rest_api_num_threads", flags->threads,
+                  "HTTP threads (0: one per core; with batching, max_batch_size x "
+                  "num_batch_threads up to 256)")
       ->check(CLI::Range(0, 1024));
   app->add_option("--max_body_bytes", flags->max_body_bytes,
                   "Largest request body accepted (default 16 MiB; larger: 413)");
