@@ -4,12 +4,15 @@
 // Params (the `model:` section): num_rounds (200), max_depth (6), learning_rate (0.1),
 // subsample (1), colsample_bytree (1), min_child_weight (1), reg_lambda (1),
 // reg_alpha (0), tree_method ("hist").
+#include <dlfcn.h>
 #include <xgboost/c_api.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "kiln/base/status.h"
@@ -72,6 +75,46 @@ absl::StatusOr<DMatrix> MakeDMatrix(const transform::TransformedBatch& x,
   return m;
 }
 
+// The OpenMP runtime XGBoost runs on, found at run time: kiln's own code is built without
+// OpenMP (clang's fuzz build has no OpenMP runtime to link). Null functions when absent.
+struct OmpRuntime {
+  int (*get_max_threads)() = nullptr;
+  void (*set_num_threads)(int) = nullptr;
+};
+
+const OmpRuntime& Omp() {
+  static const OmpRuntime omp = [] {
+    OmpRuntime r;
+    r.get_max_threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+    r.set_num_threads = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+    if (r.get_max_threads == nullptr || r.set_num_threads == nullptr) r = OmpRuntime();
+    return r;
+  }();
+  return omp;
+}
+
+// While one lives, the OpenMP regions this thread starts (XGBoost's: it sizes its team
+// by omp_get_max_threads() unless the booster's nthread is set) use `n` threads.
+class OmpThreadsScope {
+ public:
+  explicit OmpThreadsScope(int n) {
+    if (Omp().set_num_threads == nullptr) return;
+    saved_ = Omp().get_max_threads();
+    Omp().set_num_threads(n);
+  }
+  ~OmpThreadsScope() {
+    if (saved_ > 0) Omp().set_num_threads(saved_);
+  }
+  OmpThreadsScope(const OmpThreadsScope&) = delete;
+  OmpThreadsScope& operator=(const OmpThreadsScope&) = delete;
+
+ private:
+  int saved_ = 0;
+};
+
+// XGBoost scores rows in blocks of this many, one block per thread.
+constexpr size_t kXgboostBlockRows = 64;
+
 std::string Objective(Task task) {
   switch (task) {
     case Task::kBinary:
@@ -100,11 +143,36 @@ class GbdtModel : public Model {
                        std::vector<float>* out) const override {
     out->clear();
     if (x.num_rows == 0) return absl::OkStatus();
-    KILN_ASSIGN_OR_RETURN(DMatrix m, MakeDMatrix(x, nullptr, nullptr));
-    bst_ulong len = 0;
+    // A batch of one block has no work for a second thread, and waking XGBoost's OpenMP
+    // team for it (futex wake-ups and waits) took most of a one-row request's time: such
+    // batches are scored on this thread.
+    std::optional<OmpThreadsScope> one_thread;
+    if (x.num_rows <= kXgboostBlockRows) one_thread.emplace(1);
+    // In place, from the matrix through a proxy kept per thread: a DMatrix per call cost
+    // more than the trees (its set-up reads the cgroup CPU quota files each time).
+    thread_local DMatrix proxy;
+    if (proxy == nullptr) {
+      DMatrixHandle h = nullptr;
+      KILN_RETURN_IF_ERROR(Check(XGProxyDMatrixCreate(&h), "creating a proxy DMatrix"));
+      proxy.reset(h);
+    }
+    const std::vector<float> f = Features(x);
+    char array[160];
+    std::snprintf(array, sizeof(array),
+                  R"({"data": [%llu, true], "shape": [%zu, %zu], "typestr": "<f4", "version": 3})",
+                  static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(f.data())),
+                  x.num_rows, x.dense_dim + x.num_categorical);
+    static constexpr char kConfig[] =
+        R"({"type": 0, "training": false, "iteration_begin": 0, "iteration_end": 0, )"
+        R"("strict_shape": false, "missing": NaN, "cache_id": 0})";
+    const bst_ulong* shape = nullptr;
+    bst_ulong dims = 0;
     const float* result = nullptr;
-    KILN_RETURN_IF_ERROR(
-        Check(XGBoosterPredict(booster_.get(), m.get(), 0, 0, 0, &len, &result), "predicting"));
+    KILN_RETURN_IF_ERROR(Check(XGBoosterPredictFromDense(booster_.get(), array, kConfig,
+                                                         proxy.get(), &shape, &dims, &result),
+                               "predicting"));
+    bst_ulong len = dims == 0 ? 0 : 1;
+    for (bst_ulong i = 0; i < dims; ++i) len *= shape[i];
     const size_t want = x.num_rows * (task_ == Task::kMulticlass ? num_classes_ : 1);
     if (len != want) {
       return absl::InternalError(StrCat("xgboost returned ", len, " scores for ", want));

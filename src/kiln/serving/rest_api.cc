@@ -1,7 +1,5 @@
 #include "kiln/serving/rest_api.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -10,6 +8,7 @@
 
 #include "kiln/base/status.h"
 #include "kiln/base/str.h"
+#include "kiln/serving/fast_rows.h"
 #include "kiln/serving/kserve_rest.h"
 #include "kiln/train/json_rows.h"
 #include "nlohmann/json.hpp"
@@ -132,129 +131,33 @@ Json Tensors(const Json& list) {
   return out;
 }
 
-// {"b64": "..."} values become the bytes they encode. Nesting deeper than any request
-// needs is refused (the walk is recursive).
-absl::Status DecodeB64(Json* v, int depth = 0) {
-  if (depth > 16) return absl::InvalidArgumentError("values nested too deeply");
-  if (v->is_array()) {
-    for (Json& e : *v) KILN_RETURN_IF_ERROR(DecodeB64(&e, depth + 1));
-    return absl::OkStatus();
-  }
-  if (!v->is_object()) return absl::OkStatus();
-  if (v->size() == 1 && v->contains("b64")) {
-    const Json& b = (*v)["b64"];
-    if (!b.is_string()) return absl::InvalidArgumentError("a b64 value must be a string");
-    const std::string& text = b.get_ref<const std::string&>();
-    std::string out(3 * (text.size() / 4) + 3, '\0');
-    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(text.data()),
-                                  static_cast<int>(text.size()));
-    if (n < 0 || text.size() % 4 != 0) {
-      return absl::InvalidArgumentError("a b64 value is not valid base64");
-    }
-    size_t len = static_cast<size_t>(n);
-    for (size_t i = text.size(); i > 0 && text[i - 1] == '=' && len > 0; --i) --len;
-    out.resize(len);
-    *v = Json(out);  // may not be UTF-8: only used as bytes
-    return absl::OkStatus();
-  }
-  for (auto& [k, e] : v->items()) KILN_RETURN_IF_ERROR(DecodeB64(&e, depth + 1));
-  return absl::OkStatus();
-}
-
 InferTarget Target(const Route& r, const HttpRequest& request) {
   return {r.model, r.version, r.label,
           [&request](std::string_view name) { return std::string(request.Header(name)); }};
 }
 
-HttpResponse Predict(const InferenceService& s, const Route& r, const HttpRequest& http) {
-  const std::string& body = http.body;
+HttpResponse PredictWith(const InferenceService& s, const Route& r, const HttpRequest& http,
+                         PredictRows* rows) {
   auto resolved = s.Resolve(Target(r, http));
   if (!resolved.ok()) return Error(resolved.status());
-  const auto* predictor = &resolved->predictor;
-  Json request = Json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (request.is_discarded() || !request.is_object()) {
-    return Error(absl::InvalidArgumentError("the request body is not a JSON object"));
+  const train::Predictor& predictor = *resolved->predictor;
+  if (absl::Status st = ParsePredictRows(http.body, predictor.inputs(), rows); !st.ok()) {
+    return Error(st);
   }
-  if (request.contains("signature_name")) {
-    const Json& s = request["signature_name"];
-    if (!s.is_string() || (s != "serving_default" && s != "")) {
-      return Error(absl::InvalidArgumentError(
-          "unknown signature_name; kiln models have one signature, serving_default"));
-    }
-  }
-  const bool rows = request.contains("instances");
-  if (rows == request.contains("inputs")) {
-    return Error(absl::InvalidArgumentError(
-        "the request needs exactly one of \"instances\" (rows) and \"inputs\" (columns)"));
-  }
-  // Moved, not copied: copying a deeply nested value recurses.
-  Json data = std::move(rows ? request["instances"] : request["inputs"]);
-  if (absl::Status st = DecodeB64(&data); !st.ok()) return Error(st);
-  Json instances = Json::array();
-  if (rows) {
-    instances = std::move(data);
-  } else {
-    // Columns {"f": [v0, v1, ...], ...}: every column as long as the others.
-    if (!data.is_object()) {
-      return Error(absl::InvalidArgumentError("\"inputs\" must map feature names to lists"));
-    }
-    size_t n = 0;
-    bool first = true;
-    for (const auto& [name, col] : data.items()) {
-      if (!col.is_array()) {
-        return Error(absl::InvalidArgumentError(StrCat("input '", name, "' is not a list")));
-      }
-      if (!first && col.size() != n) {
-        return Error(absl::InvalidArgumentError(
-            StrCat("input '", name, "' has ", col.size(), " values; the others ", n)));
-      }
-      n = col.size();
-      first = false;
-    }
-    for (size_t i = 0; i < n; ++i) {
-      Json row = Json::object();
-      for (const auto& [name, col] : data.items()) row[name] = col[i];
-      instances.push_back(std::move(row));
-    }
-  }
-  auto batch = train::RowsFromJson(instances, (*predictor)->inputs());
-  if (!batch.ok()) return Error(batch.status());
   std::vector<float> scores;
-  if (absl::Status st = s.Run(*resolved, *batch, &scores); !st.ok()) return Error(st);
-  const size_t n = batch->num_rows;
-  const model::Task task = (*predictor)->task();
-  const size_t k = n == 0 ? 0 : scores.size() / n;
-  const std::vector<int64_t> ids = ClassIds(task, scores, n);
-  Json per_row = Json::array();
-  Json columns = Json::object();
-  for (size_t i = 0; i < n; ++i) {
-    Json p;
-    switch (task) {
-      case model::Task::kBinary:
-        p = {{"scores", scores[i]}, {"class_ids", ids[i]}};
-        break;
-      case model::Task::kMulticlass:
-        p = {{"probabilities",
-              std::vector<float>(scores.begin() + i * k, scores.begin() + (i + 1) * k)},
-             {"class_ids", ids[i]}};
-        break;
-      case model::Task::kRegression:
-        p = scores[i];
-        break;
-    }
-    if (p.is_object()) {
-      for (const auto& [name, v] : p.items()) columns[name].push_back(v);
-    } else {
-      columns["predictions"].push_back(p);
-    }
-    per_row.push_back(std::move(p));
-  }
-  HttpResponse reply = rows ? Ok({{"predictions", per_row}})
-                      : task == model::Task::kRegression
-                          ? Ok({{"outputs", columns.value("predictions", Json::array())}})
-                          : Ok({{"outputs", columns}});
+  if (absl::Status st = s.Run(*resolved, rows->batch, &scores); !st.ok()) return Error(st);
+  HttpResponse reply;
+  reply.body = PredictResponseBody(predictor.task(), scores, rows->batch.num_rows, rows->columns);
   reply.model_version = resolved->version;
+  return reply;
+}
+
+HttpResponse Predict(const InferenceService& s, const Route& r, const HttpRequest& http) {
+  // Kept per thread: the rows' storage serves request after request (a batch of a few
+  // rows is otherwise some five allocations per input), unless it grew large.
+  thread_local PredictRows rows;
+  HttpResponse reply = PredictWith(s, r, http, &rows);
+  ShrinkPredictRows(&rows);
   return reply;
 }
 
@@ -290,7 +193,7 @@ HttpResponse ClassifyOrRegress(const InferenceService& s, const Route& r, const 
       }
     }
   }
-  if (absl::Status st = DecodeB64(&examples); !st.ok()) return Error(st);
+  if (absl::Status st = DecodeB64Values(&examples); !st.ok()) return Error(st);
   auto batch = train::RowsFromJson(examples, (*predictor)->inputs());
   if (!batch.ok()) return Error(batch.status());
   std::vector<float> scores;
@@ -438,7 +341,8 @@ int HttpStatusFor(const absl::Status& status) {
 RestApi::RestApi(const InferenceService* service)
     : service_(service), manager_(&service->manager()) {
   metrics_.DeclareCounter("kiln_requests_total",
-                          "Requests answered, by model, version (the one that answered, else the one asked for), API and HTTP status.");
+                          "Requests answered, by model, version (the one that answered, else the "
+                          "one asked for), API and HTTP status.");
   metrics_.DeclareHistogram("kiln_request_duration_seconds",
                             "Time from a parsed request to its response, by model and API.",
                             {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,

@@ -256,6 +256,7 @@ using ColumnIndex = absl::flat_hash_map<std::string_view, int, StringHash, Strin
 
 absl::StatusOr<ColumnIndex> IndexColumns(const data::Batch& b) {
   ColumnIndex index;
+  index.reserve(b.columns.size());
   for (size_t i = 0; i < b.columns.size(); ++i) {
     const data::Column& c = b.columns[i];
     if (c.num_rows() != b.num_rows || c.offsets.size() != b.num_rows + 1) {
@@ -592,9 +593,12 @@ absl::Status FittedTransform::Apply(const data::Batch& raw, TransformedBatch* ou
     return absl::OkStatus();
   };
   constexpr size_t kValuesPerThread = size_t{1} << 20;
+  // hardware_concurrency() reads a sysfs file each call: asked only when there is work
+  // to share (a one-row request spent more on it than on the transform).
   const size_t threads =
-      std::min({static_cast<size_t>(std::max(1u, std::thread::hardware_concurrency())), tiles,
-                n * features_.size() / kValuesPerThread + 1});
+      tiles <= 1 ? 1
+                 : std::min({static_cast<size_t>(std::max(1u, std::thread::hardware_concurrency())),
+                             tiles, n * features_.size() / kValuesPerThread + 1});
   if (threads <= 1) {
     std::string scratch;
     for (size_t t = 0; t < tiles; ++t) KILN_RETURN_IF_ERROR(apply_tile(t, &scratch));
