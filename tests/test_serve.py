@@ -5,6 +5,7 @@ import base64
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -36,8 +37,9 @@ class Server:
         self.p = subprocess.Popen([kiln_bin, "serve", "--rest_api_port", "0", *map(str, args)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.p.stdout.readline()
-        assert "REST API on http://127.0.0.1:" in line, (line, self.p.stderr.read())
-        self.port = int(line.split("127.0.0.1:")[1].split()[0])
+        m = re.search(r"REST API on (https?)://127\.0\.0\.1:(\d+)", line)
+        assert m, (line, self.p.stderr.read())
+        self.scheme, self.port = m.group(1), int(m.group(2))
 
     def stop(self):
         self.p.send_signal(signal.SIGTERM)
@@ -193,8 +195,12 @@ def test_a_new_version_takes_over_without_a_failed_request(kiln, served):
 
     def load():
         while not stop.is_set():
-            code, out = call(s.port, "/v1/models/cancer:predict", {"instances": [row]})
             count[0] += 1
+            try:  # a reset or dropped connection is a failure too, not a dead thread
+                code, out = call(s.port, "/v1/models/cancer:predict", {"instances": [row]})
+            except Exception as e:
+                failures.append(repr(e))
+                continue
             if code != 200:
                 failures.append(out)
 
@@ -301,7 +307,6 @@ def test_a_thousand_malformed_requests_and_a_slow_client(kiln, kiln_bin, tmp_pat
         codes = {}
         for b in bodies:
             code, out = call(s.port, "/v1/models/cancer:predict", b)
-            assert isinstance(out.get("error", ""), str)
             codes[code] = codes.get(code, 0) + 1
             if code != 200:
                 assert 400 <= code < 500 and out["error"], (b[:80], code, out)
@@ -312,7 +317,8 @@ def test_a_thousand_malformed_requests_and_a_slow_client(kiln, kiln_bin, tmp_pat
             start = time.time()
             assert call(s.port, "/v1/models/cancer")[0] == 200  # others are served meanwhile
             assert slow.recv(100) == b""  # closed by the server
-            assert time.time() - start < 5
+            # closed by the read timeout (500 ms here), not at once
+            assert 0.3 < time.time() - start < 5
         # Nesting a million deep (8 MB) must not exhaust the stack.
         deep = b'{"instances": ' + b"[" * 1000000 + b"]" * 1000000 + b"}"
         code, out = call(s.port, "/v1/models/cancer:predict", deep)
@@ -369,6 +375,7 @@ def test_classify_answers_class_score_pairs(served):
     for e in examples:
         e["mean_radius"] = 15.0
     code, pred = call(s.port, "/v1/models/cancer:predict", {"instances": examples})
+    assert code == 200 and len(out["result"]) == len(pred["predictions"]) == 4, (out, pred)
     for pairs, p in zip(out["result"], pred["predictions"]):
         assert [c for c, _ in pairs] == ["benign", "malignant"]
         assert pairs[1][1] == pytest.approx(p["scores"], abs=1e-6)
@@ -639,19 +646,22 @@ def test_batching_merges_concurrent_requests_and_keeps_answers(kiln, kiln_bin, t
     instances = [{k: float(v) for k, v in r.items() if k != "diagnosis"} for r in rows]
     try:
         expected = call(s.port, "/v1/models/cancer:predict", {"instances": instances})[1]["predictions"]
-        got = [None] * 200
+        got, errors = [None] * 200, []
 
         def client(t):
             for i in range(t, 200, 8):
                 code, body = call(s.port, "/v1/models/cancer:predict", {"instances": [instances[i]]})
-                assert code == 200, body
-                got[i] = body["predictions"][0]
+                if code != 200:
+                    errors.append((i, code, body))
+                else:
+                    got[i] = body["predictions"][0]
 
         threads = [threading.Thread(target=client, args=(t,)) for t in range(8)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        assert errors == []
         assert got == expected  # each request got its own row's answer
         with urllib.request.urlopen(f"http://127.0.0.1:{s.port}/metrics", timeout=30) as r:
             lines = dict(l.rsplit(" ", 1) for l in r.read().decode().splitlines()

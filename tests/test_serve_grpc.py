@@ -292,3 +292,29 @@ def test_our_proto_matches_tritonclients():
         assert method.input_type.full_name == t.input_type.full_name
         assert method.output_type.full_name == t.output_type.full_name
     assert len(ours.services_by_name["GRPCInferenceService"].methods) == 6
+
+
+def test_grpc_takes_the_same_api_keys_as_rest(kiln, kiln_bin, tmp_path):
+    """`--auth api_key` guards gRPC as it guards REST: the probes stay open, every other
+    RPC needs an accepted x-api-key in its metadata."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    train(kiln, tmp_path / "models" / "cancer" / "1")
+    keys = tmp_path / "keys.txt"
+    keys.write_text("k-grpc-5e1d0a\n")
+    s = GrpcServer(kiln_bin, "--model_name", "cancer", "--model_base_path",
+                   tmp_path / "models" / "cancer", "--auth=api_key", "--api_keys_file", keys)
+    try:
+        client = grpcclient.InferenceServerClient(url=f"127.0.0.1:{s.grpc_port}")
+        assert client.is_server_live() and client.is_server_ready()
+        for headers in (None, {"x-api-key": "k-wrong"}):
+            with pytest.raises(InferenceServerException) as e:
+                client.get_model_metadata("cancer", headers=headers)
+            assert e.value.status() == "StatusCode.UNAUTHENTICATED", e.value
+        meta = client.get_model_metadata("cancer", headers={"x-api-key": "k-grpc-5e1d0a"},
+                                         as_json=True)
+        assert meta["name"] == "cancer"
+        assert call(s.port, "/v2/models/cancer")[0] == 401  # and REST alike
+    finally:
+        assert s.stop() == 0

@@ -1,11 +1,7 @@
 """End-to-end: `kiln serve` security over real sockets on loopback: JWT bearer tokens
 (HS256 and RS256, made with PyJWT), API keys, HTTPS with a self-signed certificate made by
-`openssl req`, and the limit on open connections.
-
-Needs these `kiln serve` flags (src/kiln/cli/serve_command.cc): --auth=jwt|api_key|none,
---jwt_hs256_secret_file, --jwt_rs256_public_key_file, --jwt_issuer, --jwt_audience,
---jwt_clock_skew_seconds, --api_keys_file, --ssl_cert_file, --ssl_key_file,
---max_connections.
+`openssl req`, and the limit on open connections. (gRPC's share of --auth is in
+test_serve_grpc.py.)
 
 What is open without credentials: /v2/health/live and /v2/health/ready only; everything
 else (the model APIs, /v2, /metrics) answers 401 without them."""
@@ -14,9 +10,6 @@ import hashlib
 import hmac
 import http.client
 import json
-import os
-import re
-import signal
 import socket
 import ssl
 import subprocess
@@ -29,29 +22,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import ROOT
+from test_serve import Server, train
 
-CANCER = os.path.join(ROOT, "tests", "data", "sklearn", "breast_cancer.csv")
 ROW = {"mean_radius": 14.1, "mean_texture": 19.3}
 ISSUER, AUDIENCE = "https://idp.kiln.test", "kiln-serve"
 SECRET = "kiln-e2e-hs256-secret-" + "0123456789abcdef" * 3  # 71 bytes
-
-
-class Server:
-    def __init__(self, kiln_bin, *args):
-        self.p = subprocess.Popen([kiln_bin, "serve", "--rest_api_port", "0", *map(str, args)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.p.stdout.readline()
-        m = re.search(r"REST API on (https?)://127\.0\.0\.1:(\d+)", line)
-        assert m, (line, self.p.stderr.read())
-        self.scheme, self.port = m.group(1), int(m.group(2))
-
-    def stop(self):
-        self.p.send_signal(signal.SIGTERM)
-        rc = self.p.wait(timeout=30)
-        self.p.stdout.close()
-        self.p.stderr.close()
-        return rc
 
 
 def call(server, path, body=None, headers=None, context=None):
@@ -85,11 +60,7 @@ def run_serve(kiln, *args):
 @pytest.fixture
 def model(kiln, tmp_path):
     base = tmp_path / "models" / "cancer"
-    (base / "1").parent.mkdir(parents=True)
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("label: diagnosis\ntask: binary\npositive_class: malignant\n"
-                   "model: {type: gbdt, num_rounds: 5}\ntraining: {checkpoint_every: 0}\n")
-    kiln("train", "--config", cfg, "--data", CANCER, "--out", base / "1", "-q", "--no-metadata")
+    train(kiln, base / "1", rounds=5)
     return ["--model_name", "cancer", "--model_base_path", base]
 
 

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <thread>
 
 #include "kiln/base/str.h"
 
@@ -228,6 +229,11 @@ absl::Status WriteFileAtomically(Env* env, const std::string& path, std::string_
   KILN_ASSIGN_OR_RETURN(auto writer, AtomicFileWriter::Create(env, path));
   KILN_RETURN_IF_ERROR(writer->Append(contents));
   return writer->Commit();
+}
+
+int NumCpus() {
+  static const int n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return n;
 }
 
 std::string JoinPath(std::string_view a, std::string_view b) {

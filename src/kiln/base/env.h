@@ -119,6 +119,10 @@ class AtomicFileWriter {
   bool committed_ = false;
 };
 
+// The machine's hardware threads (std::thread::hardware_concurrency(), at least 1), asked
+// once: the standard call reads sysfs every time, which shows on per-request paths.
+int NumCpus();
+
 // Path helpers.
 std::string JoinPath(std::string_view a, std::string_view b);
 std::string Dirname(std::string_view path);

@@ -176,9 +176,6 @@ int RunServe(const ServeFlags& f) {
     request_log = std::move(*log);
   }
   serving::InferenceOptions inference{.request_log = request_log.get()};
-  // The config in effect (reloads replace it), for the rollback records' model paths.
-  std::mutex config_mu;
-  serving::ServerConfig current = *config;
   inference.on_rollback = [&](const serving::RollbackEvent& e) {
     metadata::ExecutionRecord r;
     r.type = "ModelRollback";
@@ -187,13 +184,8 @@ int RunServe(const ServeFlags& f) {
                     {"stable_version", e.stable_version},
                     {"reason", e.reason}};
     std::vector<MetadataFlags::Input> inputs;
-    std::lock_guard<std::mutex> lock(config_mu);
-    for (const serving::ModelConfig& m : current.models) {
-      if (m.name == e.model) {
-        inputs.push_back({.role = "canary",
-                          .type = "Model",
-                          .uri = AbsolutePath(JoinPath(m.base_path, StrCat(e.canary_version)))});
-      }
+    if (auto dir = manager.VersionDir(e.model, e.canary_version); dir.ok()) {
+      inputs.push_back({.role = "canary", .type = "Model", .uri = AbsolutePath(*dir)});
     }
     recorder.Add(std::move(r), std::move(inputs));
   };
@@ -231,10 +223,6 @@ int RunServe(const ServeFlags& f) {
     }
     KILN_RETURN_IF_ERROR(service.SetConfig(*reloaded));
     manager.SetConfig(*reloaded);
-    {
-      std::lock_guard<std::mutex> config_lock(config_mu);
-      current = *reloaded;
-    }
     std::fprintf(stderr, "kiln serve: reloaded %s\n", f.model_config_file.c_str());
     return absl::OkStatus();
   };

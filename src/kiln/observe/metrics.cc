@@ -70,6 +70,11 @@ void MetricsRegistry::Add(const std::string& counter, const Labels& labels, doub
   if (Family* f = Find(counter, Type::kCounter)) f->series[labels].value += value;
 }
 
+void MetricsRegistry::SetTotal(const std::string& counter, const Labels& labels, double total) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Family* f = Find(counter, Type::kCounter)) f->series[labels].value = total;
+}
+
 void MetricsRegistry::Set(const std::string& gauge, const Labels& labels, double value) {
   std::lock_guard<std::mutex> lock(mu_);
   if (Family* f = Find(gauge, Type::kGauge)) f->series[labels].value = value;

@@ -26,6 +26,8 @@ class MetricsRegistry {
                         std::vector<double> bounds);
 
   void Add(const std::string& counter, const Labels& labels, double value = 1);
+  // For a counter kept elsewhere (a component's running total): exposes `total` as is.
+  void SetTotal(const std::string& counter, const Labels& labels, double total);
   void Set(const std::string& gauge, const Labels& labels, double value);
   void Observe(const std::string& histogram, const Labels& labels, double value);
 

@@ -7,13 +7,14 @@
 #include <system_error>
 #include <utility>
 
+#include "kiln/base/env.h"
 #include "kiln/base/status.h"
 #include "kiln/base/str.h"
 
 namespace kiln::serving {
 
 int DefaultNumBatchThreads() {
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return NumCpus();
 }
 
 namespace {

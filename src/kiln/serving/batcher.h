@@ -46,7 +46,7 @@
 
 namespace kiln::serving {
 
-// max(1, std::thread::hardware_concurrency()).
+// NumCpus() (base/env.h).
 int DefaultNumBatchThreads();
 
 // What TF Serving's BatchingParameters sets, with kiln serve's defaults.

@@ -84,7 +84,8 @@ void ExpectFast(const std::string& body, const data::TableSchema& schema = kSche
   ExpectSameBatch(fast.batch, *want, "fast vs RowsFromJson");
 }
 
-// `body` is declined by the fast path; ParsePredictRows answers as the general path.
+// `body` is declined by the fast path; returns what ParsePredictRows (then the general
+// path) makes of it, for the caller to check against expected values.
 absl::StatusOr<PredictRows> ExpectDeclined(const std::string& body,
                                            const data::TableSchema& schema = kSchema) {
   SCOPED_TRACE(body.substr(0, 200));
@@ -92,11 +93,8 @@ absl::StatusOr<PredictRows> ExpectDeclined(const std::string& body,
   EXPECT_FALSE(FastPredictRows(body, schema, &fast)) << "taken";
   PredictRows rows;
   const absl::Status st = ParsePredictRows(body, schema, &rows);
-  absl::StatusOr<PredictRows> both = st.ok() ? absl::StatusOr<PredictRows>(std::move(rows)) : st;
-  absl::StatusOr<PredictRows> general = PredictRowsFromJson(body, schema);
-  EXPECT_EQ(both.status(), general.status());
-  if (both.ok() && general.ok()) ExpectSameBatch(both->batch, general->batch, "declined");
-  return both;
+  if (!st.ok()) return st;
+  return rows;
 }
 
 // The error ParsePredictRows gives `body` (which the fast path must decline).
@@ -316,7 +314,10 @@ TEST(FastRowsTest, ASignatureRepeatingANameGoesTheGeneralWay) {
                            R"({"inputs": {"a": [1]}})"}) {
     absl::StatusOr<PredictRows> r = ExpectDeclined(body, twice);
     ASSERT_TRUE(r.ok()) << r.status();
-    EXPECT_EQ(r->batch.columns[0].ints, r->batch.columns[1].ints) << body;
+    const std::vector<int64_t> want = {
+        std::string_view(body).find("\"a\": 2") == std::string_view::npos ? 1 : 2};
+    EXPECT_EQ(r->batch.columns[0].ints, want) << body;
+    EXPECT_EQ(r->batch.columns[1].ints, want) << body;
   }
 }
 
@@ -401,7 +402,16 @@ TEST(FastRowsTest, ReusedRowsAreReplacedWhole) {
 std::string OldPredictResponse(model::Task task, const std::vector<float>& scores, size_t n,
                                bool columns_form) {
   const size_t k = n == 0 ? 0 : scores.size() / n;
-  const std::vector<int64_t> ids = ClassIds(task, scores, n);
+  // The class ids worked out here, not with the ClassIds the code under test uses.
+  std::vector<int64_t> ids;
+  for (size_t i = 0; i < n && task != model::Task::kRegression; ++i) {
+    if (task == model::Task::kBinary) {
+      ids.push_back(scores[i] >= 0.5f ? 1 : 0);
+    } else {
+      const auto row = scores.begin() + static_cast<std::ptrdiff_t>(i * k);
+      ids.push_back(std::max_element(row, row + static_cast<std::ptrdiff_t>(k)) - row);
+    }
+  }
   Json per_row = Json::array();
   Json columns = Json::object();
   for (size_t i = 0; i < n; ++i) {

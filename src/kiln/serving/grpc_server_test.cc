@@ -19,8 +19,8 @@
 #include "gtest/gtest.h"
 #include "kiln/base/build_info.h"
 #include "kiln/base/str.h"
+#include "kiln/serving/testing_people.h"
 #include "kiln/testing/temp_dir.h"
-#include "kiln/train/trainer.h"
 #include "kserve/grpc_predict_v2.grpc.pb.h"
 #include "tensorflow_serving/apis/model_service.grpc.pb.h"
 #include "tensorflow_serving/apis/prediction_service.grpc.pb.h"
@@ -53,37 +53,15 @@ class RecordingService : public InferenceService {
   mutable std::vector<std::string> routing_keys_;
 };
 
-// Rows of three kinds of feature: y = 1 exactly when age > 40 and the city is not "Lima".
-struct Row {
-  int64_t age;
-  double income;
-  std::string city;
-};
-const std::vector<Row> kRows = {
-    {25, 1500.5, "Oslo"}, {61, 300.25, "Lima"}, {47, 99.0, "Oslo"}, {33, 12.5, "Quito"}};
+using testing::kPeopleRows;
+using testing::PeopleRow;
 
 class GrpcServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     tmp_ = new kiln::testing::TempDir();
-    std::string csv = "age,income,city,y\n";
-    const char* cities[] = {"Oslo", "Lima", "Quito"};
-    for (int i = 0; i < 300; ++i) {
-      const int age = 18 + (i * 7) % 60;
-      const char* city = cities[i % 3];
-      StrAppend(&csv, age, ",", 100 + (i * 37) % 2000, ".5,", city, ",",
-                age > 40 && std::string(city) != "Lima" ? 1 : 0, "\n");
-    }
-    train::TrainRequest req;
-    req.data = tmp_->Write("data.csv", csv);
-    req.config.label = "y";
-    req.config.transform.exclude = {"y"};  // as ParseTrainConfig does: not an input
-    req.config.model_type = "gbdt";
-    req.config.model_params = {{"type", "gbdt"}, {"num_rounds", 5}};
-    req.config.checkpoint_every = 0;
-    req.out_dir = tmp_->File("models/people/1");
-    auto r = train::Train(Env::Default(), req);
-    ASSERT_TRUE(r.ok()) << r.status();
+    const absl::Status st = testing::TrainPeopleBundle(*tmp_);
+    ASSERT_TRUE(st.ok()) << st;
   }
   static void TearDownTestSuite() { delete tmp_; }
 
@@ -116,19 +94,8 @@ class GrpcServerTest : public ::testing::Test {
 
   // The rows as Predictor::Predict scores them.
   std::vector<float> Expected() const {
-    data::Batch b;
-    data::Column age{.name = "age", .type = data::ValueType::kInt};
-    data::Column income{.name = "income", .type = data::ValueType::kFloat};
-    data::Column city{.name = "city", .type = data::ValueType::kString};
-    for (const Row& r : kRows) {
-      age.AddInt(r.age);
-      income.AddFloat(r.income);
-      city.AddString(r.city);
-    }
-    b.columns = {age, income, city};
-    b.num_rows = kRows.size();
     std::vector<float> scores;
-    EXPECT_TRUE(predictor_->Predict(b, &scores).ok());
+    EXPECT_TRUE(predictor_->Predict(testing::PeopleBatch(), &scores).ok());
     return scores;
   }
 
@@ -140,13 +107,13 @@ class GrpcServerTest : public ::testing::Test {
       auto* in = r.add_inputs();
       in->set_name(name);
       in->set_datatype(datatype);
-      in->add_shape(static_cast<int64_t>(kRows.size()));
+      in->add_shape(static_cast<int64_t>(kPeopleRows.size()));
       return in->mutable_contents();
     };
     auto* age = add("age", "INT64");
     auto* income = add("income", "FP64");
     auto* city = add("city", "BYTES");
-    for (const Row& row : kRows) {
+    for (const PeopleRow& row : kPeopleRows) {
       age->add_int64_contents(row.age);
       income->add_fp64_contents(row.income);
       city->add_bytes_contents(row.city);
@@ -162,7 +129,7 @@ class GrpcServerTest : public ::testing::Test {
     auto put = [](std::string* out, uint64_t v, int bytes) {
       for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
     };
-    for (const Row& row : kRows) {
+    for (const PeopleRow& row : kPeopleRows) {
       put(&ages, static_cast<uint64_t>(row.age), 8);
       put(&incomes, std::bit_cast<uint64_t>(row.income), 8);
       put(&cities, row.city.size(), 4);
@@ -175,7 +142,7 @@ class GrpcServerTest : public ::testing::Test {
       auto* in = r.add_inputs();
       in->set_name(name);
       in->set_datatype(datatype);
-      in->add_shape(static_cast<int64_t>(kRows.size()));
+      in->add_shape(static_cast<int64_t>(kPeopleRows.size()));
       in->add_shape(1);
       r.add_raw_input_contents(raw);
     }
@@ -285,7 +252,7 @@ TEST_F(GrpcServerTest, InferWithTypedAndRawContentsScoresAsThePredictor) {
   auto server = StartServer();
   auto stub = Connect(server->port());
   const std::vector<float> expected = Expected();
-  ASSERT_EQ(expected.size(), kRows.size());
+  ASSERT_EQ(expected.size(), kPeopleRows.size());
   std::vector<int64_t> expected_ids;
   for (float s : expected) expected_ids.push_back(s >= 0.5f ? 1 : 0);
   // The model learned the rule well enough to tell these rows apart.
@@ -453,13 +420,13 @@ TEST_F(GrpcServerTest, TfServingPredictScoresAsThePredictorAndHonoursLabels) {
   auto input = [&](const char* name, tensorflow::DataType dtype) {
     tensorflow::TensorProto& t = (*req.mutable_inputs())[name];
     t.set_dtype(dtype);
-    t.mutable_tensor_shape()->add_dim()->set_size(static_cast<int64_t>(kRows.size()));
+    t.mutable_tensor_shape()->add_dim()->set_size(static_cast<int64_t>(kPeopleRows.size()));
     return &t;
   };
   tensorflow::TensorProto* age = input("age", tensorflow::DT_INT64);
   tensorflow::TensorProto* income = input("income", tensorflow::DT_DOUBLE);
   tensorflow::TensorProto* city = input("city", tensorflow::DT_STRING);
-  for (const Row& row : kRows) {
+  for (const PeopleRow& row : kPeopleRows) {
     age->add_int64_val(row.age);
     income->add_double_val(row.income);
     city->add_string_val(row.city);

@@ -19,6 +19,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kiln/base/env.h"
 #include "kiln/base/status.h"
 #include "kiln/base/str.h"
 
@@ -129,7 +130,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       HttpRequest request;
       request.method = std::string(req.method_string());
       request.target = std::string(req.target());
-      request.body = req.body();
+      request.body = std::move(parser_->get().body());
       for (const auto& field : req) {
         request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
       }
@@ -313,9 +314,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
     return absl::UnavailableError(StrCat("listening on ", o.host, ":", o.port, ": ", ec.message()));
   }
   impl->Accept();
-  const int threads = o.threads > 0
-                          ? o.threads
-                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = o.threads > 0 ? o.threads : NumCpus();
   Impl* raw = impl.get();
   for (int i = 0; i < threads; ++i) {
     impl->threads.emplace_back([raw] { raw->ioc.run(); });

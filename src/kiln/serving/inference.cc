@@ -84,23 +84,22 @@ void InferenceService::DeclareMetrics() {
   metrics_.DeclareCounter("kiln_request_log_rows_total", "Rows written to the request log.");
   metrics_.DeclareCounter("kiln_request_log_dropped_total",
                           "Sampled requests not logged because the log writer was behind.");
+  metrics_.DeclareCounter("kiln_request_log_write_errors_total",
+                          "Request log writes that failed (the rows are not in the log).");
 }
 
 std::string InferenceService::ExposeMetrics() const {
   if (batcher_) {
     const BatcherStats st = batcher_->stats();
     metrics_.Set("kiln_batch_queue_depth", {}, static_cast<double>(st.queued_batches));
+    metrics_.SetTotal("kiln_batch_queue_full_total", {}, static_cast<double>(st.requests_refused));
   }
-  if (options_.request_log != nullptr) {
-    // The log counts in totals; the counters are advanced by what is new since last time.
-    std::lock_guard<std::mutex> lock(scrape_mu_);
-    const uint64_t rows = options_.request_log->logged_rows();
-    const uint64_t dropped = options_.request_log->dropped_requests();
-    metrics_.Add("kiln_request_log_rows_total", {}, static_cast<double>(rows - last_logged_));
-    metrics_.Add("kiln_request_log_dropped_total", {},
-                 static_cast<double>(dropped - last_dropped_));
-    last_logged_ = rows;
-    last_dropped_ = dropped;
+  if (const RequestLog* log = options_.request_log; log != nullptr) {
+    metrics_.SetTotal("kiln_request_log_rows_total", {}, static_cast<double>(log->logged_rows()));
+    metrics_.SetTotal("kiln_request_log_dropped_total", {},
+                      static_cast<double>(log->dropped_requests()));
+    metrics_.SetTotal("kiln_request_log_write_errors_total", {},
+                      static_cast<double>(log->write_errors()));
   }
   return metrics_.Expose();
 }
@@ -108,19 +107,22 @@ std::string InferenceService::ExposeMetrics() const {
 absl::StatusOr<Resolved> InferenceService::Resolve(const InferTarget& target) const {
   Resolved r;
   r.model = target.model;
-  if (!target.version && target.label.empty() && traffic_) {
-    // Unpinned: the model's split, among the versions that are loaded.
+  if (!target.version && target.label.empty()) {
+    // Unpinned: the model's split, among the versions that are loaded. The version the
+    // split picks is the one last found available, so it is kept from that lookup.
+    std::optional<ModelManager::Found> found;
     const std::optional<int64_t> picked =
-        traffic_->Pick(target.model, target.header,
-                       [&](int64_t v) { return manager_->FindVersion(target.model, v).ok(); });
-    if (picked) {
-      auto found = manager_->FindVersion(target.model, *picked);
-      if (found.ok()) {
-        r.version = found->version;
-        r.predictor = std::move(found->predictor);
-        r.routed = true;
-        return r;
-      }
+        traffic_->Pick(target.model, target.header, [&](int64_t v) {
+          auto f = manager_->FindVersion(target.model, v);
+          if (!f.ok()) return false;
+          found = *std::move(f);
+          return true;
+        });
+    if (picked && found && found->version == *picked) {
+      r.version = found->version;
+      r.predictor = std::move(found->predictor);
+      r.routed = true;
+      return r;
     }
   }
   KILN_ASSIGN_OR_RETURN(ModelManager::Found found,
@@ -132,16 +134,16 @@ absl::StatusOr<Resolved> InferenceService::Resolve(const InferTarget& target) co
 
 absl::Status InferenceService::Run(const Resolved& resolved, const data::Batch& rows,
                                    std::vector<float>* scores) const {
-  const int64_t start = resolved.routed ? NowMs() : 0;
-  const auto start_time = std::chrono::steady_clock::now();
+  if (!resolved.routed) return Score(resolved, rows, scores);
+  const auto start = std::chrono::steady_clock::now();
   absl::Status st = Score(resolved, rows, scores);
-  if (resolved.routed && !absl::IsResourceExhausted(st) && !absl::IsUnavailable(st)) {
+  if (!absl::IsResourceExhausted(st) && !absl::IsUnavailable(st)) {
     // The rows were decoded against the signature before they got here, so a failure now
     // is the version's (a TorchScript model that throws, say); a full queue or a draining
     // server says nothing about the version.
     const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
-    traffic_->Record(resolved.model, resolved.version, !st.ok(), secs, start);
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    traffic_->Record(resolved.model, resolved.version, !st.ok(), secs, NowMs());
   }
   return st;
 }
@@ -157,9 +159,7 @@ absl::Status InferenceService::Score(const Resolved& resolved, const data::Batch
     return absl::InternalError(StrCat("version ", version, " failed: ", st.message()));
   };
   if (batcher_) {
-    absl::Status st = batcher_->Run(resolved.predictor.get(), predict, rows, scores);
-    if (absl::IsResourceExhausted(st)) metrics_.Add("kiln_batch_queue_full_total", {});
-    KILN_RETURN_IF_ERROR(st);
+    KILN_RETURN_IF_ERROR(batcher_->Run(resolved.predictor.get(), predict, rows, scores));
   } else {
     KILN_RETURN_IF_ERROR(predict(rows, scores));
   }

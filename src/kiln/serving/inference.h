@@ -95,8 +95,6 @@ class InferenceService {
   std::unique_ptr<WebhookSender> webhooks_;
   std::unique_ptr<TrafficController> traffic_;
   mutable observe::MetricsRegistry metrics_;
-  mutable std::mutex scrape_mu_;
-  mutable uint64_t last_logged_ = 0, last_dropped_ = 0;  // guarded by scrape_mu_
 };
 
 }  // namespace kiln::serving

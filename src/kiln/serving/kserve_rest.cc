@@ -226,7 +226,7 @@ HttpResponse Infer(const InferenceService& s, const std::string& model,
                                return std::string(http.Header(name));
                              }});
   if (!resolved.ok()) return Error(resolved.status());
-  const auto* predictor = &resolved->predictor;
+  const train::Predictor& predictor = *resolved->predictor;
   auto body = SplitBody(http);
   if (!body.ok()) return Error(body.status());
   Json request = Json::parse(body->json, nullptr, /*allow_exceptions=*/false);
@@ -250,12 +250,12 @@ HttpResponse Infer(const InferenceService& s, const std::string& model,
                " bytes of binary data belong to no input; the inputs' binary_data_size must add "
                "up to the body after the JSON request")));
   }
-  auto batch = TensorsToBatch(tensors, (*predictor)->inputs());
+  auto batch = TensorsToBatch(tensors, predictor.inputs());
   if (!batch.ok()) return Error(batch.status());
   std::vector<float> scores;
   if (absl::Status st = s.Run(*resolved, *batch, &scores); !st.ok()) return Error(st);
   auto selected =
-      RequestedOutputs(request, OutputTensors((*predictor)->task(), scores, batch->num_rows));
+      RequestedOutputs(request, OutputTensors(predictor.task(), scores, batch->num_rows));
   if (!selected.ok()) return Error(selected.status());
   Json outputs = Json::array();
   std::string binary_out;  // the binary outputs' data, in output order

@@ -10,8 +10,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kiln/base/str.h"
+#include "kiln/serving/testing_people.h"
 #include "kiln/testing/temp_dir.h"
-#include "kiln/train/trainer.h"
 
 namespace kiln::serving {
 namespace {
@@ -20,15 +20,9 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
-// y = 1 exactly when age > 40 and the city is not "Lima".
-struct Row {
-  int64_t age;
-  double income;  // exact in FP32 too
-  std::string city;
-};
-const std::vector<Row> kRows = {
-    {25, 1500.5, "Oslo"}, {61, 300.25, "Lima"}, {47, 99.0, "Oslo"}, {33, 12.5, "Quito"}};
-const int64_t kN = static_cast<int64_t>(kRows.size());
+using testing::kPeopleRows;
+using testing::PeopleRow;
+const int64_t kN = static_cast<int64_t>(kPeopleRows.size());
 
 std::string Int64s(const std::vector<int64_t>& values) {
   std::string out;
@@ -78,17 +72,17 @@ std::vector<int64_t> DecodeInt64(std::string_view raw) {
 
 std::vector<int64_t> Ages() {
   std::vector<int64_t> v;
-  for (const Row& r : kRows) v.push_back(r.age);
+  for (const PeopleRow& r : kPeopleRows) v.push_back(r.age);
   return v;
 }
 std::vector<double> Incomes() {
   std::vector<double> v;
-  for (const Row& r : kRows) v.push_back(r.income);
+  for (const PeopleRow& r : kPeopleRows) v.push_back(r.income);
   return v;
 }
 std::vector<std::string> Cities() {
   std::vector<std::string> v;
-  for (const Row& r : kRows) v.push_back(r.city);
+  for (const PeopleRow& r : kPeopleRows) v.push_back(r.city);
   return v;
 }
 
@@ -106,24 +100,8 @@ class KserveRestTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     tmp_ = new kiln::testing::TempDir();
-    std::string csv = "age,income,city,y\n";
-    const char* cities[] = {"Oslo", "Lima", "Quito"};
-    for (int i = 0; i < 300; ++i) {
-      const int age = 18 + (i * 7) % 60;
-      const char* city = cities[i % 3];
-      StrAppend(&csv, age, ",", 100 + (i * 37) % 2000, ".5,", city, ",",
-                age > 40 && std::string(city) != "Lima" ? 1 : 0, "\n");
-    }
-    train::TrainRequest req;
-    req.data = tmp_->Write("data.csv", csv);
-    req.config.label = "y";
-    req.config.transform.exclude = {"y"};
-    req.config.model_type = "gbdt";
-    req.config.model_params = {{"type", "gbdt"}, {"num_rounds", 5}};
-    req.config.checkpoint_every = 0;
-    req.out_dir = tmp_->File("models/people/1");
-    auto r = train::Train(Env::Default(), req);
-    ASSERT_TRUE(r.ok()) << r.status();
+    const absl::Status st = testing::TrainPeopleBundle(*tmp_);
+    ASSERT_TRUE(st.ok()) << st;
   }
   static void TearDownTestSuite() { delete tmp_; }
 
@@ -178,19 +156,8 @@ class KserveRestTest : public ::testing::Test {
   }
 
   std::vector<float> Expected() const {
-    data::Batch b;
-    data::Column age{.name = "age", .type = data::ValueType::kInt};
-    data::Column income{.name = "income", .type = data::ValueType::kFloat};
-    data::Column city{.name = "city", .type = data::ValueType::kString};
-    for (const Row& r : kRows) {
-      age.AddInt(r.age);
-      income.AddFloat(r.income);
-      city.AddString(r.city);
-    }
-    b.columns = {age, income, city};
-    b.num_rows = kRows.size();
     std::vector<float> scores;
-    EXPECT_TRUE(predictor_->Predict(b, &scores).ok());
+    EXPECT_TRUE(predictor_->Predict(testing::PeopleBatch(), &scores).ok());
     return scores;
   }
 
@@ -247,7 +214,7 @@ TEST_F(KserveRestTest, BinaryInputsGiveExactlyTheJsonAnswer) {
 
   // Binary and JSON inputs mixed.
   Json mixed = JsonRequest();
-  mixed["inputs"][1] = BinaryInput("income", "FP64", {kN}, kRows.size() * 8);
+  mixed["inputs"][1] = BinaryInput("income", "FP64", {kN}, kPeopleRows.size() * 8);
   const HttpResponse m = InferBinary(mixed, Fp64s(Incomes()));
   ASSERT_EQ(m.status, 200) << m.body;
   EXPECT_EQ(m.body, json.body);

@@ -165,6 +165,16 @@ void ModelManager::Reconcile(const std::string& name) {
   for (const VersionEvent& e : events) options_.on_event(e);
 }
 
+absl::StatusOr<std::string> ModelManager::VersionDir(const std::string& model,
+                                                     int64_t version) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(model);
+  if (it == models_.end()) {
+    return absl::NotFoundError(StrCat("no model '", model, "' is configured"));
+  }
+  return JoinPath(it->second.config.base_path, StrCat(version));
+}
+
 void ModelManager::StartPolling(std::chrono::milliseconds interval) {
   Stop();
   {

@@ -87,6 +87,9 @@ class ModelManager {
   // model.
   absl::StatusOr<std::vector<VersionStatus>> Status(const std::string& model) const;
   std::vector<std::string> Models() const;
+  // Where `version` of `model` is (or would be) published: its base path joined with the
+  // number. kNotFound for an unknown model.
+  absl::StatusOr<std::string> VersionDir(const std::string& model, int64_t version) const;
   // The version `label` names; kNotFound for an unknown model or label.
   absl::StatusOr<int64_t> LabelVersion(const std::string& model, const std::string& label) const;
 

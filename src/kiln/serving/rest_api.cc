@@ -169,8 +169,8 @@ HttpResponse ClassifyOrRegress(const InferenceService& s, const Route& r, const 
   const std::string& body = http.body;
   auto resolved = s.Resolve(Target(r, http));
   if (!resolved.ok()) return Error(resolved.status());
-  const auto* predictor = &resolved->predictor;
-  const model::Task task = (*predictor)->task();
+  const train::Predictor& predictor = *resolved->predictor;
+  const model::Task task = predictor.task();
   if (classify == (task == model::Task::kRegression)) {
     return Error(absl::InvalidArgumentError(
         StrCat("model '", r.model, "' is a ", model::TaskName(task), " model; use ",
@@ -194,12 +194,12 @@ HttpResponse ClassifyOrRegress(const InferenceService& s, const Route& r, const 
     }
   }
   if (absl::Status st = DecodeB64Values(&examples); !st.ok()) return Error(st);
-  auto batch = train::RowsFromJson(examples, (*predictor)->inputs());
+  auto batch = train::RowsFromJson(examples, predictor.inputs());
   if (!batch.ok()) return Error(batch.status());
   std::vector<float> scores;
   if (absl::Status st = s.Run(*resolved, *batch, &scores); !st.ok()) return Error(st);
   Json result = Json::array();
-  const std::vector<std::string>& classes = (*predictor)->classes();
+  const std::vector<std::string>& classes = predictor.classes();
   const size_t n = batch->num_rows;
   for (size_t i = 0; i < n; ++i) {
     if (!classify) {

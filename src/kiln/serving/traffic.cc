@@ -120,7 +120,9 @@ class Window {
   std::array<int64_t, kBins> hist_{};
 };
 
-uint64_t Mix64(uint64_t x) {  // splitmix64's finalizer
+// splitmix64's finalizer (not kiln::Mix64, whose constants differ: sticky routing depends
+// on these).
+uint64_t SplitMix64Finalize(uint64_t x) {
   x ^= x >> 30;
   x *= 0xbf58476d1ce4e5b9ull;
   x ^= x >> 27;
@@ -135,7 +137,7 @@ double RandomUnit() {
   thread_local uint64_t state =
       (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
   state += 0x9e3779b97f4a7c15ull;
-  return ToUnit(Mix64(state));
+  return ToUnit(SplitMix64Finalize(state));
 }
 
 struct Entry {
@@ -148,7 +150,6 @@ struct Entry {
 struct Routing {
   std::vector<int64_t> versions;
   std::vector<double> weights;
-  double total = 0;
 };
 
 std::unique_ptr<const Routing> BuildRouting(const std::vector<Entry>& entries,
@@ -162,7 +163,6 @@ std::unique_ptr<const Routing> BuildRouting(const std::vector<Entry>& entries,
       r->versions.push_back(e.version);
       r->weights.push_back(e.weight);
     }
-    r->total += e.weight;
   }
   return r;
 }
@@ -458,7 +458,7 @@ std::optional<int64_t> TrafficController::Pick(const std::string& model, const H
   } else {
     // Salted with the model so that one user is not the canary of every model at once.
     const uint64_t salt = Fnv1a64(std::string_view("\0", 1), Fnv1a64(model));
-    u = ToUnit(Mix64(Fnv1a64(value, salt)));
+    u = ToUnit(SplitMix64Finalize(Fnv1a64(value, salt)));
   }
   size_t i = Choose(routing->weights, nullptr, u);
   if (!available || available(routing->versions[i])) return routing->versions[i];

@@ -166,8 +166,7 @@ absl::Status PostJson(const std::string& url, const std::string& body,
   }
 }
 
-WebhookSender::WebhookSender(WebhookSenderOptions options)
-    : options_(std::move(options)), thread_([this] { Run(); }) {}
+WebhookSender::WebhookSender(WebhookSenderOptions options) : options_(std::move(options)) {}
 
 WebhookSender::~WebhookSender() {
   {
@@ -176,7 +175,7 @@ WebhookSender::~WebhookSender() {
     queue_.clear();
   }
   cv_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 bool WebhookSender::Enqueue(std::string url, std::string body) {
@@ -184,6 +183,8 @@ bool WebhookSender::Enqueue(std::string url, std::string body) {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ || queue_.size() >= options_.max_queued) return false;
     queue_.push_back(Post{std::move(url), std::move(body)});
+    // The thread starts with the first post: most servers configure no webhook.
+    if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
   }
   cv_.notify_all();
   return true;

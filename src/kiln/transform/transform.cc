@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "kiln/base/env.h"
 #include "kiln/base/hash.h"
 #include "kiln/base/str.h"
 #include "kiln/base/utf8.h"
@@ -593,12 +594,8 @@ absl::Status FittedTransform::Apply(const data::Batch& raw, TransformedBatch* ou
     return absl::OkStatus();
   };
   constexpr size_t kValuesPerThread = size_t{1} << 20;
-  // hardware_concurrency() reads a sysfs file each call: asked only when there is work
-  // to share (a one-row request spent more on it than on the transform).
-  const size_t threads =
-      tiles <= 1 ? 1
-                 : std::min({static_cast<size_t>(std::max(1u, std::thread::hardware_concurrency())),
-                             tiles, n * features_.size() / kValuesPerThread + 1});
+  const size_t threads = std::min(
+      {static_cast<size_t>(NumCpus()), tiles, n * features_.size() / kValuesPerThread + 1});
   if (threads <= 1) {
     std::string scratch;
     for (size_t t = 0; t < tiles; ++t) KILN_RETURN_IF_ERROR(apply_tile(t, &scratch));
