@@ -231,35 +231,28 @@ int RunServe(const ServeFlags& f) {
   options.host = f.host;
   options.port = f.rest_api_port;
   options.threads = f.threads;
-  if (options.threads == 0 && inference.batching) {
-    // A request waits for its batch on the HTTP thread that read it, so a batch can only
-    // fill from as many requests as there are threads: enough for every batch thread's
-    // batch to fill (at most 256).
-    options.threads = static_cast<int>(
-        std::min<int64_t>(256, std::max<int64_t>(1, inference.batching->max_batch_size) *
-                                   std::max(1, inference.batching->num_batch_threads)));
-  }
   options.max_body_bytes = f.max_body_bytes;
   options.read_timeout = std::chrono::milliseconds(f.timeout_ms);
   options.max_connections = f.max_connections;
   options.tls_cert_file = f.ssl_cert_file;
   options.tls_key_file = f.ssl_key_file;
-  auto server = serving::HttpServer::Start(options, [&](const serving::HttpRequest& r) {
-    if (serving::RequiresAuthentication(r.target)) {
-      absl::Status allowed =
-          (*auth)->Check(r.Header("authorization"), r.Header("x-api-key"), std::time(nullptr));
-      if (!allowed.ok()) return serving::ErrorResponse(allowed);
-    }
-    if (r.target == "/kiln/admin/reload") {
-      if (r.method != "POST") {
-        return serving::ErrorResponse(absl::UnimplementedError("reload takes POST"));
-      }
-      absl::Status st = reload();
-      if (!st.ok()) return serving::ErrorResponse(st);
-      return serving::JsonResponse(200, {{"reloaded", f.model_config_file}});
-    }
-    return api.Handle(r);
-  });
+  auto server = serving::HttpServer::StartAsync(
+      options, [&](serving::HttpRequest r, serving::HttpReply reply) {
+        if (serving::RequiresAuthentication(r.target)) {
+          absl::Status allowed =
+              (*auth)->Check(r.Header("authorization"), r.Header("x-api-key"), std::time(nullptr));
+          if (!allowed.ok()) return reply(serving::ErrorResponse(allowed));
+        }
+        if (r.target == "/kiln/admin/reload") {
+          if (r.method != "POST") {
+            return reply(serving::ErrorResponse(absl::UnimplementedError("reload takes POST")));
+          }
+          absl::Status st = reload();
+          if (!st.ok()) return reply(serving::ErrorResponse(st));
+          return reply(serving::JsonResponse(200, {{"reloaded", f.model_config_file}}));
+        }
+        api.HandleAsync(std::move(r), std::move(reply));
+      });
   if (!server.ok()) return ReportError("serve", server.status());
   std::printf("kiln serve: REST API on %s://%s:%d (models: %s)\n",
               f.ssl_cert_file.empty() ? "http" : "https", f.host.c_str(), (*server)->port(),
@@ -345,8 +338,7 @@ void AddServeCommand(CLI::App& root) {
                   "How often base paths are scanned for new versions (default 1)")
       ->check(CLI::Range(0.01, 86400.0));
   app->add_option("--rest_api_num_threads", flags->threads,
-                  "HTTP threads (0: one per core; with batching, max_batch_size x "
-                  "num_batch_threads up to 256)")
+                  "HTTP threads (0: one per core; requests waiting for a batch hold none)")
       ->check(CLI::Range(0, 1024));
   app->add_option("--max_body_bytes", flags->max_body_bytes,
                   "Largest request body accepted (default 16 MiB; larger: 413)");

@@ -13,9 +13,7 @@
 
 namespace kiln::serving {
 
-int DefaultNumBatchThreads() {
-  return NumCpus();
-}
+int DefaultNumBatchThreads() { return NumCpus(); }
 
 namespace {
 
@@ -356,7 +354,11 @@ absl::StatusOr<BatchingOptions> ParseBatchingParameters(std::string_view text) {
 // One caller's request. Shared by the caller and the pieces in batches, so whichever side
 // finishes last frees it.
 struct Batcher::Request {
-  const data::Batch* rows = nullptr;  // the caller's; alive until pieces_left is 0
+  const data::Batch* rows = nullptr;  // alive until pieces_left is 0: the caller's or `owned`
+  const PredictFn* predict = nullptr;
+  std::shared_ptr<const data::Batch> owned_rows;  // Submit's
+  PredictFn owned_predict;                        // Submit's
+  DoneFn done;                                    // Submit's; Run waits on done_cv instead
   std::mutex mu;
   std::condition_variable done_cv;
   size_t pieces_left = 0;     // guarded by mu
@@ -365,7 +367,6 @@ struct Batcher::Request {
   std::vector<float> scores;  // guarded by mu
 };
 
-// Rows [begin, begin + rows) of a request, in a batch.
 struct Batcher::Piece {
   std::shared_ptr<Request> request;
   size_t begin = 0;
@@ -421,16 +422,52 @@ void Batcher::Shutdown() {
 
 absl::Status Batcher::Run(const void* key, const PredictFn& predict, const data::Batch& rows,
                           std::vector<float>* scores) {
-  auto stopped = [this] {
-    return absl::UnavailableError(StrCat("the batcher of ", name_, " is shutting down"));
-  };
   if (rows.num_rows == 0) {
     {
       std::lock_guard<std::mutex> l(mu_);
-      if (stopping_) return stopped();
+      if (stopping_) return Stopped();
     }
     return predict(rows, scores);
   }
+  auto request = std::make_shared<Request>();
+  request->rows = &rows;
+  request->predict = &predict;
+  KILN_RETURN_IF_ERROR(Enqueue(key, request));
+  std::unique_lock<std::mutex> l(request->mu);
+  request->done_cv.wait(l, [&] { return request->pieces_left == 0; });
+  if (!request->status.ok()) return std::move(request->status);
+  *scores = std::move(request->scores);
+  return absl::OkStatus();
+}
+
+void Batcher::Submit(const void* key, PredictFn predict, std::shared_ptr<const data::Batch> rows,
+                     DoneFn done) {
+  if (rows->num_rows == 0) {
+    std::vector<float> scores;
+    absl::Status st;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopping_) st = Stopped();
+    }
+    if (st.ok()) st = predict(*rows, &scores);
+    done(std::move(st), std::move(scores));
+    return;
+  }
+  auto request = std::make_shared<Request>();
+  request->owned_rows = std::move(rows);
+  request->rows = request->owned_rows.get();
+  request->owned_predict = std::move(predict);
+  request->predict = &request->owned_predict;
+  request->done = std::move(done);
+  if (absl::Status st = Enqueue(key, request); !st.ok()) request->done(std::move(st), {});
+}
+
+absl::Status Batcher::Stopped() const {
+  return absl::UnavailableError(StrCat("the batcher of ", name_, " is shutting down"));
+}
+
+absl::Status Batcher::Enqueue(const void* key, const std::shared_ptr<Request>& request) {
+  const data::Batch& rows = *request->rows;
   std::vector<size_t> pieces;
   const size_t max_rows = static_cast<size_t>(options_.max_batch_size);
   for (size_t left = rows.num_rows; left > 0;) {
@@ -443,32 +480,31 @@ absl::Status Batcher::Run(const void* key, const PredictFn& predict, const data:
                " batches of max_batch_size ", max_rows, " rows, more than max_enqueued_batches (",
                options_.max_enqueued_batches, "); send fewer rows per request"));
   }
-  auto request = std::make_shared<Request>();
-  request->rows = &rows;
   request->pieces_left = pieces.size();
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (stopping_) return stopped();
-    std::unique_ptr<KeyQueue>& q = keys_[key];
-    if (q == nullptr) {
-      q = std::make_unique<KeyQueue>();
-      q->key = key;
-    }
-    if (Place(*q, rows, pieces, nullptr, nullptr) > options_.max_enqueued_batches) {
-      const int64_t waiting = q->accepted();
-      if (waiting == 0) keys_.erase(key);
-      ++refused_;
-      return absl::ResourceExhaustedError(StrCat("the batch queue of ", name_, " is full: ",
-                                                 waiting, " batches waiting (max_enqueued_batches ",
-                                                 options_.max_enqueued_batches, "); retry later"));
-    }
-    Place(*q, rows, pieces, request, &predict);
+  std::lock_guard<std::mutex> l(mu_);
+  if (stopping_) return Stopped();
+  std::unique_ptr<KeyQueue>& q = keys_[key];
+  if (q == nullptr) {
+    q = std::make_unique<KeyQueue>();
+    q->key = key;
+  }
+  if (Place(*q, rows, pieces, nullptr, nullptr) > options_.max_enqueued_batches) {
+    const int64_t waiting = q->accepted();
+    if (waiting == 0) keys_.erase(key);
+    ++refused_;
+    return absl::ResourceExhaustedError(StrCat("the batch queue of ", name_, " is full: ", waiting,
+                                               " batches waiting (max_enqueued_batches ",
+                                               options_.max_enqueued_batches, "); retry later"));
+  }
+  const size_t closed_before = q->closed.size();
+  const Pending* open_before = q->open.get();
+  Place(*q, rows, pieces, request, request->predict);
+  // A worker has something new to do only when a batch closed (it can run now) or a batch
+  // opened (its timeout needs watching). Joining the open batch changes neither, and
+  // waking a worker for it would cost a context switch per request.
+  if (q->closed.size() != closed_before || (q->open && q->open.get() != open_before)) {
     work_cv_.notify_one();
   }
-  std::unique_lock<std::mutex> l(request->mu);
-  request->done_cv.wait(l, [&] { return request->pieces_left == 0; });
-  if (!request->status.ok()) return std::move(request->status);
-  *scores = std::move(request->scores);
   return absl::OkStatus();
 }
 
@@ -613,7 +649,8 @@ void Batcher::Execute(Pending& batch, int64_t queue_micros) {
     info.ok = status.ok();
     observer_(info);
   }
-  size_t at = 0;  // the piece's first row in `out`
+  size_t at = 0;                   // the piece's first row in `out`
+  std::vector<Request*> finished;  // submitted requests whose last piece this was
   for (const Piece& p : batch.pieces) {
     Request& r = *p.request;
     std::lock_guard<std::mutex> l(r.mu);
@@ -634,7 +671,18 @@ void Batcher::Execute(Pending& batch, int64_t queue_micros) {
       }
     }
     at += p.rows;
-    if (--r.pieces_left == 0) r.done_cv.notify_all();
+    if (--r.pieces_left == 0) {
+      if (r.done) {
+        finished.push_back(&r);
+      } else {
+        r.done_cv.notify_all();
+      }
+    }
+  }
+  // Outside the requests' locks; the batch's pieces keep them alive.
+  for (Request* r : finished) {
+    DoneFn done = std::move(r->done);
+    done(std::move(r->status), std::move(r->scores));
   }
 }
 

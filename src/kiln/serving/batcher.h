@@ -2,7 +2,9 @@
 // requests for the same model version are merged into one batch, so the model scores
 // many rows per call instead of a few per request.
 //
-// Run() blocks its caller until the caller's rows are scored. Requests are grouped by a
+// Run() blocks its caller until the caller's rows are scored; Submit() returns at once and
+// hands the scores to a callback, so a server need not park a thread per request in
+// flight. Requests are grouped by a
 // key (the predictor of one model version); rows of different keys never share a batch.
 // Each key has at most one open batch, which requests join in arrival order. It closes
 // when the next request does not fit in max_batch_size rows, or as soon as it is exactly
@@ -149,9 +151,20 @@ class Batcher {
   absl::Status Run(const void* key, const PredictFn& predict, const data::Batch& rows,
                    std::vector<float>* scores);
 
+  // Called exactly once with what Run() would return: the status, and on success the
+  // scores.
+  using DoneFn = std::function<void(absl::Status status, std::vector<float> scores)>;
+
+  // Run() without blocking: `done` gets its result. It runs on the calling thread, before
+  // Submit returns, for a refusal, an error or zero rows; otherwise on a batch thread once
+  // the request's last piece ran (keep it short: it delays the batch's other requests).
+  // The batcher keeps `rows` and `predict` until then.
+  void Submit(const void* key, PredictFn predict, std::shared_ptr<const data::Batch> rows,
+              DoneFn done);
+
   // Refuses new requests with kUnavailable, runs every batch already accepted (open ones
   // without waiting for their timeout), and joins the workers. Idempotent. Run() calls
-  // already blocked return normally.
+  // already blocked return normally, and requests already submitted get their callbacks.
   void Shutdown();
 
   BatcherStats stats() const;
@@ -164,6 +177,10 @@ class Batcher {
   struct KeyQueue;
 
   Batcher(BatchingOptions options, std::string name, BatchObserver observer);
+  // Splits `request`'s rows into pieces and queues them. An error (a refusal, a request
+  // too large, shutdown) means nothing was queued.
+  absl::Status Enqueue(const void* key, const std::shared_ptr<Request>& request);
+  absl::Status Stopped() const;  // kUnavailable: shutting down
   // Places the pieces (row counts) of `request` into `q`'s batches and returns how many
   // batches `q` then has accepted and not running. With `request` null it only counts.
   int64_t Place(KeyQueue& q, const data::Batch& rows, const std::vector<size_t>& pieces,

@@ -13,6 +13,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kiln/base/str.h"
 #include "kiln/data/batch.h"
 
 namespace kiln::serving {
@@ -751,6 +752,136 @@ TEST(BatcherTest, DestructorRunsQueuedBatches) {
   EXPECT_TRUE(caller.get().ok());
   destroy.join();
   EXPECT_EQ(scores, Expected({42}));
+}
+
+// What Submit's callbacks got, per request index.
+struct Outcomes {
+  std::mutex mu;
+  std::vector<absl::Status> status;
+  std::vector<std::vector<float>> scores;
+  std::vector<std::thread::id> thread;
+  std::vector<int> calls;
+  explicit Outcomes(size_t n) : status(n), scores(n), thread(n), calls(n) {}
+  Batcher::DoneFn Done(size_t i) {
+    return [this, i](absl::Status st, std::vector<float> sc) {
+      std::lock_guard<std::mutex> l(mu);
+      status[i] = std::move(st);
+      scores[i] = std::move(sc);
+      thread[i] = std::this_thread::get_id();
+      ++calls[i];
+    };
+  }
+  int total() {
+    std::lock_guard<std::mutex> l(mu);
+    int n = 0;
+    for (int c : calls) n += c;
+    return n;
+  }
+};
+
+std::shared_ptr<const data::Batch> SharedIdRows(const std::vector<int64_t>& ids) {
+  return std::make_shared<const data::Batch>(IdRows(ids));
+}
+
+TEST(BatcherSubmitTest, OneThreadSubmitsManyAndEachCallbackGetsItsOwnScoresOnce) {
+  BatchingOptions o;
+  o.max_batch_size = 8;
+  o.batch_timeout_micros = 1000;
+  o.num_batch_threads = 2;
+  o.max_enqueued_batches = 1000;
+  Recorder rec;
+  auto batcher = MakeBatcher(o, rec.Observer());
+  const size_t kRequests = 200;
+  Outcomes out(kRequests);
+  std::vector<std::vector<int64_t>> ids(kRequests);
+  int64_t want_rows = 0;
+  for (size_t i = 0; i < kRequests; ++i) {
+    for (size_t r = 0; r < 1 + i % 11; ++r) ids[i].push_back(static_cast<int64_t>(i * 100 + r));
+    want_rows += static_cast<int64_t>(ids[i].size());
+    // Submit does not block: all of these are queued from this one thread.
+    batcher->Submit(&rec, rec.Predict(), SharedIdRows(ids[i]), out.Done(i));
+  }
+  ASSERT_TRUE(WaitFor([&] { return out.total() == static_cast<int>(kRequests); }));
+  std::lock_guard<std::mutex> l(out.mu);
+  for (size_t i = 0; i < kRequests; ++i) {
+    EXPECT_EQ(out.calls[i], 1) << i;
+    EXPECT_TRUE(out.status[i].ok()) << i << ": " << out.status[i];
+    EXPECT_EQ(out.scores[i], Expected(ids[i])) << i;
+    EXPECT_NE(out.thread[i], std::this_thread::get_id()) << i;  // a batch thread answered
+  }
+  EXPECT_EQ(batcher->stats().rows_run, want_rows);
+  std::lock_guard<std::mutex> rl(rec.mu);
+  EXPECT_LT(rec.predict_rows.size(), kRequests);  // merged
+  for (size_t n : rec.predict_rows) EXPECT_LE(n, 8u);
+}
+
+TEST(BatcherSubmitTest, RefusalsAndZeroRowsAnswerOnTheCallingThreadBeforeReturning) {
+  BatchingOptions o;
+  o.max_batch_size = 2;
+  o.batch_timeout_micros = 60'000'000;
+  o.num_batch_threads = 1;
+  o.max_enqueued_batches = 1;
+  auto batcher = MakeBatcher(o);
+  int key;
+  Outcomes out(4);
+  batcher->Submit(&key, FakePredict, SharedIdRows({}), out.Done(0));
+  batcher->Submit(&key, FakePredict, SharedIdRows({1}), out.Done(1));        // the open batch
+  batcher->Submit(&key, FakePredict, SharedIdRows({2, 3}), out.Done(2));     // needs a second
+  batcher->Submit(&key, FakePredict, SharedIdRows({4, 5, 6}), out.Done(3));  // 2 pieces > 1
+  {
+    std::lock_guard<std::mutex> l(out.mu);
+    EXPECT_EQ(out.calls[0], 1);
+    EXPECT_TRUE(out.status[0].ok());
+    EXPECT_TRUE(out.scores[0].empty());
+    EXPECT_EQ(out.thread[0], std::this_thread::get_id());
+    EXPECT_EQ(out.calls[1], 0);  // waiting in its batch
+    EXPECT_EQ(out.status[2].code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_EQ(out.thread[2], std::this_thread::get_id());
+    EXPECT_EQ(out.status[3].code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(out.status[3].message()), HasSubstr("needs 2 batches"));
+  }
+  EXPECT_EQ(batcher->stats().requests_refused, 1);
+  // Shutdown runs the open batch without waiting for its minute; later requests are
+  // refused on the caller's thread.
+  batcher->Shutdown();
+  Outcomes late(2);
+  batcher->Submit(&key, FakePredict, SharedIdRows({7}), late.Done(0));
+  batcher->Submit(&key, FakePredict, SharedIdRows({}), late.Done(1));
+  std::lock_guard<std::mutex> l(out.mu);
+  EXPECT_EQ(out.calls[1], 1);
+  EXPECT_TRUE(out.status[1].ok()) << out.status[1];
+  EXPECT_EQ(out.scores[1], Expected({1}));
+  std::lock_guard<std::mutex> ll(late.mu);
+  EXPECT_EQ(late.status[0].code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(late.status[1].code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(late.calls[0] + late.calls[1], 2);
+}
+
+TEST(BatcherSubmitTest, SubmittedAndBlockingRequestsShareBatchesAndErrors) {
+  BatchingOptions o;
+  o.max_batch_size = 4;
+  o.batch_timeout_micros = 60'000'000;  // only full batches run
+  o.num_batch_threads = 1;
+  auto batcher = MakeBatcher(o);
+  int key;
+  std::atomic<int> calls{0};
+  Batcher::PredictFn failing = [&](const data::Batch& rows, std::vector<float>*) {
+    calls.fetch_add(1);
+    return absl::InternalError(StrCat("no scores for ", rows.num_rows, " rows"));
+  };
+  Outcomes out(2);
+  batcher->Submit(&key, failing, SharedIdRows({1}), out.Done(0));
+  batcher->Submit(&key, failing, SharedIdRows({2}), out.Done(1));
+  std::vector<float> scores;
+  // The blocking caller's two rows fill the batch: it runs, and all three get its error.
+  absl::Status st = batcher->Run(&key, failing, IdRows({3, 4}), &scores);
+  EXPECT_EQ(st, absl::InternalError("no scores for 4 rows"));
+  ASSERT_TRUE(WaitFor([&] { return out.total() == 2; }));
+  std::lock_guard<std::mutex> l(out.mu);
+  EXPECT_EQ(out.status[0], absl::InternalError("no scores for 4 rows"));
+  EXPECT_EQ(out.status[1], absl::InternalError("no scores for 4 rows"));
+  EXPECT_TRUE(out.scores[0].empty());
+  EXPECT_EQ(calls.load(), 1);
 }
 
 }  // namespace

@@ -439,6 +439,30 @@ absl::Status ParsePredictRows(std::string_view body, const data::TableSchema& in
   return absl::OkStatus();
 }
 
+std::shared_ptr<PredictRows> PooledPredictRows() {
+  constexpr size_t kMaxPooled = 1024;
+  struct Pool {
+    std::mutex mu;
+    std::vector<std::unique_ptr<PredictRows>> free;  // guarded by mu
+  };
+  static Pool* const pool = new Pool;  // never destroyed: rows may come back at exit
+  std::unique_ptr<PredictRows> rows;
+  {
+    std::lock_guard<std::mutex> l(pool->mu);
+    if (!pool->free.empty()) {
+      rows = std::move(pool->free.back());
+      pool->free.pop_back();
+    }
+  }
+  if (rows == nullptr) rows = std::make_unique<PredictRows>();
+  return std::shared_ptr<PredictRows>(rows.release(), [](PredictRows* r) {
+    ShrinkPredictRows(r);
+    std::unique_ptr<PredictRows> back(r);
+    std::lock_guard<std::mutex> l(pool->mu);
+    if (pool->free.size() < kMaxPooled) pool->free.push_back(std::move(back));
+  });
+}
+
 void ShrinkPredictRows(PredictRows* rows) {
   size_t bytes = 0;
   for (const data::Column& c : rows->batch.columns) bytes += StorageBytes(c);

@@ -9,6 +9,8 @@
 #define KILN_SERVING_FAST_ROWS_H_
 
 #include <cstddef>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +40,12 @@ absl::Status ParsePredictRows(std::string_view body, const data::TableSchema& in
 // Frees the storage of `rows` when it takes more than 64 KiB, so that a thread keeping
 // one for reuse keeps little between requests.
 void ShrinkPredictRows(PredictRows* rows);
+
+// A PredictRows for one request that outlives its thread's turn (it waits in a batch
+// queue): taken from a process-wide pool of at most 1,024 and returned to it, shrunk, when
+// the last reference goes, so its storage serves request after request as a thread's own
+// would. Thread-safe.
+std::shared_ptr<PredictRows> PooledPredictRows();
 
 // The general path alone (nlohmann::json; {"b64": ...} values are decoded). Errors as
 // ParsePredictRows.

@@ -33,7 +33,7 @@ using tcp = asio::ip::tcp;
 
 struct HttpServer::Impl {
   HttpServerOptions options;
-  HttpHandler handler;
+  AsyncHttpHandler handler;
   // Declared before the io_context: sessions still queued in it when it is destroyed use
   // these from their destructors.
   std::atomic<int> connections{0};
@@ -114,35 +114,73 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         return;
       }
     }
-    HttpResponse response;
     bool keep_alive = false;
     unsigned version = 11;
-    if (ec == http::error::body_limit) {
-      response = Json413();
-    } else if (ec) {
-      // A request that is not HTTP, or headers beyond the limit: answer once, then close.
-      response.status = ec == http::error::header_limit ? 431 : 400;
-      response.body = StrCat("{\"error\": \"malformed HTTP request: ", ec.message(), "\"}");
-    } else {
-      const auto& req = parser_->get();
-      keep_alive = req.keep_alive();
-      version = req.version();
-      HttpRequest request;
-      request.method = std::string(req.method_string());
-      request.target = std::string(req.target());
-      request.body = std::move(parser_->get().body());
-      for (const auto& field : req) {
-        request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    ++server_->in_flight;  // until the response is written
+    if (ec) {
+      HttpResponse response;
+      if (ec == http::error::body_limit) {
+        response = Json413();
+      } else {
+        // A request that is not HTTP, or headers beyond the limit: answer once, then close.
+        response.status = ec == http::error::header_limit ? 431 : 400;
+        response.body = StrCat("{\"error\": \"malformed HTTP request: \", ec.message(), \"\"}");
       }
-      ++server_->in_flight;
-      try {
-        response = server_->handler(request);
-      } catch (const std::exception& e) {
-        response.status = 500;
-        response.body = "{\"error\": \"internal error\"}";
-      }
-      --server_->in_flight;
+      Write(std::move(response), keep_alive, version);
+      return;
     }
+    auto& req = parser_->get();
+    keep_alive = req.keep_alive();
+    version = req.version();
+    HttpRequest request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    request.body = std::move(req.body());
+    for (const auto& field : req) {
+      request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+    auto answer = std::make_shared<Answer>(this->shared_from_this(), keep_alive, version);
+    HttpReply reply = [answer](HttpResponse r) { answer->Send(std::move(r)); };
+    try {
+      server_->handler(std::move(request), reply);
+    } catch (const std::exception& e) {
+      answer->Send(InternalError());
+    }
+  }
+
+  // One request's answer. The handler may give it on any thread; the write runs on the
+  // session's strand. Only the first answer counts; dropped unanswered, it is a 500.
+  class Answer {
+   public:
+    Answer(std::shared_ptr<Session> session, bool keep_alive, unsigned version)
+        : session_(std::move(session)),
+          work_(session_->server_->ioc.get_executor()),
+          keep_alive_(keep_alive),
+          version_(version) {}
+    ~Answer() { Send(InternalError()); }
+    void Send(HttpResponse response) {
+      if (sent_.exchange(true)) return;
+      Session* s = session_.get();
+      asio::dispatch(s->stream_.get_executor(),
+                     [self = std::move(session_), response = std::move(response),
+                      keep_alive = keep_alive_, version = version_]() mutable {
+                       self->Write(std::move(response), keep_alive, version);
+                     });
+      work_.reset();  // the write is queued: it keeps the I/O threads running now
+    }
+
+   private:
+    std::shared_ptr<Session> session_;
+    // An answer still to come is work for the I/O threads: without it they would return
+    // from run() once a shutdown closed the acceptor, and the answer would never be sent.
+    asio::executor_work_guard<asio::io_context::executor_type> work_;
+    const bool keep_alive_;
+    const unsigned version_;
+    std::atomic<bool> sent_{false};
+  };
+
+  // Sends `response`; then reads the next request, or closes.
+  void Write(HttpResponse response, bool keep_alive, unsigned version) {
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(response.status), version);
     res->set(http::field::server, "kiln");
@@ -151,7 +189,6 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     res->keep_alive(keep_alive && !server_->stopping);
     res->body() = std::move(response.body);
     res->prepare_payload();
-    ++server_->in_flight;
     Lowest().expires_after(server_->options.write_timeout);
     http::async_write(stream_, *res,
                       [self = this->shared_from_this(), res](beast::error_code wec, size_t) {
@@ -164,6 +201,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                           self->Read();
                         }
                       });
+  }
+
+  static HttpResponse InternalError() {
+    HttpResponse r;
+    r.status = 500;
+    r.body = "{\"error\": \"internal error\"}";
+    return r;
   }
 
   static HttpResponse Json413() {
@@ -284,6 +328,14 @@ int HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
                                                               HttpHandler handler) {
+  return StartAsync(std::move(options),
+                    [handler = std::move(handler)](HttpRequest request, HttpReply reply) {
+                      reply(handler(request));
+                    });
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::StartAsync(HttpServerOptions options,
+                                                                   AsyncHttpHandler handler) {
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
   impl->handler = std::move(handler);

@@ -38,6 +38,11 @@ struct HttpServerOptions {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// A handler that may answer later, from any thread: it calls `reply` once (HttpReply,
+// rest_api.h). It runs on a server thread, so it should hand slow work elsewhere (the
+// batcher) rather than block. Should every copy of `reply` be dropped uncalled, the
+// client gets a 500.
+using AsyncHttpHandler = std::function<void(HttpRequest request, HttpReply reply)>;
 
 class HttpServer {
  public:
@@ -47,10 +52,13 @@ class HttpServer {
   // address cannot be bound (e.g. the port is taken).
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(HttpServerOptions options,
                                                            HttpHandler handler);
+  static absl::StatusOr<std::unique_ptr<HttpServer>> StartAsync(HttpServerOptions options,
+                                                                AsyncHttpHandler handler);
   ~HttpServer();  // Shutdown(0)
   int port() const;
-  // Stops accepting; requests being handled finish (for up to `grace`); then closes every
-  // connection and returns.
+  // Stops accepting; requests being handled finish (for up to `grace`), answered ones
+  // included; then closes every connection and returns. An async handler's reply that
+  // comes later is dropped, so whatever calls it must not outlive the server.
   void Shutdown(std::chrono::milliseconds grace);
 
   struct Impl;

@@ -132,41 +132,64 @@ absl::StatusOr<Resolved> InferenceService::Resolve(const InferTarget& target) co
   return r;
 }
 
-absl::Status InferenceService::Run(const Resolved& resolved, const data::Batch& rows,
-                                   std::vector<float>* scores) const {
-  if (!resolved.routed) return Score(resolved, rows, scores);
-  const auto start = std::chrono::steady_clock::now();
-  absl::Status st = Score(resolved, rows, scores);
-  if (!absl::IsResourceExhausted(st) && !absl::IsUnavailable(st)) {
+Batcher::PredictFn InferenceService::PredictFor(const Resolved& resolved) {
+  // The rows were decoded against the signature already: a model that fails on them now
+  // is a server error (500 / INTERNAL), as TF Serving reports a failing session run.
+  return [p = resolved.predictor, version = resolved.version](
+             const data::Batch& b, std::vector<float>* s) -> absl::Status {
+    absl::Status st = p->Predict(b, s);
+    if (st.ok()) return st;
+    return absl::InternalError(StrCat("version ", version, " failed: ", st.message()));
+  };
+}
+
+void InferenceService::Finish(const Resolved& resolved, const data::Batch& rows,
+                              const absl::Status& status,
+                              std::chrono::steady_clock::time_point start) const {
+  if (resolved.routed && !absl::IsResourceExhausted(status) && !absl::IsUnavailable(status)) {
     // The rows were decoded against the signature before they got here, so a failure now
     // is the version's (a TorchScript model that throws, say); a full queue or a draining
     // server says nothing about the version.
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    traffic_->Record(resolved.model, resolved.version, !st.ok(), secs, NowMs());
+    traffic_->Record(resolved.model, resolved.version, !status.ok(), secs, NowMs());
   }
+  if (status.ok() && options_.request_log != nullptr) {
+    options_.request_log->MaybeLog(resolved.model, rows, resolved.predictor->inputs());
+  }
+}
+
+absl::Status InferenceService::Run(const Resolved& resolved, const data::Batch& rows,
+                                   std::vector<float>* scores) const {
+  // Only a routed request's latency is recorded: the others skip the clock.
+  const auto start =
+      resolved.routed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+  const Batcher::PredictFn predict = PredictFor(resolved);
+  absl::Status st = batcher_ ? batcher_->Run(resolved.predictor.get(), predict, rows, scores)
+                             : predict(rows, scores);
+  Finish(resolved, rows, st, start);
   return st;
 }
 
-absl::Status InferenceService::Score(const Resolved& resolved, const data::Batch& rows,
-                                     std::vector<float>* scores) const {
-  // The rows were decoded against the signature already: a model that fails on them now
-  // is a server error (500 / INTERNAL), as TF Serving reports a failing session run.
-  auto predict = [p = resolved.predictor, version = resolved.version](
-                     const data::Batch& b, std::vector<float>* s) -> absl::Status {
-    absl::Status st = p->Predict(b, s);
-    if (st.ok()) return st;
-    return absl::InternalError(StrCat("version ", version, " failed: ", st.message()));
-  };
-  if (batcher_) {
-    KILN_RETURN_IF_ERROR(batcher_->Run(resolved.predictor.get(), predict, rows, scores));
-  } else {
-    KILN_RETURN_IF_ERROR(predict(rows, scores));
+void InferenceService::RunAsync(const Resolved& resolved, std::shared_ptr<const data::Batch> rows,
+                                ScoresDone done) const {
+  const auto start =
+      resolved.routed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+  if (!batcher_) {
+    std::vector<float> scores;
+    absl::Status st = PredictFor(resolved)(*rows, &scores);
+    Finish(resolved, *rows, st, start);
+    done(std::move(st), std::move(scores));
+    return;
   }
-  if (options_.request_log != nullptr) {
-    options_.request_log->MaybeLog(resolved.model, rows, resolved.predictor->inputs());
-  }
-  return absl::OkStatus();
+  const data::Batch* raw = rows.get();
+  batcher_->Submit(resolved.predictor.get(), PredictFor(resolved), std::move(rows),
+                   [this, resolved, raw, start, done = std::move(done)](absl::Status st,
+                                                                        std::vector<float> scores) {
+                     // The batcher keeps the rows until this returns.
+                     Finish(resolved, *raw, st, start);
+                     done(std::move(st), std::move(scores));
+                   });
 }
 
 }  // namespace kiln::serving

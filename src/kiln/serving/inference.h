@@ -9,6 +9,7 @@
 #ifndef KILN_SERVING_INFERENCE_H_
 #define KILN_SERVING_INFERENCE_H_
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -69,6 +70,13 @@ class InferenceService {
   // model's, and kResourceExhausted when the batch queue is full.
   virtual absl::Status Run(const Resolved& resolved, const data::Batch& rows,
                            std::vector<float>* scores) const;
+  // Run() without blocking on the batch queue: `done` gets Run's status and scores exactly
+  // once, on this thread unless the request went to the batcher, and then on a batch
+  // thread (keep it short). `rows` is kept alive until then.
+  using ScoresDone = std::function<void(absl::Status status, std::vector<float> scores)>;
+  virtual void RunAsync(const Resolved& resolved, std::shared_ptr<const data::Batch> rows,
+                        ScoresDone done) const;
+  bool batching() const { return batcher_ != nullptr; }
 
   // The traffic splits and rollback policies of `config` (see TrafficController).
   absl::Status SetConfig(const ServerConfig& config);
@@ -86,8 +94,13 @@ class InferenceService {
  private:
   InferenceService(const ModelManager* manager, InferenceOptions options);
   void DeclareMetrics();
-  absl::Status Score(const Resolved& resolved, const data::Batch& rows,
-                     std::vector<float>* scores) const;
+  // The version's predict, with a failure reported as the version's (kInternal).
+  static Batcher::PredictFn PredictFor(const Resolved& resolved);
+  // After the rows were scored: the outcome of a routed request goes to its version's
+  // traffic window (`start` is when it began), and the rows of a successful one to the
+  // request log.
+  void Finish(const Resolved& resolved, const data::Batch& rows, const absl::Status& status,
+              std::chrono::steady_clock::time_point start) const;
 
   const ModelManager* manager_;
   InferenceOptions options_;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <future>
+#include <memory>
 #include <optional>
 
 #include "kiln/base/build_info.h"
@@ -220,42 +222,10 @@ absl::StatusOr<std::vector<std::pair<OutputTensor, bool>>> RequestedOutputs(
   return out;
 }
 
-HttpResponse Infer(const InferenceService& s, const std::string& model,
-                   std::optional<int64_t> version, const HttpRequest& http) {
-  auto resolved = s.Resolve({model, version, "", [&http](std::string_view name) {
-                               return std::string(http.Header(name));
-                             }});
-  if (!resolved.ok()) return Error(resolved.status());
-  const train::Predictor& predictor = *resolved->predictor;
-  auto body = SplitBody(http);
-  if (!body.ok()) return Error(body.status());
-  Json request = Json::parse(body->json, nullptr, /*allow_exceptions=*/false);
-  if (request.is_discarded() || !request.is_object() || !request.contains("inputs") ||
-      !request["inputs"].is_array()) {
-    return Error(absl::InvalidArgumentError(
-        body->split ? StrCat("the first ", body->json.size(), " bytes of the body (", kHeaderLength,
-                             ") must be a JSON object with an \"inputs\" list of tensors")
-                    : "the request body must be a JSON object with an \"inputs\" list of tensors"));
-  }
-  std::vector<InputTensor> tensors;
-  std::string_view binary = body->binary;
-  for (const Json& t : request["inputs"]) {
-    auto tensor = TensorFromJson(t, *body, &binary);
-    if (!tensor.ok()) return Error(tensor.status());
-    tensors.push_back(*std::move(tensor));
-  }
-  if (!binary.empty()) {
-    return Error(absl::InvalidArgumentError(
-        StrCat(binary.size(), " bytes of the body's ", body->binary.size(),
-               " bytes of binary data belong to no input; the inputs' binary_data_size must add "
-               "up to the body after the JSON request")));
-  }
-  auto batch = TensorsToBatch(tensors, predictor.inputs());
-  if (!batch.ok()) return Error(batch.status());
-  std::vector<float> scores;
-  if (absl::Status st = s.Run(*resolved, *batch, &scores); !st.ok()) return Error(st);
-  auto selected =
-      RequestedOutputs(request, OutputTensors(predictor.task(), scores, batch->num_rows));
+// The answer to an infer request, from the outputs of its rows.
+HttpResponse InferResponse(const Json& request, const std::string& model, int64_t version,
+                           std::vector<OutputTensor> outputs_of_rows) {
+  auto selected = RequestedOutputs(request, std::move(outputs_of_rows));
   if (!selected.ok()) return Error(selected.status());
   Json outputs = Json::array();
   std::string binary_out;  // the binary outputs' data, in output order
@@ -271,10 +241,10 @@ HttpResponse Infer(const InferenceService& s, const std::string& model,
     outputs.push_back(std::move(o));
   }
   Json reply = {{"model_name", model}, {"outputs", outputs}};
-  reply["model_version"] = StrCat(resolved->version);
+  reply["model_version"] = StrCat(version);
   if (request.contains("id") && request["id"].is_string()) reply["id"] = request["id"];
   HttpResponse ok = Reply(200, reply);
-  ok.model_version = resolved->version;
+  ok.model_version = version;
   const bool any_binary =
       std::any_of(selected->begin(), selected->end(), [](const auto& o) { return o.second; });
   if (any_binary) {
@@ -285,27 +255,78 @@ HttpResponse Infer(const InferenceService& s, const std::string& model,
   return ok;
 }
 
+void Infer(const InferenceService& s, const std::string& model, std::optional<int64_t> version,
+           const HttpRequest& http, const HttpReply& reply) {
+  auto resolved = s.Resolve({model, version, "", [&http](std::string_view name) {
+                               return std::string(http.Header(name));
+                             }});
+  if (!resolved.ok()) return reply(Error(resolved.status()));
+  const train::Predictor& predictor = *resolved->predictor;
+  auto body = SplitBody(http);
+  if (!body.ok()) return reply(Error(body.status()));
+  Json request = Json::parse(body->json, nullptr, /*allow_exceptions=*/false);
+  if (request.is_discarded() || !request.is_object() || !request.contains("inputs") ||
+      !request["inputs"].is_array()) {
+    return reply(Error(absl::InvalidArgumentError(
+        body->split
+            ? StrCat("the first ", body->json.size(), " bytes of the body (", kHeaderLength,
+                     ") must be a JSON object with an \"inputs\" list of tensors")
+            : "the request body must be a JSON object with an \"inputs\" list of tensors")));
+  }
+  std::vector<InputTensor> tensors;
+  std::string_view binary = body->binary;
+  for (const Json& t : request["inputs"]) {
+    auto tensor = TensorFromJson(t, *body, &binary);
+    if (!tensor.ok()) return reply(Error(tensor.status()));
+    tensors.push_back(*std::move(tensor));
+  }
+  if (!binary.empty()) {
+    return reply(Error(absl::InvalidArgumentError(
+        StrCat(binary.size(), " bytes of the body's ", body->binary.size(),
+               " bytes of binary data belong to no input; the inputs' binary_data_size must add "
+               "up to the body after the JSON request"))));
+  }
+  auto batch = TensorsToBatch(tensors, predictor.inputs());
+  if (!batch.ok()) return reply(Error(batch.status()));
+  const size_t rows = batch->num_rows;
+  auto shared_request = std::make_shared<const Json>(std::move(request));
+  s.RunAsync(*resolved, std::make_shared<const data::Batch>(*std::move(batch)),
+             [request = std::move(shared_request), task = predictor.task(), rows, model,
+              version = resolved->version, reply](absl::Status st, std::vector<float> scores) {
+               if (!st.ok()) return reply(Error(st));
+               reply(InferResponse(*request, model, version, OutputTensors(task, scores, rows)));
+             });
+}
+
 }  // namespace
 
 HttpResponse HandleKserveRest(const InferenceService& s, const HttpRequest& request) {
+  std::promise<HttpResponse> answer;
+  std::future<HttpResponse> response = answer.get_future();
+  HandleKserveRestAsync(s, request, [&answer](HttpResponse r) { answer.set_value(std::move(r)); });
+  return response.get();
+}
+
+void HandleKserveRestAsync(const InferenceService& s, const HttpRequest& request,
+                           const HttpReply& reply) {
   const ModelManager& m = s.manager();
   std::string_view path = request.target;
   if (size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
   const bool get = request.method == "GET";
-  if (path == "/v2/health/live") return Reply(get ? 200 : 405, Json::object());
+  if (path == "/v2/health/live") return reply(Reply(get ? 200 : 405, Json::object()));
   if (path == "/v2/health/ready") {
     bool ready = true;
     for (const std::string& name : m.Models()) ready = ready && m.Find(name).ok();
-    return Reply(ready ? 200 : 503, Json::object());
+    return reply(Reply(ready ? 200 : 503, Json::object()));
   }
   if (path == "/v2" || path == "/v2/") {
-    return Reply(200, {{"name", "kiln"},
-                       {"version", std::string(KilnVersion())},
-                       {"extensions", Json::array({"binary_tensor_data"})}});
+    return reply(Reply(200, {{"name", "kiln"},
+                             {"version", std::string(KilnVersion())},
+                             {"extensions", Json::array({"binary_tensor_data"})}}));
   }
   constexpr std::string_view kModels = "/v2/models/";
   if (path.rfind(kModels, 0) != 0) {
-    return Error(absl::NotFoundError(StrCat("no such endpoint: ", path)));
+    return reply(Error(absl::NotFoundError(StrCat("no such endpoint: ", path))));
   }
   std::vector<std::string_view> parts = SplitPath(path.substr(kModels.size()));
   std::string verb;
@@ -315,29 +336,29 @@ HttpResponse HandleKserveRest(const InferenceService& s, const HttpRequest& requ
   }
   if (parts.empty() || (parts.size() != 1 && parts.size() != 3) ||
       (parts.size() == 3 && parts[1] != "versions")) {
-    return Error(absl::InvalidArgumentError(
-        "malformed path; expected /v2/models/NAME[/versions/V][/ready|/infer]"));
+    return reply(Error(absl::InvalidArgumentError(
+        "malformed path; expected /v2/models/NAME[/versions/V][/ready|/infer]")));
   }
   const std::string model(parts[0]);
-  if (absl::Status st = ValidateName("model name", model); !st.ok()) return Error(st);
+  if (absl::Status st = ValidateName("model name", model); !st.ok()) return reply(Error(st));
   std::optional<int64_t> version;
   if (parts.size() == 3) {
     auto v = ParseVersion(parts[2]);
-    if (!v.ok()) return Error(v.status());
+    if (!v.ok()) return reply(Error(v.status()));
     version = *v;
   }
   if (verb == "infer") {
-    if (request.method != "POST") return Error(absl::UnimplementedError("infer takes POST"));
-    return Infer(s, model, version, request);
+    if (request.method != "POST") return reply(Error(absl::UnimplementedError("infer takes POST")));
+    return Infer(s, model, version, request, reply);
   }
   auto predictor = m.Find(model, version);
   if (verb == "ready") {
     if (!predictor.ok() && absl::IsNotFound(predictor.status()) && !m.Status(model).ok()) {
-      return Error(predictor.status());
+      return reply(Error(predictor.status()));
     }
-    return Reply(predictor.ok() ? 200 : 503, Json::object());
+    return reply(Reply(predictor.ok() ? 200 : 503, Json::object()));
   }
-  if (!predictor.ok()) return Error(predictor.status());
+  if (!predictor.ok()) return reply(Error(predictor.status()));
   Json versions = Json::array();
   if (auto status = m.Status(model); status.ok()) {
     for (const VersionStatus& s : *status) {
@@ -345,11 +366,12 @@ HttpResponse HandleKserveRest(const InferenceService& s, const HttpRequest& requ
     }
   }
   const model::BundleManifest& manifest = (*predictor)->manifest();
-  return Reply(200, {{"name", model},
-                     {"versions", versions},
-                     {"platform", StrCat("kiln_", manifest.backend)},
-                     {"inputs", Tensors(manifest.signature.value("inputs", Json::array()))},
-                     {"outputs", Tensors(manifest.signature.value("outputs", Json::array()))}});
+  return reply(
+      Reply(200, {{"name", model},
+                  {"versions", versions},
+                  {"platform", StrCat("kiln_", manifest.backend)},
+                  {"inputs", Tensors(manifest.signature.value("inputs", Json::array()))},
+                  {"outputs", Tensors(manifest.signature.value("outputs", Json::array()))}}));
 }
 
 }  // namespace kiln::serving

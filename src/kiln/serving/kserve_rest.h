@@ -26,6 +26,9 @@
 namespace kiln::serving {
 
 // Handles a request whose path starts with /v2.
+void HandleKserveRestAsync(const InferenceService& service, const HttpRequest& request,
+                           const HttpReply& reply);
+// HandleKserveRestAsync, waiting for the answer.
 HttpResponse HandleKserveRest(const InferenceService& service, const HttpRequest& request);
 
 }  // namespace kiln::serving

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <charconv>
 #include <chrono>
+#include <future>
+#include <memory>
 #include <optional>
 
 #include "kiln/base/status.h"
@@ -136,55 +138,63 @@ InferTarget Target(const Route& r, const HttpRequest& request) {
           [&request](std::string_view name) { return std::string(request.Header(name)); }};
 }
 
-HttpResponse PredictWith(const InferenceService& s, const Route& r, const HttpRequest& http,
-                         PredictRows* rows) {
-  auto resolved = s.Resolve(Target(r, http));
-  if (!resolved.ok()) return Error(resolved.status());
-  const train::Predictor& predictor = *resolved->predictor;
-  if (absl::Status st = ParsePredictRows(http.body, predictor.inputs(), rows); !st.ok()) {
-    return Error(st);
-  }
-  std::vector<float> scores;
-  if (absl::Status st = s.Run(*resolved, rows->batch, &scores); !st.ok()) return Error(st);
-  HttpResponse reply;
-  reply.body = PredictResponseBody(predictor.task(), scores, rows->batch.num_rows, rows->columns);
-  reply.model_version = resolved->version;
-  return reply;
+// The rows of one predict request, with storage used before (a batch of a few rows is
+// otherwise some five allocations per input). Without batching a request is scored
+// before RunAsync returns, so one PredictRows per thread will do; with batching a request
+// holds its rows until its batch has run, and they come from a pool.
+std::shared_ptr<PredictRows> RowsFor(const InferenceService& s) {
+  if (s.batching()) return PooledPredictRows();
+  thread_local PredictRows rows;
+  return std::shared_ptr<PredictRows>(&rows, [](PredictRows* r) { ShrinkPredictRows(r); });
 }
 
-HttpResponse Predict(const InferenceService& s, const Route& r, const HttpRequest& http) {
-  // Kept per thread: the rows' storage serves request after request (a batch of a few
-  // rows is otherwise some five allocations per input), unless it grew large.
-  thread_local PredictRows rows;
-  HttpResponse reply = PredictWith(s, r, http, &rows);
-  ShrinkPredictRows(&rows);
-  return reply;
+void Predict(const InferenceService& s, const Route& r, const HttpRequest& http,
+             const HttpReply& reply) {
+  auto resolved = s.Resolve(Target(r, http));
+  if (!resolved.ok()) return reply(Error(resolved.status()));
+  std::shared_ptr<PredictRows> rows = RowsFor(s);
+  const model::Task task = resolved->predictor->task();
+  if (absl::Status st = ParsePredictRows(http.body, resolved->predictor->inputs(), rows.get());
+      !st.ok()) {
+    return reply(Error(st));
+  }
+  std::shared_ptr<const data::Batch> batch(rows, &rows->batch);
+  s.RunAsync(*resolved, std::move(batch),
+             [rows = std::move(rows), task, version = resolved->version, reply](
+                 absl::Status st, std::vector<float> scores) {
+               if (!st.ok()) return reply(Error(st));
+               HttpResponse out;
+               out.body = PredictResponseBody(task, scores, rows->batch.num_rows, rows->columns);
+               out.model_version = version;
+               reply(std::move(out));
+             });
 }
 
 // :classify and :regress take {"examples": [{feature: value, ...}, ...]} (optionally with
 // "context": features every example shares) and answer {"result": ...}: per example the
 // [class, score] pairs, or the regression value.
-HttpResponse ClassifyOrRegress(const InferenceService& s, const Route& r, const HttpRequest& http,
-                               bool classify) {
+void ClassifyOrRegress(const InferenceService& s, const Route& r, const HttpRequest& http,
+                       bool classify, const HttpReply& reply) {
   const std::string& body = http.body;
   auto resolved = s.Resolve(Target(r, http));
-  if (!resolved.ok()) return Error(resolved.status());
+  if (!resolved.ok()) return reply(Error(resolved.status()));
   const train::Predictor& predictor = *resolved->predictor;
   const model::Task task = predictor.task();
   if (classify == (task == model::Task::kRegression)) {
-    return Error(absl::InvalidArgumentError(
+    return reply(Error(absl::InvalidArgumentError(
         StrCat("model '", r.model, "' is a ", model::TaskName(task), " model; use ",
-               task == model::Task::kRegression ? ":regress" : ":classify", " or :predict")));
+               task == model::Task::kRegression ? ":regress" : ":classify", " or :predict"))));
   }
   Json request = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (request.is_discarded() || !request.is_object() || !request.contains("examples") ||
       !request["examples"].is_array()) {
-    return Error(absl::InvalidArgumentError("the request needs \"examples\": a list of objects"));
+    return reply(
+        Error(absl::InvalidArgumentError("the request needs \"examples\": a list of objects")));
   }
   Json examples = std::move(request["examples"]);
   if (request.contains("context")) {
     if (!request["context"].is_object()) {
-      return Error(absl::InvalidArgumentError("\"context\" must be an object of features"));
+      return reply(Error(absl::InvalidArgumentError("\"context\" must be an object of features")));
     }
     for (Json& e : examples) {
       if (!e.is_object()) continue;  // RowsFromJson names the bad row
@@ -193,30 +203,35 @@ HttpResponse ClassifyOrRegress(const InferenceService& s, const Route& r, const 
       }
     }
   }
-  if (absl::Status st = DecodeB64Values(&examples); !st.ok()) return Error(st);
+  if (absl::Status st = DecodeB64Values(&examples); !st.ok()) return reply(Error(st));
   auto batch = train::RowsFromJson(examples, predictor.inputs());
-  if (!batch.ok()) return Error(batch.status());
-  std::vector<float> scores;
-  if (absl::Status st = s.Run(*resolved, *batch, &scores); !st.ok()) return Error(st);
-  Json result = Json::array();
-  const std::vector<std::string>& classes = predictor.classes();
+  if (!batch.ok()) return reply(Error(batch.status()));
   const size_t n = batch->num_rows;
-  for (size_t i = 0; i < n; ++i) {
-    if (!classify) {
-      result.push_back(scores[i]);
-    } else if (task == model::Task::kBinary) {
-      result.push_back(Json::array(
-          {Json::array({classes.at(0), 1 - scores[i]}), Json::array({classes.at(1), scores[i]})}));
-    } else {
-      Json pairs = Json::array();
-      const size_t k = classes.size();
-      for (size_t c = 0; c < k; ++c) pairs.push_back(Json::array({classes[c], scores[i * k + c]}));
-      result.push_back(std::move(pairs));
-    }
-  }
-  HttpResponse reply = Ok({{"result", result}});
-  reply.model_version = resolved->version;
-  return reply;
+  s.RunAsync(*resolved, std::make_shared<const data::Batch>(*std::move(batch)),
+             [predictor = resolved->predictor, version = resolved->version, task, n, classify,
+              reply](absl::Status st, std::vector<float> scores) {
+               if (!st.ok()) return reply(Error(st));
+               Json result = Json::array();
+               const std::vector<std::string>& classes = predictor->classes();
+               for (size_t i = 0; i < n; ++i) {
+                 if (!classify) {
+                   result.push_back(scores[i]);
+                 } else if (task == model::Task::kBinary) {
+                   result.push_back(Json::array({Json::array({classes.at(0), 1 - scores[i]}),
+                                                 Json::array({classes.at(1), scores[i]})}));
+                 } else {
+                   Json pairs = Json::array();
+                   const size_t k = classes.size();
+                   for (size_t c = 0; c < k; ++c) {
+                     pairs.push_back(Json::array({classes[c], scores[i * k + c]}));
+                   }
+                   result.push_back(std::move(pairs));
+                 }
+               }
+               HttpResponse out = Ok({{"result", result}});
+               out.model_version = version;
+               reply(std::move(out));
+             });
 }
 
 HttpResponse Metadata(const ModelManager& m, const Route& r) {
@@ -240,24 +255,25 @@ HttpResponse Metadata(const ModelManager& m, const Route& r) {
 }
 
 // A v1 request whose path parsed.
-HttpResponse DispatchV1(const InferenceService& s, const HttpRequest& request, const Route& route) {
+void DispatchV1(const InferenceService& s, const HttpRequest& request, const Route& route,
+                const HttpReply& reply) {
   const ModelManager& m = s.manager();
   const bool reads = route.action.empty() || route.action == "metadata";
   const bool known =
       reads || route.action == "predict" || route.action == "classify" || route.action == "regress";
   if (!known) {
-    return Error(absl::UnimplementedError(StrCat("unsupported method :", route.action,
-                                                 " (kiln serves :predict, :classify, :regress)")));
+    return reply(Error(absl::UnimplementedError(StrCat(
+        "unsupported method :", route.action, " (kiln serves :predict, :classify, :regress)"))));
   }
   const char* method = reads ? "GET" : "POST";
   if (request.method != method) {
-    return Error(
-        absl::UnimplementedError(StrCat(request.method, " is not supported here; use ", method)));
+    return reply(Error(
+        absl::UnimplementedError(StrCat(request.method, " is not supported here; use ", method))));
   }
-  if (route.action.empty()) return StatusResponse(m, route);
-  if (route.action == "metadata") return Metadata(m, route);
-  if (route.action == "predict") return Predict(s, route, request);
-  return ClassifyOrRegress(s, route, request, route.action == "classify");
+  if (route.action.empty()) return reply(StatusResponse(m, route));
+  if (route.action == "metadata") return reply(Metadata(m, route));
+  if (route.action == "predict") return Predict(s, route, request, reply);
+  ClassifyOrRegress(s, route, request, route.action == "classify", reply);
 }
 
 }  // namespace
@@ -353,6 +369,14 @@ RestApi::RestApi(const InferenceService* service)
 }
 
 HttpResponse RestApi::Handle(const HttpRequest& request) const {
+  // Answered before HandleAsync returns unless a batch queue holds the request.
+  std::promise<HttpResponse> answer;
+  std::future<HttpResponse> response = answer.get_future();
+  HandleAsync(request, [&answer](HttpResponse r) { answer.set_value(std::move(r)); });
+  return response.get();
+}
+
+void RestApi::HandleAsync(HttpRequest request, HttpReply reply) const {
   std::string_view path = request.target;
   if (size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
   if (path == "/metrics" || path == "/monitoring/prometheus/metrics") {
@@ -370,21 +394,23 @@ HttpResponse RestApi::Handle(const HttpRequest& request) const {
     HttpResponse r;
     r.body = metrics_.Expose() + service_->ExposeMetrics();
     r.content_type = "text/plain; version=0.0.4";
-    return r;
+    return reply(std::move(r));
   }
   // The server's floor for benchmarks: HTTP in and out, no model.
-  if (path == "/kiln/noop") return HttpResponse{.status = 200, .body = "{}"};
+  if (path == "/kiln/noop") return reply(HttpResponse{.status = 200, .body = "{}"});
   // Traffic splits, canary windows and rollbacks: all models, or one.
-  if (path == "/kiln/traffic") return JsonResponse(200, service_->TrafficJson());
+  if (path == "/kiln/traffic") return reply(JsonResponse(200, service_->TrafficJson()));
   if (path.rfind("/kiln/traffic/", 0) == 0) {
     const std::string model(path.substr(std::string_view("/kiln/traffic/").size()));
-    if (absl::Status st = ValidateName("model name", model); !st.ok()) return ErrorResponse(st);
+    if (absl::Status st = ValidateName("model name", model); !st.ok()) {
+      return reply(ErrorResponse(st));
+    }
     Json t = service_->TrafficJson(model);
     if (t.empty()) {
-      return ErrorResponse(
-          absl::NotFoundError(StrCat("model '", model, "' has no traffic split configured")));
+      return reply(ErrorResponse(
+          absl::NotFoundError(StrCat("model '", model, "' has no traffic split configured"))));
     }
-    return JsonResponse(200, t);
+    return reply(JsonResponse(200, t));
   }
   // The path is parsed once, for dispatch and for the metric labels (kept to a bounded
   // set of values: unparsed paths and unknown verbs get "" / "other").
@@ -408,18 +434,22 @@ HttpResponse RestApi::Handle(const HttpRequest& request) const {
       }
     }
   }
-  const auto start = std::chrono::steady_clock::now();
-  HttpResponse r = v2            ? HandleKserveRest(*service_, request)
-                   : !route.ok() ? Error(route.status())
-                                 : DispatchV1(*service_, request, *route);
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  // Answered by a model: the version that answered (a traffic split picks it).
-  if (r.model_version >= 0) version = StrCat(r.model_version);
-  metrics_.Add("kiln_requests_total",
-               {{"model", model}, {"version", version}, {"api", api}, {"code", StrCat(r.status)}});
-  metrics_.Observe("kiln_request_duration_seconds", {{"model", model}, {"api", api}}, secs);
-  return r;
+  // Counted when answered, on whichever thread answers.
+  HttpReply counted = [this, model = std::move(model), version = std::move(version),
+                       api = std::move(api), start = std::chrono::steady_clock::now(),
+                       reply = std::move(reply)](HttpResponse r) {
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    // Answered by a model: the version that answered (a traffic split picks it).
+    const std::string v = r.model_version >= 0 ? StrCat(r.model_version) : version;
+    metrics_.Add("kiln_requests_total",
+                 {{"model", model}, {"version", v}, {"api", api}, {"code", StrCat(r.status)}});
+    metrics_.Observe("kiln_request_duration_seconds", {{"model", model}, {"api", api}}, secs);
+    reply(std::move(r));
+  };
+  if (v2) return HandleKserveRestAsync(*service_, request, counted);
+  if (!route.ok()) return counted(Error(route.status()));
+  DispatchV1(*service_, request, *route, counted);
 }
 
 }  // namespace kiln::serving

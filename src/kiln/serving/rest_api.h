@@ -8,6 +8,7 @@
 #define KILN_SERVING_REST_API_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -42,6 +43,9 @@ struct HttpResponse {
   int64_t model_version = -1;
 };
 
+// Sends the response to one request; call it once, from any thread.
+using HttpReply = std::function<void(HttpResponse response)>;
+
 // The HTTP status TF Serving answers a Status with (400, 401, 403, 404, 409, 429, 500,
 // 501, 503, 504).
 int HttpStatusFor(const absl::Status& status);
@@ -64,7 +68,10 @@ std::vector<int64_t> ClassIds(model::Task task, const std::vector<float>& scores
 class RestApi {
  public:
   explicit RestApi(const InferenceService* service);
-  // Thread-safe.
+  // Thread-safe. Answers through `reply`, at once or, for a request that went to the
+  // batch queue, from a batch thread.
+  void HandleAsync(HttpRequest request, HttpReply reply) const;
+  // HandleAsync, waiting for the answer.
   HttpResponse Handle(const HttpRequest& request) const;
 
  private:
