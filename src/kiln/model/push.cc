@@ -87,18 +87,24 @@ absl::StatusOr<bool> RenameNoReplace(const std::string& staging, const std::stri
 
 }  // namespace
 
-int64_t LatestVersion(const std::string& base_path) {
-  int64_t latest = 0;
+std::vector<int64_t> ScanVersions(const std::string& base_path) {
+  std::vector<int64_t> out;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(base_path, ec)) {
     const std::string name = entry.path().filename().string();
     std::error_code e2;
     if (AllDigits(name) && entry.is_directory(e2) &&
         fs::exists(entry.path() / kBundleManifestName, e2)) {
-      latest = std::max<int64_t>(latest, std::stoll(name));
+      out.push_back(std::stoll(name));
     }
   }
-  return latest;
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+int64_t LatestVersion(const std::string& base_path) {
+  const std::vector<int64_t> versions = ScanVersions(base_path);
+  return versions.empty() ? 0 : versions.back();
 }
 
 absl::StatusOr<PushResult> PushBundle(Env* env, const std::string& bundle_dir,

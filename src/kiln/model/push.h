@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "kiln/base/env.h"
@@ -20,9 +21,11 @@ struct PushResult {
   uint64_t bytes = 0;  // copied, the manifest included
 };
 
-// The largest version under `base_path`: a directory whose name is all digits and that
-// holds a bundle manifest, as the server counts them. 0 when there is none (or no
-// `base_path`).
+// The versions published under `base_path`, ascending: directories whose name is all
+// digits and that hold a bundle manifest (staging directories and anything else are not
+// versions). Empty when there is none, or no `base_path`. The server serves these.
+std::vector<int64_t> ScanVersions(const std::string& base_path);
+// The largest of them; 0 when there is none.
 int64_t LatestVersion(const std::string& base_path);
 
 // Copies the bundle at `bundle_dir` to `base_path`/N, N = LatestVersion + 1, creating

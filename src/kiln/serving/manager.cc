@@ -5,6 +5,7 @@
 
 #include "kiln/base/status.h"
 #include "kiln/base/str.h"
+#include "kiln/model/push.h"
 
 namespace kiln::serving {
 namespace {
@@ -37,24 +38,6 @@ std::string_view VersionStateName(VersionState s) {
       return "END";
   }
   return "UNKNOWN";
-}
-
-std::vector<int64_t> ScanVersions(const std::string& base_path) {
-  std::vector<int64_t> out;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(base_path, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.empty() || name.size() > 18 ||
-        !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      continue;
-    }
-    std::error_code e2;
-    if (entry.is_directory(e2) && fs::exists(entry.path() / "manifest.json", e2)) {
-      out.push_back(std::stoll(name));
-    }
-  }
-  std::sort(out.begin(), out.end());
-  return out;
 }
 
 ModelManager::ModelManager(Env* env, ManagerOptions options)
@@ -100,7 +83,7 @@ void ModelManager::Reconcile(const std::string& name) {
     served = it->second.served;
     failed = it->second.failed;
   }
-  const std::vector<int64_t> aspired = config.policy.Select(ScanVersions(config.base_path));
+  const std::vector<int64_t> aspired = config.policy.Select(model::ScanVersions(config.base_path));
   auto set_status = [&](int64_t v, VersionState s, absl::Status error = absl::OkStatus()) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = models_.find(name);

@@ -117,10 +117,6 @@ class ModelManager {
   bool stopping_ = false;  // guarded by poll_mu_
 };
 
-// The versions published under `base_path`: numeric directory names holding a
-// manifest.json (staging directories and anything else are ignored), ascending.
-std::vector<int64_t> ScanVersions(const std::string& base_path);
-
 }  // namespace kiln::serving
 
 #endif  // KILN_SERVING_MANAGER_H_

@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kiln/base/str.h"
+#include "kiln/model/push.h"
 #include "kiln/testing/temp_dir.h"
 #include "kiln/train/trainer.h"
 
@@ -68,7 +69,7 @@ TEST_F(ManagerTest, ServesTheLatestVersionAndSwapsWhenANewOneAppears) {
   std::filesystem::create_directories(base_ + "/4");                  // no manifest: ignored
   ModelManager m(Env::Default());
   m.SetConfig(Config());
-  EXPECT_THAT(ScanVersions(base_), ElementsAre(1, 2));
+  EXPECT_THAT(model::ScanVersions(base_), ElementsAre(1, 2));
   auto v2 = m.Find("clicks");
   ASSERT_TRUE(v2.ok()) << v2.status();
   EXPECT_EQ((*v2)->warmup_rows(), 10u);  // loading ran the warm-up rows
