@@ -41,7 +41,7 @@ void RemoveDeadStaging(const std::string& base_path) {
     const size_t dash = rest.find('-');
     if (dash == std::string::npos || !AllDigits(rest.substr(0, dash))) continue;
     const pid_t pid = static_cast<pid_t>(std::stoll(rest.substr(0, dash)));
-    if (pid == getpid() || (::kill(pid, 0) != 0 && errno == ESRCH)) {
+    if (::kill(pid, 0) != 0 && errno == ESRCH) {
       std::error_code e2;
       fs::remove_all(entry.path(), e2);
     }
