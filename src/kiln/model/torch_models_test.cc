@@ -1,11 +1,15 @@
 // The libtorch models through the model registry: training on small synthetic data,
-// the bundle round trip, parameter errors, determinism, early stopping and callbacks.
+// the bundle round trip, parameter errors, determinism, early stopping and callbacks, and
+// small batches scored in plain C++ as libtorch scores them.
+#include <atomic>
 #include <cmath>
 #include <random>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kiln/base/env.h"
+#include "kiln/base/str.h"
 #include "kiln/model/model.h"
 #include "kiln/testing/temp_dir.h"
 
@@ -339,6 +343,150 @@ TEST_F(TorchModelsTest, PredictRefusesInputsOfAnotherShape) {
   st = (*m)->Predict(x, &out);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(st.message(), HasSubstr("a batch of 301 rows holds 4800 dense values and 600 ids"));
+}
+
+// torch_models.cc's kNativeMaxRows: a batch of at most this many rows (of a linear, mlp or
+// wide_deep network as small as these) is scored in plain C++, a larger one by libtorch.
+constexpr size_t kNativeMaxRows = 32;
+
+// The first `rows` rows of `x`.
+transform::TransformedBatch FirstRows(const transform::TransformedBatch& x, size_t rows) {
+  transform::TransformedBatch b = x;
+  b.num_rows = rows;
+  b.dense.resize(rows * x.dense_dim);
+  b.ids.resize(rows * x.num_categorical);
+  return b;
+}
+
+// Drops the dense or the categorical columns of `d`.
+void KeepColumns(Data* d, bool dense, bool categorical) {
+  if (!dense) {
+    d->signature.dense.clear();
+    d->x.dense_dim = 0;
+    d->x.dense.clear();
+  }
+  if (!categorical) {
+    d->signature.categorical.clear();
+    d->x.num_categorical = 0;
+    d->x.ids.clear();
+  }
+}
+
+// Small batches take the plain C++ forward pass, large ones libtorch's: for every model
+// type it computes, task, activation and mix of inputs (a NaN dense value read as 0), the
+// scores of the same rows agree, and a model loaded from its bundle gives the same ones.
+TEST_F(TorchModelsTest, SmallBatchesScoreAsLibtorchDoes) {
+  const std::vector<nlohmann::json> nets = {
+      {{"type", "linear"}},
+      // Layer widths of all sizes, and dropout (off when predicting).
+      {{"type", "mlp"}, {"hidden_units", {40, 5}}, {"activation", "relu"}, {"dropout", 0.2}},
+      {{"type", "mlp"}, {"hidden_units", {40, 5}}, {"activation", "tanh"}},
+      {{"type", "wide_deep"}, {"hidden_units", {33, 4}}, {"activation", "relu"}},
+      {{"type", "wide_deep"}, {"hidden_units", {16}}, {"activation", "tanh"}, {"dropout", 0.1}},
+  };
+  int bundles = 0;
+  for (Task task : {Task::kBinary, Task::kMulticlass, Task::kRegression}) {
+    const int classes = task == Task::kMulticlass ? 3 : task == Task::kBinary ? 2 : 1;
+    const size_t per_row = task == Task::kMulticlass ? 3 : 1;
+    for (nlohmann::json params : nets) {
+      params["epochs"] = 2;
+      params["batch_size"] = 32;
+      for (auto [dense, categorical] : {std::pair{true, false}, {false, true}, {true, true}}) {
+        SCOPED_TRACE(StrCat(TaskName(task), " ", params.dump(), dense ? " dense" : "",
+                            categorical ? " categorical" : ""));
+        Data train = MakeData(300, 1, task), eval = MakeData(100, 2, task);
+        KeepColumns(&train, dense, categorical);
+        KeepColumns(&eval, dense, categorical);
+        train.ex.x = &train.x;
+        eval.ex.x = &eval.x;
+        if (dense) {
+          eval.x.dense[3] = std::nanf("");   // row 0
+          eval.x.dense[16] = std::nanf("");  // row 1
+        }
+        auto m = TrainModel(params["type"], Options(params, task, classes), train.signature,
+                            train.ex, eval.ex);
+        ASSERT_TRUE(m.ok()) << m.status();
+        std::vector<float> large;  // libtorch's
+        ASSERT_TRUE((*m)->Predict(eval.x, &large).ok());
+        ASSERT_EQ(large.size(), 100 * per_row);
+        std::vector<float> small;
+        for (size_t rows : {size_t{1}, size_t{2}, kNativeMaxRows}) {
+          SCOPED_TRACE(StrCat(rows, " rows"));
+          ASSERT_TRUE((*m)->Predict(FirstRows(eval.x, rows), &small).ok());
+          ASSERT_EQ(small.size(), rows * per_row);
+          for (size_t i = 0; i < small.size(); ++i) {
+            // Regression scores are ~100: float keeps 7 digits.
+            const float tolerance = task == Task::kRegression ? 1e-6f * std::abs(large[i]) : 1e-5f;
+            ASSERT_NEAR(small[i], large[i], tolerance) << "value " << i;
+          }
+        }
+        if (dense) {  // NaN is 0
+          transform::TransformedBatch zeros = FirstRows(eval.x, 2);
+          zeros.dense[3] = zeros.dense[16] = 0;
+          std::vector<float> with_zeros;
+          ASSERT_TRUE((*m)->Predict(zeros, &with_zeros).ok());
+          EXPECT_EQ(with_zeros, std::vector<float>(small.begin(), small.begin() + 2 * per_row));
+        }
+        auto loaded = RoundTrip(**m, StrCat("net", bundles++), task, classes);
+        ASSERT_TRUE(loaded.ok()) << loaded.status();
+        std::vector<float> again;
+        ASSERT_TRUE((*loaded)->Predict(FirstRows(eval.x, kNativeMaxRows), &again).ok());
+        EXPECT_EQ(again, small);  // bit for bit
+      }
+    }
+  }
+}
+
+// Predict runs concurrently on serving threads; each call's buffers are its own.
+TEST_F(TorchModelsTest, SmallBatchesPredictConcurrently) {
+  auto m = Train({{"type", "wide_deep"}, {"epochs", 1}, {"hidden_units", {64, 32}}});
+  ASSERT_TRUE(m.ok()) << m.status();
+  std::vector<std::vector<float>> expected(kNativeMaxRows + 1);
+  for (size_t rows = 1; rows <= kNativeMaxRows; ++rows) {
+    ASSERT_TRUE((*m)->Predict(FirstRows(s_.eval.x, rows), &expected[rows]).ok());
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<float> out;
+      for (int i = 0; i < 200; ++i) {
+        const size_t rows = 1 + static_cast<size_t>(i * 7 + t) % kNativeMaxRows;
+        if (!(*m)->Predict(FirstRows(s_.eval.x, rows), &out).ok() || out != expected[rows]) {
+          ++mismatches;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(mismatches, 0);
+}
+
+// Both paths check ids and shapes with the same code: the same errors.
+TEST_F(TorchModelsTest, SmallAndLargeBatchesRefuseBadInputsAlike) {
+  for (const char* type : {"linear", "mlp", "wide_deep"}) {
+    SCOPED_TRACE(type);
+    auto m = Train({{"type", type}, {"epochs", 1}});
+    ASSERT_TRUE(m.ok()) << m.status();
+    for (int64_t id : {int64_t{3}, int64_t{-1}}) {
+      transform::TransformedBatch large = s_.eval.x;  // 300 rows
+      large.ids[1] = id;                              // row 0, column 1 (cardinality 3)
+      std::vector<float> out;
+      const absl::Status torch_error = (*m)->Predict(large, &out);
+      const absl::Status native_error = (*m)->Predict(FirstRows(large, 1), &out);
+      EXPECT_EQ(torch_error.code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_EQ(native_error, torch_error);
+      EXPECT_EQ(native_error.message(),
+                StrCat("categorical column 1 has id ", id, " in row 0; its cardinality is 3"));
+    }
+    transform::TransformedBatch narrow = FirstRows(s_.eval.x, 2);
+    narrow.dense_dim = 8;
+    narrow.num_rows = 4;
+    std::vector<float> out;
+    const absl::Status st = (*m)->Predict(narrow, &out);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(st.message(), HasSubstr("takes 16 dense and 2 categorical columns; got 8 and 2"));
+  }
 }
 
 TEST_F(TorchModelsTest, WeightsThatDoNotFitTheArchitectureAreDataLoss) {
