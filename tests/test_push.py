@@ -126,3 +126,35 @@ def test_a_corrupt_bundle_is_never_pushed(kiln, tmp_path):
     assert os.listdir(base) == []
     # Nothing recorded (train ran with --no-metadata, so there is no store at all).
     assert kiln("meta", "ls", "executions", check=False).returncode == 2
+
+
+def test_infra_validation_gates_the_push(kiln, tmp_path):
+    from test_serve import CANCER
+    model = tmp_path / "models" / "cancer"
+    train(kiln, model, rounds=5)
+    base = tmp_path / "serving" / "cancer"
+    ok = blessing(tmp_path / "eval", True, model)
+
+    p = kiln("infra-validate", "--model", model, "--data", CANCER, "--rows", 20, "--requests", 50,
+             "--out", tmp_path / "infra")
+    assert "INFRA_BLESSED (50 requests, 0 failed" in p.stdout
+    infra = json.loads((tmp_path / "infra" / "infra_blessing.json").read_text())
+    assert infra["blessed"] is True and infra["model"] == str(model)
+    assert infra["requests"] == 50 and 0 < infra["p50_ms"] <= infra["p99_ms"]
+    kiln("push", "--model", model, "--blessing", ok, "--infra-blessing", tmp_path / "infra",
+         "--to", base, "-q")
+    assert os.listdir(base) == ["1"]
+    up = kiln("meta", "ls", "artifacts", "--type", "InfraBlessing", "--json").stdout
+    assert json.loads(up)[0]["properties"]["blessed"] is True
+
+    # The same model with its weights tampered with does not load: not blessed, not pushed.
+    manifest = json.loads((model / "manifest.json").read_text())
+    weights = next(f["path"] for f in manifest["files"] if f["path"].startswith("model/"))
+    (model / weights).write_bytes((model / weights).read_bytes()[:-1])
+    p = kiln("infra-validate", "--model", model, "--out", tmp_path / "infra2", check=False)
+    assert p.returncode == 3
+    assert "INFRA_NOT_BLESSED" in p.stdout and "does not load" in p.stdout
+    p = kiln("push", "--model", model, "--blessing", ok, "--infra-blessing", tmp_path / "infra2",
+             "--to", base, check=False)
+    assert p.returncode == 3 and "INFRA_NOT_BLESSED" in p.stderr
+    assert os.listdir(base) == ["1"]

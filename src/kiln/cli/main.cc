@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   kiln::cli::AddMetaCommand(app);
   kiln::cli::AddLineageCommand(app);
   kiln::cli::AddServeCommand(app);
+  kiln::cli::AddInfraValidateCommand(app);
   kiln::cli::AddPushCommand(app);
   // Name an unknown command or subcommand (`kiln meta foo`) instead of CLI11's generic
   // complaint.

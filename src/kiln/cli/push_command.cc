@@ -1,6 +1,7 @@
 // `kiln push` (TFX Pusher): a blessed model bundle becomes the next version under a
 // serving base path, where `kiln serve` picks it up.
 #include <cstdio>
+#include <tuple>
 
 #include "kiln/base/str.h"
 #include "kiln/cli/command.h"
@@ -15,16 +16,19 @@ struct PushFlags {
   std::string model;
   std::string to;
   std::string blessing;
+  std::string infra_blessing;
   bool force = false;
   bool quiet = false;
   MetadataFlags metadata;
 };
 
-// What `kiln evaluate` decided about the model: OK when blessed, kFailedPrecondition
-// listing the failing checks when not. `path` is blessing.json or the directory holding it.
-absl::Status CheckBlessing(Env* env, const std::string& path, const std::string& model,
-                           std::string* file) {
-  *file = env->IsDirectory(path) ? JoinPath(path, "blessing.json") : path;
+// What `kiln evaluate` (blessing.json) or `kiln infra-validate` (infra_blessing.json)
+// decided about the model: OK when blessed, kFailedPrecondition listing the failing checks
+// when not, kInvalidArgument when there is no such blessing or it is another model's.
+// `path` is the file or the directory holding it; `*file` is set to the file.
+absl::Status CheckBlessing(Env* env, const std::string& path, const std::string& name,
+                           const std::string& model, std::string* file) {
+  *file = env->IsDirectory(path) ? JoinPath(path, name) : path;
   auto text = ReadFileToString(env, *file);
   if (!text.ok()) {
     return absl::InvalidArgumentError(
@@ -33,7 +37,7 @@ absl::Status CheckBlessing(Env* env, const std::string& path, const std::string&
   const nlohmann::json b = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (!b.is_object() || !b.contains("blessed") || !b["blessed"].is_boolean()) {
     return absl::InvalidArgumentError(
-        StrCat(*file, " is not a blessing from kiln evaluate (no boolean \"blessed\")"));
+        StrCat(*file, " is not a blessing from kiln (no boolean \"blessed\")"));
   }
   if (b.contains("model") && b["model"].is_string() &&
       AbsolutePath(b["model"].get<std::string>()) != AbsolutePath(model)) {
@@ -46,27 +50,30 @@ absl::Status CheckBlessing(Env* env, const std::string& path, const std::string&
     failing.push_back(c.is_string() ? c.get<std::string>() : c.dump());
   }
   return absl::FailedPreconditionError(
-      StrCat(model, " is NOT_BLESSED (", *file, ")",
+      StrCat(model, " is ", b.value("status", std::string("NOT_BLESSED")), " (", *file, ")",
              failing.empty() ? "" : StrCat(": ", StrJoin(failing, "; "))));
 }
 
 int RunPush(const PushFlags& f) {
   Env* env = Env::Default();
-  std::string blessing_file;
-  if (!f.blessing.empty()) {
-    absl::Status blessed = CheckBlessing(env, f.blessing, f.model, &blessing_file);
-    if (absl::IsInvalidArgument(blessed)) return ReportError("push", blessed);
-    if (!blessed.ok() && !f.force) {
-      std::fprintf(stderr,
-                   "kiln push: refused: %s\n  (--force pushes it anyway, recorded as "
-                   "forced)\n",
-                   std::string(blessed.message()).c_str());
-      return kExitFindings;
-    }
-  } else if (!f.force) {
+  if (f.blessing.empty() && !f.force) {
     return ReportError("push", absl::InvalidArgumentError(
                                    "no --blessing: give the output of `kiln evaluate` (its "
                                    "directory or blessing.json), or --force to push unblessed"));
+  }
+  std::string blessing_file, infra_file;
+  for (auto [path, name, file] :
+       {std::tuple(&f.blessing, "blessing.json", &blessing_file),
+        std::tuple(&f.infra_blessing, "infra_blessing.json", &infra_file)}) {
+    if (path->empty()) continue;
+    absl::Status blessed = CheckBlessing(env, *path, name, f.model, file);
+    if (absl::IsInvalidArgument(blessed)) return ReportError("push", blessed);
+    if (!blessed.ok() && !f.force) {
+      std::fprintf(stderr,
+                   "kiln push: refused: %s\n  (--force pushes it anyway, recorded as forced)\n",
+                   std::string(blessed.message()).c_str());
+      return kExitFindings;
+    }
   }
   auto pushed = model::PushBundle(env, f.model, f.to);
   if (!pushed.ok()) return ReportError("push", pushed.status());
@@ -82,6 +89,9 @@ int RunPush(const PushFlags& f) {
   std::vector<MetadataFlags::Input> inputs = {{.role = "model", .type = "Model", .uri = f.model}};
   if (!blessing_file.empty()) {
     inputs.push_back({.role = "blessing", .type = "ModelBlessing", .uri = blessing_file});
+  }
+  if (!infra_file.empty()) {
+    inputs.push_back({.role = "infra_blessing", .type = "InfraBlessing", .uri = infra_file});
   }
   if (auto s = f.metadata.Record("push", record, inputs); !s.ok()) {
     return ReportError("push", s);
@@ -115,6 +125,8 @@ void AddPushCommand(CLI::App& root) {
   app->add_option("--to", flags->to, "Serving base path (created if missing)")->required();
   app->add_option("--blessing", flags->blessing,
                   "kiln evaluate's output directory, or its blessing.json");
+  app->add_option("--infra-blessing", flags->infra_blessing,
+                  "kiln infra-validate's output directory, or its infra_blessing.json");
   app->add_flag("--force", flags->force, "Push even without a blessing, or against one");
   app->add_flag("--quiet,-q", flags->quiet, "Print nothing on success");
   flags->metadata.Add(app, /*recording=*/true);

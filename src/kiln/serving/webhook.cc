@@ -75,8 +75,8 @@ absl::StatusOr<HttpUrl> ParseHttpUrl(std::string_view url) {
   return out;
 }
 
-absl::Status PostJson(const std::string& url, const std::string& body,
-                      std::chrono::milliseconds timeout) {
+absl::StatusOr<HttpResult> HttpPostJson(const std::string& url, const std::string& body,
+                                        std::chrono::milliseconds timeout) {
   absl::StatusOr<HttpUrl> parsed = ParseHttpUrl(url);
   if (!parsed.ok()) return parsed.status();
   const HttpUrl& u = *parsed;
@@ -147,23 +147,29 @@ absl::Status PostJson(const std::string& url, const std::string& body,
         });
     ioc.run();
 
-    const std::string what = StrCat("webhook ", url, ": ");
     if (timed_out) {
       return absl::DeadlineExceededError(
-          StrCat(what, "no response within ", timeout.count(), " ms (", stage, ")"));
+          StrCat(url, ": no response within ", timeout.count(), " ms (", stage, ")"));
     }
-    if (error) {
-      return absl::UnavailableError(StrCat(what, stage, ": ", error.message()));
-    }
-    const unsigned status = response.get().result_int();
-    if (status >= 200 && status < 300) return absl::OkStatus();
-    const std::string message =
-        StrCat(what, "answered ", status, " ", std::string(response.get().reason()));
-    if (status >= 500 || status == 429) return absl::UnavailableError(message);
-    return absl::FailedPreconditionError(message);
+    if (error) return absl::UnavailableError(StrCat(url, ": ", stage, ": ", error.message()));
+    HttpResult result;
+    result.status = static_cast<int>(response.get().result_int());
+    result.reason = std::string(response.get().reason());
+    result.body = std::move(response.get().body());
+    return result;
   } catch (const std::exception& e) {
-    return absl::InternalError(StrCat("webhook ", url, ": ", e.what()));
+    return absl::InternalError(StrCat(url, ": ", e.what()));
   }
+}
+
+absl::Status PostJson(const std::string& url, const std::string& body,
+                      std::chrono::milliseconds timeout) {
+  absl::StatusOr<HttpResult> r = HttpPostJson(url, body, timeout);
+  if (!r.ok()) return absl::Status(r.status().code(), StrCat("webhook ", r.status().message()));
+  if (r->status >= 200 && r->status < 300) return absl::OkStatus();
+  const std::string message = StrCat("webhook ", url, ": answered ", r->status, " ", r->reason);
+  if (r->status >= 500 || r->status == 429) return absl::UnavailableError(message);
+  return absl::FailedPreconditionError(message);
 }
 
 WebhookSender::WebhookSender(WebhookSenderOptions options) : options_(std::move(options)) {}

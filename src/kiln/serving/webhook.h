@@ -33,6 +33,16 @@ struct HttpUrl {
 // port that is not 1..65535; user info or a fragment, which kiln does not send).
 absl::StatusOr<HttpUrl> ParseHttpUrl(std::string_view url);
 
+struct HttpResult {
+  int status = 0;
+  std::string reason;
+  std::string body;  // at most 64 KiB
+};
+// POSTs `body` as application/json to `url` and returns the response, whatever its
+// status, within `timeout` (as PostJson). Errors: those of PostJson but for the status.
+absl::StatusOr<HttpResult> HttpPostJson(const std::string& url, const std::string& body,
+                                        std::chrono::milliseconds timeout);
+
 // POSTs `body` as application/json to `url` and waits for the response, for at most
 // `timeout` from the call (connecting, sending and reading; name resolution of a host
 // that is not an IP address is bounded by the system resolver instead). Thread-safe.

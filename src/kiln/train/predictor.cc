@@ -102,6 +102,7 @@ absl::Status Predictor::WarmUp(const std::string& dir) {
     }
   }
   warmup_rows_ = rows.size();
+  warmup_inputs_ = std::move(rows);
   return absl::OkStatus();
 }
 
@@ -111,18 +112,13 @@ absl::Status Predictor::Predict(const data::Batch& raw, std::vector<float>* scor
   return model_->Predict(x, scores);
 }
 
-absl::StatusOr<uint64_t> PredictFile(Env* env, const Predictor& predictor, const std::string& data,
-                                     const std::string& out) {
-  const bool jsonl = out.ends_with(".jsonl") || out.ends_with(".json");
-  if (!jsonl && !out.ends_with(".csv")) {
-    return absl::InvalidArgumentError(StrCat("--out ", out, ": write .csv or .jsonl"));
-  }
+absl::StatusOr<std::unique_ptr<data::BatchReader>> Predictor::OpenRows(
+    Env* env, const std::string& data, data::BadRowSink* bad) const {
   KILN_ASSIGN_OR_RETURN(data::InputSet input, data::ResolveInput(env, data));
   data::ReadOptions options;
-  data::BadRowSink bad(data::BadRowPolicy::kError);
   if (input.format != data::Format::kDataset) {
     // Column types as the model's signature declares them, so "007" stays a string.
-    for (const auto& in : predictor.manifest().signature.value("inputs", nlohmann::json::array())) {
+    for (const auto& in : manifest().signature.value("inputs", nlohmann::json::array())) {
       std::string dtype = in.value("dtype", "");
       data::ValueType t = dtype == "int64"     ? data::ValueType::kInt
                           : dtype == "float64" ? data::ValueType::kFloat
@@ -131,6 +127,18 @@ absl::StatusOr<uint64_t> PredictFile(Env* env, const Predictor& predictor, const
     }
   }
   KILN_ASSIGN_OR_RETURN(auto source, data::OpenSource(env, input, options));
+  return std::make_unique<data::BatchReader>(std::move(source), bad);
+}
+
+absl::StatusOr<uint64_t> PredictFile(Env* env, const Predictor& predictor, const std::string& data,
+                                     const std::string& out) {
+  const bool jsonl = out.ends_with(".jsonl") || out.ends_with(".json");
+  if (!jsonl && !out.ends_with(".csv")) {
+    return absl::InvalidArgumentError(StrCat("--out ", out, ": write .csv or .jsonl"));
+  }
+  data::BadRowSink bad(data::BadRowPolicy::kError);
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<data::BatchReader> reader,
+                        predictor.OpenRows(env, data, &bad));
   KILN_ASSIGN_OR_RETURN(auto writer, AtomicFileWriter::Create(env, out));
   const model::Task task = predictor.task();
   const std::vector<std::string>& classes = predictor.classes();
@@ -145,13 +153,12 @@ absl::StatusOr<uint64_t> PredictFile(Env* env, const Predictor& predictor, const
     }
     KILN_RETURN_IF_ERROR(writer->Append(header + "\n"));
   }
-  data::BatchReader reader(std::move(source), &bad);
   data::Batch batch;
   std::vector<float> scores;
   uint64_t rows = 0;
   std::string buf;
   for (;;) {
-    KILN_ASSIGN_OR_RETURN(bool more, reader.Next(&batch));
+    KILN_ASSIGN_OR_RETURN(bool more, reader->Next(&batch));
     if (!more) break;
     KILN_RETURN_IF_ERROR(predictor.Predict(batch, &scores));
     buf.clear();

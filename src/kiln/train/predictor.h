@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "kiln/data/batch.h"
+#include "kiln/data/source.h"
 #include "kiln/model/bundle.h"
 #include "kiln/model/model.h"
 #include "kiln/train/json_rows.h"
@@ -38,6 +39,13 @@ class Predictor {
   // The raw input features the model takes (its signature's inputs).
   const data::TableSchema& inputs() const { return inputs_; }
   size_t warmup_rows() const { return warmup_rows_; }
+  // The warm-up rows' raw inputs, as JSON objects of features (what the REST API takes).
+  const nlohmann::json& warmup_inputs() const { return warmup_inputs_; }
+  // Reads `data` (a file, glob, span directory or dataset) in batches, with the column
+  // types of the model's signature, so that e.g. "007" stays a string. Errors: those of
+  // data::ResolveInput and data::OpenSource.
+  absl::StatusOr<std::unique_ptr<data::BatchReader>> OpenRows(Env* env, const std::string& data,
+                                                              data::BadRowSink* bad) const;
 
  private:
   Predictor() = default;
@@ -49,6 +57,7 @@ class Predictor {
   std::vector<std::string> classes_;
   data::TableSchema inputs_;
   size_t warmup_rows_ = 0;
+  nlohmann::json warmup_inputs_ = nlohmann::json::array();
 };
 
 // Streams `data` through the predictor into `out` (.csv or .jsonl, written atomically),
