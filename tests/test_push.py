@@ -158,3 +158,34 @@ def test_infra_validation_gates_the_push(kiln, tmp_path):
              "--to", base, check=False)
     assert p.returncode == 3 and "INFRA_NOT_BLESSED" in p.stderr
     assert os.listdir(base) == ["1"]
+
+
+def test_kiln_evaluate_blessing_drives_the_push(kiln, tmp_path):
+    from test_serve import CANCER
+    model = tmp_path / "models" / "cancer"
+    train(kiln, model, rounds=5)
+    base = tmp_path / "serving" / "cancer"
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("slicing:\n  - feature: mean_radius\n    boundaries: [15]\n"
+                      "thresholds:\n  - metric: accuracy\n    slices: [mean_radius]\n"
+                      "    lower: 0.9999\n")
+    p = kiln("evaluate", "--model", model, "--data", CANCER, "--config", strict,
+             "--out", tmp_path / "eval-strict", check=False)
+    assert p.returncode == 3, p.stderr
+    p = kiln("push", "--model", model, "--blessing", tmp_path / "eval-strict", "--to", base,
+             check=False)
+    assert p.returncode == 3
+    assert "NOT_BLESSED" in p.stderr and "mean_radius=" in p.stderr and "accuracy" in p.stderr
+
+    fair = tmp_path / "fair.yaml"
+    fair.write_text("thresholds:\n  - metric: auc\n    lower: 0.9\n")
+    kiln("evaluate", "--model", model, "--data", CANCER, "--config", fair, "--out",
+         tmp_path / "eval-fair")
+    kiln("push", "--model", model, "--blessing", tmp_path / "eval-fair", "--to", base, "-q")
+    assert os.listdir(base) == ["1"]
+    # A blessing of another model does not push this one.
+    other = tmp_path / "models" / "other"
+    train(kiln, other, rounds=3)
+    p = kiln("push", "--model", other, "--blessing", tmp_path / "eval-fair", "--to", base,
+             check=False)
+    assert p.returncode == 2 and "blesses" in p.stderr

@@ -40,6 +40,7 @@ void AddImportModelCommand(CLI::App& root);
 void AddMetaCommand(CLI::App& root);
 void AddLineageCommand(CLI::App& root);
 void AddServeCommand(CLI::App& root);
+void AddEvaluateCommand(CLI::App& root);
 void AddInfraValidateCommand(CLI::App& root);
 void AddPushCommand(CLI::App& root);
 

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   kiln::cli::AddValidateCommand(app);
   kiln::cli::AddTrainCommand(app);
   kiln::cli::AddPredictCommand(app);
+  kiln::cli::AddEvaluateCommand(app);
   kiln::cli::AddImportModelCommand(app);
   kiln::cli::AddMetaCommand(app);
   kiln::cli::AddLineageCommand(app);

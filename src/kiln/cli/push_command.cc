@@ -39,15 +39,21 @@ absl::Status CheckBlessing(Env* env, const std::string& path, const std::string&
     return absl::InvalidArgumentError(
         StrCat(*file, " is not a blessing from kiln (no boolean \"blessed\")"));
   }
-  if (b.contains("model") && b["model"].is_string() &&
-      AbsolutePath(b["model"].get<std::string>()) != AbsolutePath(model)) {
-    return absl::InvalidArgumentError(
-        StrCat(*file, " blesses ", b["model"].get<std::string>(), ", not ", model));
+  // The model it blesses: "candidate" (kiln evaluate) or "model" (kiln infra-validate).
+  for (const char* key : {"candidate", "model"}) {
+    if (b.contains(key) && b[key].is_string() &&
+        AbsolutePath(b[key].get<std::string>()) != AbsolutePath(model)) {
+      return absl::InvalidArgumentError(
+          StrCat(*file, " blesses ", b[key].get<std::string>(), ", not ", model));
+    }
   }
   if (b["blessed"].get<bool>()) return absl::OkStatus();
   std::vector<std::string> failing;
   for (const nlohmann::json& c : b.value("failing_checks", nlohmann::json::array())) {
-    failing.push_back(c.is_string() ? c.get<std::string>() : c.dump());
+    // kiln evaluate's checks are objects: slice, metric and why.
+    failing.push_back(c.is_string() ? c.get<std::string>()
+                                    : StrCat(c.value("slice", ""), " ", c.value("metric", ""), ": ",
+                                             c.value("reason", c.dump())));
   }
   return absl::FailedPreconditionError(
       StrCat(model, " is ", b.value("status", std::string("NOT_BLESSED")), " (", *file, ")",
