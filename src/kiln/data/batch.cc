@@ -56,6 +56,18 @@ void Batch::Clear() {
   source.clear();
 }
 
+std::string FirstValueText(const Column& c, size_t row) {
+  const size_t i = c.offsets[row];
+  switch (c.type) {
+    case ValueType::kInt:
+      return StrCat(c.ints[i]);
+    case ValueType::kFloat:
+      return StrCat(c.floats[i]);
+    default:
+      return std::string(c.str(i));
+  }
+}
+
 int Batch::FindColumn(std::string_view name) const {
   for (size_t i = 0; i < columns.size(); ++i)
     if (columns[i].name == name) return static_cast<int>(i);

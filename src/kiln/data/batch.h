@@ -98,6 +98,11 @@ struct ColumnSpec {
 };
 using TableSchema = std::vector<ColumnSpec>;
 
+// The first value of `row` in `c` as text: integers in decimal, floats in shortest
+// round-trip form, strings as they are. The row must have a value. This is how labels and
+// keys are read as class names (trainer, evaluator).
+std::string FirstValueText(const Column& c, size_t row);
+
 // True when `a` and `b` have the same column names and types, in the same order.
 bool SameColumns(const Batch& a, const Batch& b);
 

@@ -20,19 +20,6 @@ namespace {
 
 using nlohmann::json;
 
-// A row's first value as text, as the trainer reads labels (integers in decimal, other
-// numbers in shortest round-trip form).
-std::string ValueText(const data::Column& c, size_t row) {
-  const size_t i = c.offsets[row];
-  switch (c.type) {
-    case data::ValueType::kInt:
-      return StrCat(c.ints[i]);
-    case data::ValueType::kFloat:
-      return StrCat(c.floats[i]);
-    default:
-      return std::string(c.str(i));
-  }
-}
 
 bool HasValue(const data::Column* c, size_t row) {
   return c != nullptr && c->is_present(row) && c->value_count(row) > 0;
@@ -226,7 +213,7 @@ absl::StatusOr<EvalResult> Evaluate(Env* env, const EvalRequest& req) {
       if (task == model::Task::kRegression) {
         KILN_ASSIGN_OR_RETURN(y, NumberValue(batch, *label, r, "label"));
       } else {
-        const std::string text = ValueText(*label, r);
+        const std::string text = data::FirstValueText(*label, r);
         auto it = std::find(result.classes.begin(), result.classes.end(), text);
         if (it == result.classes.end()) {
           return absl::InvalidArgumentError(StrCat(Where(batch, r), ": label '", text,
@@ -253,7 +240,7 @@ absl::StatusOr<EvalResult> Evaluate(Env* env, const EvalRequest& req) {
               StrCat(Where(batch, r), ": no query key (column '", config.ranking->query_key, "')"));
         }
         auto [it, added] =
-            query_ids.try_emplace(ValueText(*query, r), static_cast<uint32_t>(query_ids.size()));
+            query_ids.try_emplace(data::FirstValueText(*query, r), static_cast<uint32_t>(query_ids.size()));
         rows.query.push_back(it->second);
       }
       rows.labels.push_back(y);

@@ -98,17 +98,6 @@ bool AppendInferred(data::Batch& batch, data::Batch* all) {
   return true;
 }
 
-std::string ValueText(const data::Column& c, size_t row) {
-  size_t i = c.offsets[row];
-  switch (c.type) {
-    case data::ValueType::kInt:
-      return StrCat(c.ints[i]);
-    case data::ValueType::kFloat:
-      return StrCat(c.floats[i]);
-    default:
-      return std::string(c.str(i));
-  }
-}
 
 // Rows of `batch` whose row_tags equal `tag`, as a new batch.
 data::Batch SelectRows(const data::Batch& batch, const std::vector<int>& tags, int tag) {
@@ -146,7 +135,7 @@ absl::StatusOr<Labels> ChooseClasses(const TrainConfig& c, const data::Column& l
   bool all_numeric = label.type != data::ValueType::kString;
   for (size_t r = 0; r < label.num_rows(); ++r) {
     if (!label.is_present(r) || label.value_count(r) == 0) continue;
-    std::string v = ValueText(label, r);
+    std::string v = data::FirstValueText(label, r);
     seen.insert(v);
   }
   l.classes.assign(seen.begin(), seen.end());
@@ -201,7 +190,7 @@ absl::StatusOr<uint64_t> ExtractLabels(const TrainConfig& c, const Labels& l, da
       continue;
     }
     float y = 0;
-    std::string text = ValueText(col, r);
+    std::string text = data::FirstValueText(col, r);
     if (c.task == model::Task::kRegression) {
       if (col.type == data::ValueType::kString) {
         double d;
