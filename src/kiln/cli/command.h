@@ -43,6 +43,7 @@ void AddServeCommand(CLI::App& root);
 void AddEvaluateCommand(CLI::App& root);
 void AddInfraValidateCommand(CLI::App& root);
 void AddPushCommand(CLI::App& root);
+void AddRunCommand(CLI::App& root);
 
 }  // namespace kiln::cli
 

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
       "  kiln schema infer --stats stats/ --split train --out schema.pbtxt   # SchemaGen\n"
       "  kiln validate new.csv --schema schema.pbtxt --previous stats/ --previous-split "
       "train --drift-threshold 0.1 --out checks/   # ExampleValidator\n"
+      "  kiln run pipeline.yaml                                 # every step, cached\n"
       "  kiln meta ls artifacts --type ExampleStatistics        # what was recorded\n"
       "  kiln lineage 7                                         # what made artifact 7\n\n"
       "Records go to $KILN_HOME/metadata.sqlite (KILN_HOME defaults to ~/.kiln) or to "
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
   kiln::cli::AddServeCommand(app);
   kiln::cli::AddInfraValidateCommand(app);
   kiln::cli::AddPushCommand(app);
+  kiln::cli::AddRunCommand(app);
   // Name an unknown command or subcommand (`kiln meta foo`) instead of CLI11's generic
   // complaint.
   CLI::App* parent = &app;
