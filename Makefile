@@ -33,6 +33,7 @@ bench: build
 	@.venv/bin/python bench/train_gbdt_vs_python
 	@bench/train_vs_pytorch
 	@bench/serve_vs_peers
+	@bench/pipeline_overhead
 
 # Every test under AddressSanitizer + UBSan.
 asan: setup
