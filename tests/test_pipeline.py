@@ -332,3 +332,67 @@ def test_help_example_is_a_valid_pipeline(kiln, tmp_path):
     assert p.stdout.splitlines()[0] == (f"pipeline clicks: 8 components in 7 parallel groups; "
                                         f"runs in {tmp_path / 'runs' / 'clicks'}/RUN_ID")
     assert "[6] push (push) after train, evaluate" in p.stdout
+
+
+def test_alerts_reach_a_webhook_and_a_log_and_a_dead_sink_changes_nothing(kiln, tmp_path):
+    import http.server
+    import socket
+    import threading
+
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    try:
+        pipeline = setup(tmp_path, validate_data="data/bad.csv")
+        lines = (tmp_path / "data" / "cancer.csv").read_text().splitlines()
+        (tmp_path / "data" / "bad.csv").write_text(
+            "\n".join(",".join(line.split(",")[1:]) for line in lines) + "\n")
+        pipeline.write_text(pipeline.read_text() + (
+            "alerts:\n"
+            f"  - {{webhook: http://127.0.0.1:{server.server_port}/hook}}\n"
+            "  - {log: alerts.jsonl}\n"
+            f"  - {{webhook: http://127.0.0.1:{dead}/x, retries: 2, backoff_seconds: 0.05}}\n"))
+        p = run(kiln, pipeline, "--run-id", "a1", code=3)  # the dead sink does not change it
+        assert [path for path, _ in received] == ["/hook"]
+        doc = received[0][1]
+        assert doc["event"] == "anomalies" and doc["pipeline"] == "cancer" and doc["run"] == "a1"
+        assert doc["component"] == "validate"
+        assert doc["text"].startswith("kiln: pipeline cancer, run a1: validate found ERROR "
+                                      "anomalies in the data; the run stopped before training")
+        logged = [json.loads(l) for l in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+        assert logged == [doc]
+        assert f"alert anomalies not delivered to http://127.0.0.1:{dead}/x" in p.stderr
+
+        # A failing component: run_failed, naming it.
+        (tmp_path / "data" / "bad.csv").unlink()
+        received.clear()
+        run(kiln, pipeline, "--run-id", "a2", code=1)
+        assert [d["event"] for _, d in received] == ["run_failed"]
+        assert received[0][1]["details"]["failed_components"][0].startswith("validate: ")
+    finally:
+        server.shutdown()
+
+
+def test_alert_sink_errors_name_the_line(kiln, tmp_path):
+    pipeline = setup(tmp_path)
+    base = pipeline.read_text()
+    for sink, message in (("{webhook: https://x/y}", "webhook is an http:// URL"),
+                          ("{log: a.jsonl, webhook: http://x/}", "exactly one of webhook and log"),
+                          ("{log: a.jsonl, retry: 3}", "unknown key 'retry'")):
+        pipeline.write_text(base + f"alerts:\n  - {sink}\n")
+        p = run(kiln, pipeline, code=2)
+        assert f"pipeline.yaml:{len(base.splitlines()) + 2}: " in p.stderr, p.stderr
+        assert message in p.stderr, p.stderr

@@ -8,10 +8,12 @@
 #include "kiln/base/str.h"
 #include "kiln/cli/command.h"
 #include "kiln/cli/metadata_flags.h"
+#include "kiln/pipeline/alerts.h"
 #include "kiln/pipeline/invocation.h"
 #include "kiln/pipeline/kinds.h"
 #include "kiln/pipeline/pipeline_spec.h"
 #include "kiln/pipeline/runner.h"
+#include "kiln/serving/webhook.h"
 
 namespace kiln::cli {
 namespace {
@@ -125,6 +127,8 @@ int RunRun(const RunFlags& f, CLI::App& root) {
   options.progress = !f.quiet && isatty(STDERR_FILENO) ? stderr : nullptr;
   auto result = pipeline::RunPipeline(*p, options);
   if (!result.ok()) return ReportError("run", result.status());
+  // A sink that fails is a warning: it never changes the run's outcome.
+  pipeline::SendAlerts(*p, pipeline::AlertEventsOf(*p, *result), serving::PostJson, stderr);
   if (!f.quiet) {
     std::printf("pipeline %s, run %s: %s in %.2f s\n%s%s: %s/run.json\n", result->pipeline.c_str(),
                 result->run_id.c_str(), result->state.c_str(), result->seconds,
@@ -201,7 +205,15 @@ void AddRunCommand(CLI::App& root) {
       "    - name: push\n"
       "      kind: push\n"
       "      inputs: {model: train.out, blessing: evaluate.out}\n"
-      "      args: {to: serving/clicks}\n\n"
+      "      args: {to: serving/clicks}\n"
+      "  alerts:                           # after the run: run_failed, anomalies, not_blessed,\n"
+      "                                    # findings (a command exited 3), pushed\n"
+      "    - {webhook: \"http://127.0.0.1:9000/hook\", retries: 3, backoff_seconds: 1}\n"
+      "    - {log: runs/alerts.jsonl}\n\n"
+      "Alerts: a webhook gets a JSON POST per event with a Slack-compatible `text` (and "
+      "event, pipeline, run, component, details), retried with backoff when it may pass (a "
+      "connection error, 5xx, 429, a timeout); a log sink appends the same JSON lines. A sink "
+      "that fails is a warning: it never changes the run's outcome.\n\n"
       "Kinds (inputs; outputs): import (data; out: dataset), stats (data, schema; out: "
       "statistics), schema (stats; out: schema.pbtxt), validate (data, schema, previous, "
       "serving; out: anomalies), train (data, eval_data; out: model bundle), evaluate (model, "

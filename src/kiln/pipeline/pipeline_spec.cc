@@ -343,6 +343,47 @@ int Pipeline::Find(std::string_view name) const {
   return -1;
 }
 
+namespace {
+
+absl::StatusOr<AlertSink> ParseAlertSink(const Errors& bad, const YAML::Node& n,
+                                         const std::string& dir) {
+  if (!n.IsMap()) return bad(n, "an alert sink is {webhook: URL} or {log: PATH}");
+  AlertSink sink;
+  sink.line = static_cast<int>(n.Mark().line) + 1;
+  for (const auto& kv : n) {
+    const std::string key = kv.first.Scalar();
+    const YAML::Node& v = kv.second;
+    if (key == "webhook") {
+      if (!v.IsScalar() || v.Scalar().rfind("http://", 0) != 0) {
+        return bad(v, "webhook is an http:// URL");
+      }
+      sink.webhook = v.Scalar();
+    } else if (key == "log") {
+      if (!v.IsScalar() || v.Scalar().empty()) return bad(v, "log is a file path");
+      sink.log = v.Scalar().front() == '/' ? v.Scalar() : JoinPath(dir, v.Scalar());
+    } else if (key == "retries") {
+      sink.retries = v.as<int>();
+      if (sink.retries < 0 || sink.retries > 20) return bad(v, "retries is 0 to 20");
+    } else if (key == "backoff_seconds" || key == "timeout_seconds") {
+      const double x = v.as<double>();
+      if (!(x >= 0) || x > 3600 || (key == "timeout_seconds" && x == 0)) {
+        return bad(v, StrCat(key, " is a number of seconds up to 3600"));
+      }
+      (key == "backoff_seconds" ? sink.backoff_seconds : sink.timeout_seconds) = x;
+    } else {
+      return bad(kv.first, StrCat("unknown key '", key,
+                                  "'; alert sinks take webhook or log, retries, backoff_seconds, "
+                                  "timeout_seconds"));
+    }
+  }
+  if (sink.webhook.empty() == sink.log.empty()) {
+    return bad(n, "an alert sink has exactly one of webhook and log");
+  }
+  return sink;
+}
+
+}  // namespace
+
 absl::StatusOr<Pipeline> ParsePipeline(std::string_view yaml, const std::string& file,
                                        const FlagCatalog* catalog) {
   Errors bad(file);
@@ -382,9 +423,16 @@ absl::StatusOr<Pipeline> ParsePipeline(std::string_view yaml, const std::string&
           }
           p.components.push_back(std::move(c));
         }
+      } else if (key == "alerts") {
+        if (!v.IsSequence())
+          return bad(v, "alerts is a list of sinks ({webhook: URL} or {log: PATH})");
+        for (const YAML::Node& n : v) {
+          KILN_ASSIGN_OR_RETURN(AlertSink sink, ParseAlertSink(bad, n, p.dir));
+          p.alerts.push_back(std::move(sink));
+        }
       } else {
-        return bad(kv.first,
-                   StrCat("unknown key '", key, "'; keys: pipeline, root, metadata, components"));
+        return bad(kv.first, StrCat("unknown key '", key,
+                                    "'; keys: pipeline, root, metadata, components, alerts"));
       }
     }
   } catch (const YAML::Exception& e) {

@@ -68,6 +68,17 @@ struct Dag {
   std::vector<std::vector<int>> levels;
 };
 
+// One `alerts:` entry (alerts.h): {webhook: URL, retries: 3, backoff_seconds: 1,
+// timeout_seconds: 5} or {log: PATH}.
+struct AlertSink {
+  std::string webhook;         // http:// URL
+  std::string log;             // absolute path of a JSON Lines file
+  int retries = 3;             // further attempts after a failed POST that may pass on a retry
+  double backoff_seconds = 1;  // before the first retry; doubles each retry
+  double timeout_seconds = 5;  // per POST
+  int line = 0;
+};
+
 struct Pipeline {
   std::string name;
   std::string file;      // as given
@@ -75,6 +86,7 @@ struct Pipeline {
   std::string root;      // absolute: runs live in ROOT/RUN_ID
   std::string metadata;  // as written ("" when absent)
   std::vector<Component> components;
+  std::vector<AlertSink> alerts;
   Dag dag;
 
   // Index of the component named `name`, or -1.
