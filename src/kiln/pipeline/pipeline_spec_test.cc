@@ -236,7 +236,7 @@ components:
 TEST(PipelineSpecTest, UnknownKeysAndKindsAreErrors) {
   EXPECT_EQ(Error("pipeline: p\nschedule: daily\ncomponents: []\n"),
             "/work/p/pipeline.yaml:2: unknown key 'schedule'; keys: pipeline, root, metadata, "
-            "components");
+            "components, alerts");
   EXPECT_THAT(Error(R"(pipeline: p
 components:
   - name: a
