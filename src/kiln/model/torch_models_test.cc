@@ -375,6 +375,32 @@ void KeepColumns(Data* d, bool dense, bool categorical) {
 // Small batches take the plain C++ forward pass, large ones libtorch's: for every model
 // type it computes, task, activation and mix of inputs (a NaN dense value read as 0), the
 // scores of the same rows agree, and a model loaded from its bundle gives the same ones.
+// cnn batches run their convolutions channels-last (one row keeps NCHW): a batch's scores
+// are each row's own.
+TEST_F(TorchModelsTest, CnnBatchScoresEqualEachRowScoredAlone) {
+  nlohmann::json params = CnnParams();
+  params["conv_channels"] = {4, 6};
+  auto m = Train(params);
+  ASSERT_TRUE(m.ok()) << m.status();
+  std::vector<float> batch;
+  ASSERT_TRUE((*m)->Predict(s_.eval.x, &batch).ok());
+  ASSERT_EQ(batch.size(), 300u);
+  for (size_t r = 0; r < 300; r += 37) {
+    transform::TransformedBatch one = FirstRows(s_.eval.x, r + 1);
+    std::vector<float> scores;
+    ASSERT_TRUE((*m)->Predict(one, &scores).ok());
+    std::vector<float> alone;
+    transform::TransformedBatch row = one;
+    row.num_rows = 1;
+    row.dense.erase(row.dense.begin(), row.dense.begin() + r * row.dense_dim);
+    row.ids.erase(row.ids.begin(), row.ids.begin() + r * row.num_categorical);
+    ASSERT_TRUE((*m)->Predict(row, &alone).ok());
+    ASSERT_EQ(alone.size(), 1u);
+    EXPECT_NEAR(alone[0], batch[r], 1e-6f) << "row " << r;
+    EXPECT_NEAR(scores[r], batch[r], 1e-6f) << "row " << r;
+  }
+}
+
 TEST_F(TorchModelsTest, SmallBatchesScoreAsLibtorchDoes) {
   const std::vector<nlohmann::json> nets = {
       {{"type", "linear"}},

