@@ -6,17 +6,8 @@
 
 #include "kiln/base/str.h"
 #include "kiln/base/string_map.h"
+#include "kiln/data/simdjson_quiet.h"
 #include "kiln/data/text_blocks.h"
-// GCC 12 misreads simdjson's result types as dangling; clang has no such warning.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdangling-pointer"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include "simdjson.h"
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 namespace kiln::data {
 

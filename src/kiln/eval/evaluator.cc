@@ -20,7 +20,6 @@ namespace {
 
 using nlohmann::json;
 
-
 bool HasValue(const data::Column* c, size_t row) {
   return c != nullptr && c->is_present(row) && c->value_count(row) > 0;
 }
@@ -157,22 +156,11 @@ absl::StatusOr<EvalResult> Evaluate(Env* env, const EvalRequest& req) {
   // Read the rows, typed as the models' signatures declare their inputs.
   data::ResolveOptions ro;
   ro.split = req.split;
-  KILN_ASSIGN_OR_RETURN(data::InputSet input, data::ResolveInput(env, req.data, ro));
-  data::ReadOptions options;
-  if (input.format != data::Format::kDataset) {
-    for (const train::Predictor* p : {cand.get(), base.get()}) {
-      if (p == nullptr) continue;
-      for (const data::ColumnSpec& col : p->inputs()) {
-        const bool named =
-            std::any_of(options.type_overrides.begin(), options.type_overrides.end(),
-                        [&](const data::ColumnSpec& c) { return c.name == col.name; });
-        if (!named) options.type_overrides.push_back(col);
-      }
-    }
-  }
-  KILN_ASSIGN_OR_RETURN(auto source, data::OpenSource(env, input, options));
+  std::vector<const data::TableSchema*> inputs = {&cand->inputs()};
+  if (base) inputs.push_back(&base->inputs());
   data::BadRowSink bad(data::BadRowPolicy::kError);
-  data::BatchReader reader(std::move(source), &bad);
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<data::BatchReader> reader,
+                        train::OpenRowsTypedAs(env, req.data, ro, inputs, &bad));
   Slicer slicer(config.slicing);
   Rows rows;
   std::unordered_map<std::string, uint32_t> query_ids;
@@ -181,9 +169,9 @@ absl::StatusOr<EvalResult> Evaluate(Env* env, const EvalRequest& req) {
   std::vector<float> cand_scores, base_scores;
   std::vector<uint8_t> keep;
   for (;;) {
-    KILN_ASSIGN_OR_RETURN(bool more, reader.Next(&batch));
+    KILN_ASSIGN_OR_RETURN(bool more, reader->Next(&batch));
     if (!more) break;
-    if (req.progress) req.progress->Update(reader.bytes_read(), 0, "");
+    if (req.progress) req.progress->Update(reader->bytes_read(), 0, "");
     KILN_RETURN_IF_ERROR(cand->Predict(batch, &cand_scores));
     if (base) {
       KILN_RETURN_IF_ERROR(base->Predict(batch, &base_scores));
@@ -239,8 +227,8 @@ absl::StatusOr<EvalResult> Evaluate(Env* env, const EvalRequest& req) {
           return absl::InvalidArgumentError(
               StrCat(Where(batch, r), ": no query key (column '", config.ranking->query_key, "')"));
         }
-        auto [it, added] =
-            query_ids.try_emplace(data::FirstValueText(*query, r), static_cast<uint32_t>(query_ids.size()));
+        auto [it, added] = query_ids.try_emplace(data::FirstValueText(*query, r),
+                                                 static_cast<uint32_t>(query_ids.size()));
         rows.query.push_back(it->second);
       }
       rows.labels.push_back(y);

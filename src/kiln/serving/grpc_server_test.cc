@@ -56,15 +56,8 @@ class RecordingService : public InferenceService {
 using testing::kPeopleRows;
 using testing::PeopleRow;
 
-class GrpcServerTest : public ::testing::Test {
+class GrpcServerTest : public testing::PeopleSuite {
  protected:
-  static void SetUpTestSuite() {
-    tmp_ = new kiln::testing::TempDir();
-    const absl::Status st = testing::TrainPeopleBundle(*tmp_);
-    ASSERT_TRUE(st.ok()) << st;
-  }
-  static void TearDownTestSuite() { delete tmp_; }
-
   void SetUp() override {
     ModelConfig model;
     model.name = "people";
@@ -160,13 +153,10 @@ class GrpcServerTest : public ::testing::Test {
     return out;
   }
 
-  static kiln::testing::TempDir* tmp_;
   ModelManager manager_{Env::Default()};
   RecordingService service_{&manager_};
   std::shared_ptr<const train::Predictor> predictor_;
 };
-
-kiln::testing::TempDir* GrpcServerTest::tmp_ = nullptr;
 
 TEST_F(GrpcServerTest, LiveReadyAndServerMetadata) {
   auto server = StartServer();

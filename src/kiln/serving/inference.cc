@@ -132,15 +132,18 @@ absl::StatusOr<Resolved> InferenceService::Resolve(const InferTarget& target) co
   return r;
 }
 
-Batcher::PredictFn InferenceService::PredictFor(const Resolved& resolved) {
+absl::Status InferenceService::Predict(const train::Predictor& predictor, int64_t version,
+                                       const data::Batch& rows, std::vector<float>* scores) {
   // The rows were decoded against the signature already: a model that fails on them now
   // is a server error (500 / INTERNAL), as TF Serving reports a failing session run.
+  absl::Status st = predictor.Predict(rows, scores);
+  if (st.ok()) return st;
+  return absl::InternalError(StrCat("version ", version, " failed: ", st.message()));
+}
+
+Batcher::PredictFn InferenceService::PredictFor(const Resolved& resolved) {
   return [p = resolved.predictor, version = resolved.version](
-             const data::Batch& b, std::vector<float>* s) -> absl::Status {
-    absl::Status st = p->Predict(b, s);
-    if (st.ok()) return st;
-    return absl::InternalError(StrCat("version ", version, " failed: ", st.message()));
-  };
+             const data::Batch& b, std::vector<float>* s) { return Predict(*p, version, b, s); };
 }
 
 void InferenceService::Finish(const Resolved& resolved, const data::Batch& rows,
@@ -164,9 +167,9 @@ absl::Status InferenceService::Run(const Resolved& resolved, const data::Batch& 
   // Only a routed request's latency is recorded: the others skip the clock.
   const auto start =
       resolved.routed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
-  const Batcher::PredictFn predict = PredictFor(resolved);
-  absl::Status st = batcher_ ? batcher_->Run(resolved.predictor.get(), predict, rows, scores)
-                             : predict(rows, scores);
+  absl::Status st =
+      batcher_ ? batcher_->Run(resolved.predictor.get(), PredictFor(resolved), rows, scores)
+               : Predict(*resolved.predictor, resolved.version, rows, scores);
   Finish(resolved, rows, st, start);
   return st;
 }
@@ -177,7 +180,7 @@ void InferenceService::RunAsync(const Resolved& resolved, std::shared_ptr<const 
       resolved.routed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
   if (!batcher_) {
     std::vector<float> scores;
-    absl::Status st = PredictFor(resolved)(*rows, &scores);
+    absl::Status st = Predict(*resolved.predictor, resolved.version, *rows, &scores);
     Finish(resolved, *rows, st, start);
     done(std::move(st), std::move(scores));
     return;

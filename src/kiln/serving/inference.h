@@ -94,7 +94,10 @@ class InferenceService {
  private:
   InferenceService(const ModelManager* manager, InferenceOptions options);
   void DeclareMetrics();
-  // The version's predict, with a failure reported as the version's (kInternal).
+  // The version's predict, with a failure reported as the version's (kInternal); and the
+  // same as a function for the batcher (without batching, no function object is made).
+  static absl::Status Predict(const train::Predictor& predictor, int64_t version,
+                              const data::Batch& rows, std::vector<float>* scores);
   static Batcher::PredictFn PredictFor(const Resolved& resolved);
   // After the rows were scored: the outcome of a routed request goes to its version's
   // traffic window (`start` is when it began), and the rows of a successful one to the

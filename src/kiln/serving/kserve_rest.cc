@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <future>
 #include <memory>
 #include <optional>
 
@@ -301,10 +300,7 @@ void Infer(const InferenceService& s, const std::string& model, std::optional<in
 }  // namespace
 
 HttpResponse HandleKserveRest(const InferenceService& s, const HttpRequest& request) {
-  std::promise<HttpResponse> answer;
-  std::future<HttpResponse> response = answer.get_future();
-  HandleKserveRestAsync(s, request, [&answer](HttpResponse r) { answer.set_value(std::move(r)); });
-  return response.get();
+  return AwaitReply([&](HttpReply reply) { HandleKserveRestAsync(s, request, reply); });
 }
 
 void HandleKserveRestAsync(const InferenceService& s, const HttpRequest& request,

@@ -96,15 +96,8 @@ Json BinaryInput(const std::string& name, const std::string& datatype, std::vect
   return t;
 }
 
-class KserveRestTest : public ::testing::Test {
+class KserveRestTest : public testing::PeopleSuite {
  protected:
-  static void SetUpTestSuite() {
-    tmp_ = new kiln::testing::TempDir();
-    const absl::Status st = testing::TrainPeopleBundle(*tmp_);
-    ASSERT_TRUE(st.ok()) << st;
-  }
-  static void TearDownTestSuite() { delete tmp_; }
-
   void SetUp() override {
     ModelConfig model;
     model.name = "people";
@@ -177,13 +170,10 @@ class KserveRestTest : public ::testing::Test {
     return {};
   }
 
-  static kiln::testing::TempDir* tmp_;
   ModelManager manager_{Env::Default()};
   InferenceService service_{&manager_};
   std::shared_ptr<const train::Predictor> predictor_;
 };
-
-kiln::testing::TempDir* KserveRestTest::tmp_ = nullptr;
 
 TEST_F(KserveRestTest, ServerMetadataAdvertisesTheBinaryTensorDataExtension) {
   HttpRequest req;

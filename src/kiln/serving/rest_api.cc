@@ -368,12 +368,15 @@ RestApi::RestApi(const InferenceService* service)
                         "Versions that failed to load (and are not served), by model.");
 }
 
-HttpResponse RestApi::Handle(const HttpRequest& request) const {
-  // Answered before HandleAsync returns unless a batch queue holds the request.
+HttpResponse AwaitReply(const std::function<void(HttpReply)>& start) {
   std::promise<HttpResponse> answer;
   std::future<HttpResponse> response = answer.get_future();
-  HandleAsync(request, [&answer](HttpResponse r) { answer.set_value(std::move(r)); });
+  start([&answer](HttpResponse r) { answer.set_value(std::move(r)); });
   return response.get();
+}
+
+HttpResponse RestApi::Handle(const HttpRequest& request) const {
+  return AwaitReply([&](HttpReply reply) { HandleAsync(request, std::move(reply)); });
 }
 
 void RestApi::HandleAsync(HttpRequest request, HttpReply reply) const {

@@ -46,6 +46,10 @@ struct HttpResponse {
 // Sends the response to one request; call it once, from any thread.
 using HttpReply = std::function<void(HttpResponse response)>;
 
+// Runs `start` with a reply and waits for the response given to it (at once, or from
+// another thread): a synchronous call over an asynchronous handler.
+HttpResponse AwaitReply(const std::function<void(HttpReply)>& start);
+
 // The HTTP status TF Serving answers a Status with (400, 401, 403, 404, 409, 429, 500,
 // 501, 503, 504).
 int HttpStatusFor(const absl::Status& status);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "gtest/gtest.h"
 #include "kiln/base/str.h"
 #include "kiln/data/batch.h"
 #include "kiln/testing/temp_dir.h"
@@ -60,6 +61,22 @@ inline data::Batch PeopleBatch() {
   b.num_rows = kPeopleRows.size();
   return b;
 }
+
+// A suite whose tests share one people bundle, trained once for the suite into
+// tmp_->File("models/people/1"). Tests must not change it.
+class PeopleSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    tmp_ = new kiln::testing::TempDir();
+    const absl::Status st = TrainPeopleBundle(*tmp_);
+    ASSERT_TRUE(st.ok()) << st;
+  }
+  static void TearDownTestSuite() {
+    delete tmp_;
+    tmp_ = nullptr;
+  }
+  inline static kiln::testing::TempDir* tmp_ = nullptr;
+};
 
 }  // namespace kiln::serving::testing
 

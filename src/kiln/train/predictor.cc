@@ -112,22 +112,28 @@ absl::Status Predictor::Predict(const data::Batch& raw, std::vector<float>* scor
   return model_->Predict(x, scores);
 }
 
-absl::StatusOr<std::unique_ptr<data::BatchReader>> Predictor::OpenRows(
-    Env* env, const std::string& data, data::BadRowSink* bad) const {
-  KILN_ASSIGN_OR_RETURN(data::InputSet input, data::ResolveInput(env, data));
+absl::StatusOr<std::unique_ptr<data::BatchReader>> OpenRowsTypedAs(
+    Env* env, const std::string& data, const data::ResolveOptions& resolve,
+    const std::vector<const data::TableSchema*>& inputs, data::BadRowSink* bad) {
+  KILN_ASSIGN_OR_RETURN(data::InputSet input, data::ResolveInput(env, data, resolve));
   data::ReadOptions options;
-  if (input.format != data::Format::kDataset) {
-    // Column types as the model's signature declares them, so "007" stays a string.
-    for (const auto& in : manifest().signature.value("inputs", nlohmann::json::array())) {
-      std::string dtype = in.value("dtype", "");
-      data::ValueType t = dtype == "int64"     ? data::ValueType::kInt
-                          : dtype == "float64" ? data::ValueType::kFloat
-                                               : data::ValueType::kString;
-      options.type_overrides.push_back({in.value("name", ""), t});
+  if (input.format != data::Format::kDataset) {  // a dataset's columns are typed already
+    for (const data::TableSchema* schema : inputs) {
+      for (const data::ColumnSpec& col : *schema) {
+        const bool named =
+            std::any_of(options.type_overrides.begin(), options.type_overrides.end(),
+                        [&](const data::ColumnSpec& c) { return c.name == col.name; });
+        if (!named) options.type_overrides.push_back(col);
+      }
     }
   }
   KILN_ASSIGN_OR_RETURN(auto source, data::OpenSource(env, input, options));
   return std::make_unique<data::BatchReader>(std::move(source), bad);
+}
+
+absl::StatusOr<std::unique_ptr<data::BatchReader>> Predictor::OpenRows(
+    Env* env, const std::string& data, data::BadRowSink* bad) const {
+  return OpenRowsTypedAs(env, data, {}, {&inputs_}, bad);
 }
 
 absl::StatusOr<uint64_t> PredictFile(Env* env, const Predictor& predictor, const std::string& data,

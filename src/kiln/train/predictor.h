@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "kiln/data/batch.h"
+#include "kiln/data/input.h"
 #include "kiln/data/source.h"
 #include "kiln/model/bundle.h"
 #include "kiln/model/model.h"
@@ -41,9 +42,7 @@ class Predictor {
   size_t warmup_rows() const { return warmup_rows_; }
   // The warm-up rows' raw inputs, as JSON objects of features (what the REST API takes).
   const nlohmann::json& warmup_inputs() const { return warmup_inputs_; }
-  // Reads `data` (a file, glob, span directory or dataset) in batches, with the column
-  // types of the model's signature, so that e.g. "007" stays a string. Errors: those of
-  // data::ResolveInput and data::OpenSource.
+  // OpenRowsTypedAs with this model's inputs.
   absl::StatusOr<std::unique_ptr<data::BatchReader>> OpenRows(Env* env, const std::string& data,
                                                               data::BadRowSink* bad) const;
 
@@ -59,6 +58,13 @@ class Predictor {
   size_t warmup_rows_ = 0;
   nlohmann::json warmup_inputs_ = nlohmann::json::array();
 };
+
+// Reads `data` (a file, glob, span directory or dataset) in batches, each column named in
+// `inputs` typed as its first schema there declares it (so e.g. "007" stays a string for a
+// model that takes strings). Errors: those of data::ResolveInput and data::OpenSource.
+absl::StatusOr<std::unique_ptr<data::BatchReader>> OpenRowsTypedAs(
+    Env* env, const std::string& data, const data::ResolveOptions& resolve,
+    const std::vector<const data::TableSchema*>& inputs, data::BadRowSink* bad);
 
 // Streams `data` through the predictor into `out` (.csv or .jsonl, written atomically),
 // keeping input row order. Columns: binary `score`; multiclass `class` and `prob_<class>`
