@@ -1,8 +1,10 @@
 #include "kiln/base/env.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -229,6 +231,17 @@ absl::Status WriteFileAtomically(Env* env, const std::string& path, std::string_
   KILN_ASSIGN_OR_RETURN(auto writer, AtomicFileWriter::Create(env, path));
   KILN_RETURN_IF_ERROR(writer->Append(contents));
   return writer->Commit();
+}
+
+void ReleaseFreeMemory() {
+  using Release = void (*)();
+  static const Release tcmalloc_release =
+      reinterpret_cast<Release>(dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory"));
+  if (tcmalloc_release != nullptr) {
+    tcmalloc_release();
+  } else {
+    malloc_trim(0);
+  }
 }
 
 int NumCpus() {

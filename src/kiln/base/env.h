@@ -123,6 +123,12 @@ class AtomicFileWriter {
 // once: the standard call reads sysfs every time, which shows on per-request paths.
 int NumCpus();
 
+// Gives memory the allocator holds free back to the system: tcmalloc's
+// MallocExtension_ReleaseFreeMemory when the process runs on tcmalloc (the kiln binary),
+// glibc's malloc_trim otherwise. For after a large release, e.g. a model version unloaded;
+// it takes a lock in the allocator, so not for hot paths.
+void ReleaseFreeMemory();
+
 // Path helpers.
 std::string JoinPath(std::string_view a, std::string_view b);
 std::string Dirname(std::string_view path);

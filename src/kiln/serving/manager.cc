@@ -140,6 +140,9 @@ void ModelManager::Reconcile(const std::string& name) {
     it->second.failed = std::move(failed);
     for (int64_t v : unloaded) it->second.status[v] = {v, VersionState::kEnd, absl::OkStatus()};
   }
+  // An unloaded version's memory (often most of the server's) goes back to the system
+  // rather than waiting in the allocator's caches (freed once no request holds it).
+  if (!unloaded.empty()) ReleaseFreeMemory();
   if (!options_.on_event) return;
   for (int64_t v : unloaded) {
     events.push_back(
