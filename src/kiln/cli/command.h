@@ -34,6 +34,7 @@ void AddStatsCommand(CLI::App& root);
 void AddImportCommand(CLI::App& root);
 void AddSchemaCommand(CLI::App& root);
 void AddValidateCommand(CLI::App& root);
+void AddTransformCommand(CLI::App& root);
 void AddTrainCommand(CLI::App& root);
 void AddPredictCommand(CLI::App& root);
 void AddImportModelCommand(CLI::App& root);
@@ -44,6 +45,8 @@ void AddEvaluateCommand(CLI::App& root);
 void AddInfraValidateCommand(CLI::App& root);
 void AddPushCommand(CLI::App& root);
 void AddRunCommand(CLI::App& root);
+void AddScheduleCommand(CLI::App& root);
+void AddApproveCommand(CLI::App& root);
 
 }  // namespace kiln::cli
 

@@ -21,7 +21,10 @@ int main(int argc, char** argv) {
       "  kiln schema infer --stats stats/ --split train --out schema.pbtxt   # SchemaGen\n"
       "  kiln validate new.csv --schema schema.pbtxt --previous stats/ --previous-split "
       "train --drift-threshold 0.1 --out checks/   # ExampleValidator\n"
+      "  kiln transform --config train.yaml --data ds/ --out tf/   # Transform\n"
+      "  kiln train --config train.yaml --data ds/ --transform tf/ --out m/1   # Trainer\n"
       "  kiln run pipeline.yaml                                 # every step, cached\n"
+      "  kiln schedule pipeline.yaml                            # run it on cron / new spans\n"
       "  kiln meta ls artifacts --type ExampleStatistics        # what was recorded\n"
       "  kiln lineage 7                                         # what made artifact 7\n\n"
       "Records go to $KILN_HOME/metadata.sqlite (KILN_HOME defaults to ~/.kiln) or to "
@@ -35,6 +38,7 @@ int main(int argc, char** argv) {
   kiln::cli::AddStatsCommand(app);
   kiln::cli::AddSchemaCommand(app);
   kiln::cli::AddValidateCommand(app);
+  kiln::cli::AddTransformCommand(app);
   kiln::cli::AddTrainCommand(app);
   kiln::cli::AddPredictCommand(app);
   kiln::cli::AddEvaluateCommand(app);
@@ -45,6 +49,8 @@ int main(int argc, char** argv) {
   kiln::cli::AddInfraValidateCommand(app);
   kiln::cli::AddPushCommand(app);
   kiln::cli::AddRunCommand(app);
+  kiln::cli::AddScheduleCommand(app);
+  kiln::cli::AddApproveCommand(app);
   // Name an unknown command or subcommand (`kiln meta foo`) instead of CLI11's generic
   // complaint.
   CLI::App* parent = &app;

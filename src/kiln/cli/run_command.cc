@@ -1,5 +1,6 @@
 // `kiln run PIPELINE.yaml`: runs a pipeline's components as child processes of this
 // binary (or any executable), with caching, retries, gates and metadata records.
+#include <pwd.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -8,12 +9,16 @@
 #include "kiln/base/str.h"
 #include "kiln/cli/command.h"
 #include "kiln/cli/metadata_flags.h"
+#include "kiln/cli/pipeline_catalog.h"
 #include "kiln/pipeline/alerts.h"
 #include "kiln/pipeline/invocation.h"
 #include "kiln/pipeline/kinds.h"
+#include "kiln/pipeline/lock.h"
 #include "kiln/pipeline/pipeline_spec.h"
+#include "kiln/pipeline/run_records.h"
 #include "kiln/pipeline/runner.h"
 #include "kiln/serving/webhook.h"
+#include "nlohmann/json.hpp"
 
 namespace kiln::cli {
 namespace {
@@ -27,33 +32,6 @@ struct RunFlags {
   bool quiet = false;
   MetadataFlags metadata;
 };
-
-// The flags of each built-in kind's command, read from this binary's own parser, so a
-// pipeline file is checked against the real flags.
-pipeline::FlagCatalog Catalog(CLI::App& root) {
-  pipeline::FlagCatalog catalog;
-  for (const std::string& name : pipeline::KindNames()) {
-    const pipeline::Kind* kind = pipeline::FindKind(name);
-    if (!kind) continue;
-    CLI::App* app = &root;
-    for (const std::string& word : kind->subcommand) {
-      CLI::App* next = nullptr;
-      for (CLI::App* sub : app->get_subcommands({})) {
-        if (sub->get_name() == word) next = sub;
-      }
-      app = next;
-      if (!app) break;
-    }
-    if (!app) continue;
-    pipeline::CommandFlags& flags = catalog[name];
-    for (const CLI::Option* opt : app->get_options()) {
-      for (const std::string& lname : opt->get_lnames()) {
-        flags.options[lname] = opt->get_type_size() != 0;
-      }
-    }
-  }
-  return catalog;
-}
 
 // `--dry-run`: each component's command line in this order, with the paths of a run.
 void PrintPlan(const pipeline::Pipeline& p, const pipeline::FlagCatalog& catalog,
@@ -104,20 +82,56 @@ std::string Tail(const std::string& path, size_t n) {
   return out;
 }
 
-int RunRun(const RunFlags& f, CLI::App& root) {
-  const pipeline::FlagCatalog catalog = Catalog(root);
-  auto p = pipeline::LoadPipeline(Env::Default(), f.pipeline, &catalog);
-  if (!p.ok()) return ReportError("run", p.status());
-  // --metadata names a store relative to here; the pipeline's own relative to its file.
-  std::string url = f.metadata.url;
+// --metadata names a store relative to here; the pipeline's own relative to its file.
+std::string StoreUrl(const std::string& flag) {
+  std::string url = flag;
   if (!url.empty() && url.find("://") == std::string::npos) {
     const std::string path = url.rfind("sqlite:", 0) == 0 ? url.substr(7) : url;
     url = StrCat("sqlite:", AbsolutePath(path));
   }
+  return url;
+}
+
+// Alerts, the summary table, and what failed or stopped the run; returns the exit code.
+int ReportRun(const char* command, const pipeline::Pipeline& p, const pipeline::RunResult& r,
+              bool quiet) {
+  // A sink that fails is a warning: it never changes the run's outcome.
+  pipeline::SendAlerts(p, pipeline::AlertEventsOf(p, r), serving::PostJson, stderr);
+  if (!quiet) {
+    std::printf("pipeline %s, run %s: %s in %.2f s\n%s%s: %s/run.json\n", r.pipeline.c_str(),
+                r.run_id.c_str(), r.state.c_str(), r.seconds, pipeline::SummaryTable(r).c_str(),
+                "logs and outputs", r.run_dir.c_str());
+    std::fflush(stdout);
+  }
+  for (const pipeline::ComponentResult& c : r.components) {
+    if (c.state != pipeline::ComponentState::kFailed) continue;
+    std::fprintf(stderr, "kiln %s: error: component '%s' failed: %s\n%s", command, c.name.c_str(),
+                 c.note.c_str(), c.log.empty() ? "" : Tail(c.log, 5).c_str());
+  }
+  for (const pipeline::ComponentResult& c : r.components) {
+    if (r.state == "stopped" && c.name == r.stopped_by) {
+      std::fprintf(stderr, "kiln %s: stopped at component '%s': %s\n", command, c.name.c_str(),
+                   c.note.c_str());
+    }
+    if (c.state == pipeline::ComponentState::kHeld) {
+      std::fprintf(stderr, "kiln %s: component '%s' %s\n", command, c.name.c_str(), c.note.c_str());
+    }
+  }
+  return r.ExitCode();
+}
+
+int RunRun(const RunFlags& f, CLI::App& root) {
+  const pipeline::FlagCatalog catalog = PipelineFlagCatalog(root);
+  auto p = pipeline::LoadPipeline(Env::Default(), f.pipeline, &catalog);
+  if (!p.ok()) return ReportError("run", p.status());
+  const std::string url = StoreUrl(f.metadata.url);
   if (f.dry_run) {
     PrintPlan(*p, catalog, url.empty() ? p->metadata : url);
     return kExitOk;
   }
+  // One run of a pipeline at a time (kiln schedule hands its own lock to the run it starts).
+  auto lock = pipeline::PipelineLock::AcquireRunOrInherit(p->root, p->name);
+  if (!lock.ok()) return ReportError("run", lock.status());
   pipeline::RunOptions options;
   options.metadata_url = url;
   options.run_id = f.run_id;
@@ -127,27 +141,76 @@ int RunRun(const RunFlags& f, CLI::App& root) {
   options.progress = !f.quiet && isatty(STDERR_FILENO) ? stderr : nullptr;
   auto result = pipeline::RunPipeline(*p, options);
   if (!result.ok()) return ReportError("run", result.status());
-  // A sink that fails is a warning: it never changes the run's outcome.
-  pipeline::SendAlerts(*p, pipeline::AlertEventsOf(*p, *result), serving::PostJson, stderr);
+  return ReportRun("run", *p, *result, f.quiet);
+}
+
+struct ApproveFlags {
+  std::string run_id;
+  std::string pipeline = "pipeline.yaml";
+  std::string note;
+  int parallel = 0;
+  bool quiet = false;
+  MetadataFlags metadata;
+};
+
+std::string WhoAmI() {
+  if (const char* u = std::getenv("USER"); u && *u) return u;
+  if (const passwd* pw = getpwuid(geteuid())) return pw->pw_name;
+  return StrCat("uid ", geteuid());
+}
+
+int RunApprove(const ApproveFlags& f, CLI::App& root) {
+  const pipeline::FlagCatalog catalog = PipelineFlagCatalog(root);
+  Env* env = Env::Default();
+  auto p = pipeline::LoadPipeline(env, f.pipeline, &catalog);
+  if (!p.ok()) return ReportError("approve", p.status());
+  const std::string run_json = JoinPath(JoinPath(p->root, f.run_id), "run.json");
+  auto text = ReadFileToString(env, run_json);
+  if (!text.ok()) {
+    return ReportError("approve", absl::NotFoundError(StrCat("pipeline ", p->name, " has no run '",
+                                                             f.run_id, "' (no ", run_json, ")")));
+  }
+  const nlohmann::json run = nlohmann::json::parse(*text, nullptr, false);
+  const std::string state = run.is_object() && run.value("state", nlohmann::json()).is_string()
+                                ? run["state"].get<std::string>()
+                                : "unreadable";
+  if (state != "held") {
+    return ReportError("approve",
+                       absl::FailedPreconditionError(StrCat(
+                           "run ", f.run_id, " is ", state,
+                           "; only a held run (drift found, its push held) waits for approval")));
+  }
+  // The store the run used, unless told otherwise.
+  std::string url = StoreUrl(f.metadata.url);
+  if (url.empty() && run.value("metadata", nlohmann::json()).is_string()) {
+    url = run["metadata"].get<std::string>();
+  }
+  // The re-run is a run like any other: one at a time per pipeline.
+  auto lock = pipeline::PipelineLock::AcquireRun(p->root, p->name);
+  if (!lock.ok()) return ReportError("approve", lock.status());
+  char host[256] = "";
+  gethostname(host, sizeof(host) - 1);
+  auto records = pipeline::RunRecords::Open(url, p->name, f.run_id);
+  if (!records.ok()) return ReportError("approve", records.status());
+  auto id = (*records)->RecordApproval(WhoAmI(), host, f.note);
+  if (!id.ok()) return ReportError("approve", id.status());
+  records->reset();  // the run opens its own connection
   if (!f.quiet) {
-    std::printf("pipeline %s, run %s: %s in %.2f s\n%s%s: %s/run.json\n", result->pipeline.c_str(),
-                result->run_id.c_str(), result->state.c_str(), result->seconds,
-                pipeline::SummaryTable(*result).c_str(), "logs and outputs",
-                result->run_dir.c_str());
+    std::printf(
+        "approved run %s of pipeline %s (%s@%s, execution %lld); running it again to "
+        "push\n",
+        f.run_id.c_str(), p->name.c_str(), WhoAmI().c_str(), host, static_cast<long long>(*id));
     std::fflush(stdout);
   }
-  for (const pipeline::ComponentResult& c : result->components) {
-    if (c.state != pipeline::ComponentState::kFailed) continue;
-    std::fprintf(stderr, "kiln run: error: component '%s' failed: %s\n%s", c.name.c_str(),
-                 c.note.c_str(), c.log.empty() ? "" : Tail(c.log, 5).c_str());
-  }
-  for (const pipeline::ComponentResult& c : result->components) {
-    if (result->state == "stopped" && c.name == result->stopped_by) {
-      std::fprintf(stderr, "kiln run: stopped at component '%s': %s\n", c.name.c_str(),
-                   c.note.c_str());
-    }
-  }
-  return result->ExitCode();
+  pipeline::RunOptions options;
+  options.metadata_url = url;
+  options.run_id = f.run_id;
+  options.parallel = f.parallel;
+  options.catalog = &catalog;
+  options.progress = !f.quiet && isatty(STDERR_FILENO) ? stderr : nullptr;
+  auto result = pipeline::RunPipeline(*p, options);
+  if (!result.ok()) return ReportError("approve", result.status());
+  return ReportRun("approve", *p, *result, f.quiet);
 }
 
 }  // namespace
@@ -179,11 +242,13 @@ void AddRunCommand(CLI::App& root) {
       "    - name: schema\n"
       "      kind: schema\n"
       "      inputs: {stats: stats}         # COMPONENT alone: its only output\n"
-      "      args: {split: train}\n"
+      "      args: {split: train, curated: schema.pbtxt}  # inferred once, then kept by you\n"
       "    - name: validate\n"
       "      kind: validate\n"
-      "      inputs: {data: stats.out, schema: schema.out}\n"
+      "      inputs: {data: stats.out, schema: schema.out, previous: stats.out@previous}\n"
+      "      args: {drift_threshold: 0.1}   # previous: the last span's statistics, for drift\n"
       "      on_findings: stop              # default: ERROR anomalies (exit 3) stop the run\n"
+      "      on_drift: hold                 # default: drift alone holds the push (kiln approve)\n"
       "    - name: train\n"
       "      kind: train\n"
       "      inputs: {data: import.out}\n"
@@ -200,23 +265,35 @@ void AddRunCommand(CLI::App& root) {
       "      env: {OMP_NUM_THREADS: \"4\"}\n"
       "    - name: evaluate\n"
       "      kind: evaluate\n"
-      "      inputs: {model: train.out, data: import.out}\n"
+      "      inputs: {model: train.out, data: import.out}  # baseline: the last blessed model\n"
       "      args: {config: eval.yaml, split: eval}\n"
       "    - name: push\n"
       "      kind: push\n"
       "      inputs: {model: train.out, blessing: evaluate.out}\n"
       "      args: {to: serving/clicks}\n"
-      "  alerts:                           # after the run: run_failed, anomalies, not_blessed,\n"
-      "                                    # findings (a command exited 3), pushed\n"
+      "  alerts:                           # after the run: run_failed, anomalies, drift,\n"
+      "                                    # held, not_blessed, findings, pushed\n"
       "    - {webhook: \"http://127.0.0.1:9000/hook\", retries: 3, backoff_seconds: 1}\n"
       "    - {log: runs/alerts.jsonl}\n\n"
+      "History: `COMPONENT.OUTPUT@previous` is that output as it was in the newest earlier "
+      "run of this pipeline where it held something else (yesterday's statistics); on a first "
+      "run there is none and the input is left out. An evaluate component given no baseline "
+      "compares with the latest model this pipeline blessed (other than the candidate), "
+      "found in the metadata store; with none, change thresholds pass. A schema component "
+      "with `curated: PATH` infers once and writes PATH; later runs use PATH as it is.\n\n"
+      "Drift: when a validate component's anomalies are all drift or skew (L-infinity or "
+      "Jensen-Shannon above the threshold, a changed example count), the run goes on through "
+      "train and evaluate, but push components are held: the run ends `held` (exit 3) until "
+      "`kiln approve RUN` records an approval and pushes (`on_drift: stop` makes drift stop "
+      "the run like any anomaly, `on_drift: continue` ignores it).\n\n"
       "Alerts: a webhook gets a JSON POST per event with a Slack-compatible `text` (and "
       "event, pipeline, run, component, details), retried with backoff when it may pass (a "
       "connection error, 5xx, 429, a timeout); a log sink appends the same JSON lines. A sink "
       "that fails is a warning: it never changes the run's outcome.\n\n"
       "Kinds (inputs; outputs): import (data; out: dataset), stats (data, schema; out: "
       "statistics), schema (stats; out: schema.pbtxt), validate (data, schema, previous, "
-      "serving; out: anomalies), train (data, eval_data; out: model bundle), evaluate (model, "
+      "serving; out: anomalies), transform (data, schema; out: the fitted transform), train "
+      "(data, eval_data, transform; out: model bundle), evaluate (model, "
       "baseline, data; out: evaluation and blessing.json), infra_validate (model, data; out: "
       "infra_blessing.json), push (model, blessing, infra_blessing; none). Inputs are artifact "
       "references under inputs: or literal paths under args:. Every other arg is the "
@@ -246,8 +323,14 @@ void AddRunCommand(CLI::App& root) {
       "with the cache key and contexts; the runner records command components itself, "
       "cached ones as CACHED executions. List a run's records with\n"
       "  kiln meta ls executions --context RUN_CONTEXT_ID   (run.json: run_context_id)\n\n"
-      "Exit codes: 0 every component ran or was cached, 1 a component failed (or kiln "
-      "failed), 2 usage or pipeline file error, 3 a gate stopped the run, 128+N interrupted "
+      "One run of a pipeline at a time: a run holds ROOT/.lock (flock, released when it "
+      "exits, kill -9 included); a second `kiln run` of the pipeline meanwhile exits 1 with "
+      "\"pipeline NAME is already running (pid N since TIME)\". --dry-run takes no lock. "
+      "`kiln schedule` runs a pipeline at cron times or on new spans.\n\n"
+      "Exit codes: 0 every component ran or was cached, 1 a component failed, the pipeline "
+      "is already running (or kiln failed), 2 usage or pipeline file error, 3 a gate "
+      "stopped the run or a push is held, "
+      "128+N interrupted "
       "by signal N (components are sent SIGTERM, then SIGKILL)."));
   app->add_option("PIPELINE", flags->pipeline, "Pipeline file (YAML)")->required();
   app->add_option("--run-id", flags->run_id,
@@ -262,6 +345,36 @@ void AddRunCommand(CLI::App& root) {
   flags->metadata.Add(app, /*recording=*/false);
   CLI::App* root_app = &root;
   app->callback([flags, root_app] { Exit(RunRun(*flags, *root_app)); });
+}
+
+void AddApproveCommand(CLI::App& root) {
+  auto flags = std::make_shared<ApproveFlags>();
+  CLI::App* app = root.add_subcommand(
+      "approve", "Approve a run held for drift: record who approved it, then push");
+  app->footer(StrCat(
+      "When a validate component finds drift (and only drift or skew: ERROR anomalies stop the "
+      "run), `kiln run` trains and evaluates as usual but holds every push component; the run "
+      "ends `held` (exit 3) and says which features drifted. After looking at the drift "
+      "(RUN_DIR/VALIDATE/out/drift_skew.json), approve it: the approval is recorded in the "
+      "metadata store as an Approval execution in the run's contexts (user, host, note, "
+      "time), and the same run is run again under its run id. Everything before the push "
+      "is cached, so only the push runs; it still refuses a model that is not blessed.\n\n"
+      "Example:\n"
+      "  kiln run pipeline.yaml --run-id day-2          # exit 3: push held (drift in price)\n"
+      "  kiln approve day-2 --pipeline pipeline.yaml --note \"promo day, expected\"\n\n"
+      "Exit codes: those of `kiln run` (0 pushed, 1 failed, 2 usage error or the run is not "
+      "held, 3 stopped or held again)"));
+  app->add_option("RUN", flags->run_id, "The run id (run.json's run_id)")->required();
+  app->add_option("--pipeline", flags->pipeline, "The pipeline file of the run")
+      ->capture_default_str();
+  app->add_option("--note", flags->note, "Why it is approved (recorded)");
+  app->add_option("--parallel,-j", flags->parallel,
+                  "Components running at once (default: the core count)")
+      ->check(CLI::Range(1, 1024));
+  app->add_flag("--quiet,-q", flags->quiet, "Print no summary; rely on the exit code and run.json");
+  flags->metadata.Add(app, /*recording=*/false);
+  CLI::App* root_app = &root;
+  app->callback([flags, root_app] { Exit(RunApprove(*flags, *root_app)); });
 }
 
 }  // namespace kiln::cli

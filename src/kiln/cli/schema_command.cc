@@ -1,6 +1,7 @@
 // `kiln schema`: TFX SchemaGen (`infer`) and a readable comparison of two schemas (`diff`).
 #include <cstdio>
 
+#include "kiln/base/sha256.h"
 #include "kiln/base/str.h"
 #include "kiln/cli/command.h"
 #include "kiln/cli/metadata_flags.h"
@@ -18,6 +19,7 @@ struct InferFlags {
   std::string stats;
   std::string out;
   std::string split;
+  std::string curated;
   validation::InferSchemaOptions options;
   bool quiet = false;
   MetadataFlags metadata;
@@ -31,8 +33,74 @@ void PrintWarnings(const std::vector<std::string>& warnings) {
   for (const auto& w : warnings) std::fprintf(stderr, "kiln schema: warning: %s\n", w.c_str());
 }
 
+// The version of a curated schema's content: the version recorded for the same bytes at
+// the same path, else one more than the highest recorded there (1 for the first). 0 when
+// nothing can be read (recording off, no store yet, a store error).
+int64_t CuratedVersion(const MetadataFlags& metadata, const std::string& path,
+                       const std::string& sha) {
+  if (metadata.off) return 0;
+  auto store = metadata.OpenForReading();
+  if (!store.ok()) return absl::IsNotFound(store.status()) ? 1 : 0;
+  metadata::Query q;
+  q.type = "Schema";
+  q.property = std::make_pair(std::string("curated_path"), metadata::Value(path));
+  auto found = (*store)->GetArtifacts(q);
+  if (absl::IsNotFound(found.status())) return 1;
+  if (!found.ok()) return 0;
+  int64_t highest = 0;
+  for (const metadata::Artifact& a : *found) {
+    auto v = a.custom_properties.find("schema_version");
+    auto h = a.custom_properties.find("content_sha256");
+    if (v == a.custom_properties.end() || !std::holds_alternative<int64_t>(v->second)) continue;
+    const int64_t version = std::get<int64_t>(v->second);
+    if (h != a.custom_properties.end() && std::holds_alternative<std::string>(h->second) &&
+        std::get<std::string>(h->second) == sha) {
+      return version;
+    }
+    highest = std::max(highest, version);
+  }
+  return highest + 1;
+}
+
+// --curated PATH that exists: the schema a person keeps, used as is (bytes and comments).
+int UseCurated(const InferFlags& f) {
+  Env* env = Env::Default();
+  const std::string path = AbsolutePath(f.curated);
+  auto text = ReadFileToString(env, path);
+  if (!text.ok()) return ReportError("schema infer", text.status());
+  auto parsed = validation::ReadSchema(env, path);  // refuses a schema that does not parse
+  if (!parsed.ok()) return ReportError("schema infer", parsed.status());
+  PrintWarnings(parsed->warnings);
+  if (auto s = WriteFileAtomically(env, f.out, *text); !s.ok()) {
+    return ReportError("schema infer", s);
+  }
+  const std::string sha = Sha256Hex(*text);
+  const int64_t version = CuratedVersion(f.metadata, path, sha);
+  if (!f.quiet) {
+    std::printf(
+        "using the curated schema %s%s: %d features (not inferred; edit that file to "
+        "change it)\n",
+        path.c_str(), version ? StrCat(" (version ", version, ")").c_str() : "",
+        parsed->schema.feature_size());
+  }
+  metadata::ExecutionRecord record;
+  record.type = "SchemaGen";
+  record.parameters = {{"curated", path}};
+  metadata::Artifact out{.type = "Schema", .uri = AbsolutePath(f.out)};
+  out.properties = {{"features", static_cast<int64_t>(parsed->schema.feature_size())}};
+  out.custom_properties = {{"curated_path", path}, {"content_sha256", sha}};
+  if (version) out.custom_properties["schema_version"] = version;
+  record.outputs = {{"schema", out}};
+  MetadataFlags::Input stats{.role = "statistics", .type = "ExampleStatistics", .uri = f.stats};
+  if (auto s = f.metadata.Record("schema infer", record, {stats}); !s.ok()) {
+    return ReportError("schema infer", s);
+  }
+  return kExitOk;
+}
+
 int RunInfer(const InferFlags& f) {
   Env* env = Env::Default();
+  if (!f.curated.empty() && env->FileExists(f.curated)) return UseCurated(f);
   if (f.options.max_string_domain_size < 0) {
     return ReportError("schema infer",
                        absl::InvalidArgumentError("--max-string-domain-size must not be negative"));
@@ -45,6 +113,20 @@ int RunInfer(const InferFlags& f) {
   if (!schema.ok()) return ReportError("schema infer", schema.status());
   if (auto s = validation::WriteSchema(env, f.out, *schema); !s.ok()) {
     return ReportError("schema infer", s);
+  }
+  std::string curated_sha;
+  if (!f.curated.empty()) {
+    // The first run seeds the curated schema; from now on a person owns it.
+    auto text = ReadFileToString(env, f.out);
+    absl::Status s = text.status();
+    if (s.ok()) s = env->CreateDirs(Dirname(AbsolutePath(f.curated)));
+    if (s.ok()) s = WriteFileAtomically(env, f.curated, *text);
+    if (!s.ok()) return ReportError("schema infer", s);
+    curated_sha = Sha256Hex(*text);
+    if (!f.quiet) {
+      std::printf("wrote the curated schema %s: review and edit it; later runs use it as is\n",
+                  AbsolutePath(f.curated).c_str());
+    }
   }
   if (!f.quiet) {
     int required = 0;
@@ -64,6 +146,13 @@ int RunInfer(const InferFlags& f) {
       {"max_string_domain_size", static_cast<int64_t>(f.options.max_string_domain_size)}};
   metadata::Artifact out{.type = "Schema", .uri = AbsolutePath(f.out)};
   out.properties = {{"features", static_cast<int64_t>(schema->feature_size())}};
+  if (!curated_sha.empty()) {
+    out.custom_properties = {{"curated_path", AbsolutePath(f.curated)},
+                             {"content_sha256", curated_sha}};
+    // 1 the first time; more when a person deleted the file to have it inferred again.
+    const int64_t version = CuratedVersion(f.metadata, AbsolutePath(f.curated), curated_sha);
+    if (version) out.custom_properties["schema_version"] = version;
+  }
   record.outputs = {{"schema", out}};
   MetadataFlags::Input stats{.role = "statistics", .type = "ExampleStatistics", .uri = f.stats};
   if (auto s = f.metadata.Record("schema infer", record, {stats}); !s.ok()) {
@@ -110,6 +199,10 @@ void AddSchemaCommand(CLI::App& root) {
       "has exactly N values (else min 1); a string domain for string features with at most "
       "--max-string-domain-size distinct values. Edit the result by hand: it is the contract "
       "`kiln validate` checks data against.\n\n"
+      "With --curated PATH (as in a pipeline): the first run infers and writes PATH; every "
+      "later run uses PATH as it is, so edits a person makes (tighter domains, a relaxed "
+      "presence, a drift_comparator) are kept. Each distinct content of PATH is a version "
+      "(1, 2, ...), recorded on the Schema artifact (schema_version, content_sha256).\n\n"
       "--stats takes a statistics directory (as written by `kiln stats`), statistics.pb, "
       "statistics.json, or TFDV's TFRecord output.\n\n"
       "Example:\n  kiln stats data/train.csv --out stats/\n  kiln schema infer --stats stats/ "
@@ -127,6 +220,10 @@ void AddSchemaCommand(CLI::App& root) {
   app->add_flag("--infer-shape", infer->options.infer_feature_shape,
                 "Write shape {dim {size: N}} for features always present with N values "
                 "(TFDV's infer_feature_shape) instead of value_count");
+  app->add_option("--curated", infer->curated,
+                  "The schema a person keeps: when this file exists it is used as is (copied "
+                  "to --out, versioned in the metadata store) instead of inferring; when it "
+                  "does not, the inferred schema is also written here");
   app->add_flag("--quiet,-q", infer->quiet, "Print nothing on success");
   infer->metadata.Add(app, /*recording=*/true);
   app->callback([infer] { Exit(RunInfer(*infer)); });

@@ -17,6 +17,7 @@ struct TrainFlags {
   std::string config;
   std::string data;
   std::string eval_data;
+  std::string transform;
   std::string out;
   std::string key_file;
   std::string checkpoint_dir;
@@ -57,6 +58,7 @@ int RunTrain(const TrainFlags& f) {
   req.data = f.data;
   req.eval_data = f.eval_data;
   req.config = *config;
+  req.transform = f.transform;
   req.out_dir = f.out;
   req.overwrite = f.overwrite;
   req.key = *key;
@@ -151,7 +153,11 @@ int RunTrain(const TrainFlags& f) {
   record.outputs = {{"model", out}};
   MetadataFlags::Input examples{.role = "examples", .type = "RawData", .uri = f.data};
   examples.properties = {{"fingerprint", result->data_fingerprint}};
-  if (auto s = f.metadata.Record("train", record, {examples}); !s.ok()) {
+  std::vector<MetadataFlags::Input> inputs = {examples};
+  if (!f.transform.empty()) {
+    inputs.push_back({.role = "transform_graph", .type = "TransformGraph", .uri = f.transform});
+  }
+  if (auto s = f.metadata.Record("train", record, inputs); !s.ok()) {
     return ReportError("train", s);
   }
   return kExitOk;
@@ -171,7 +177,8 @@ void AddTrainCommand(CLI::App& root) {
              StrJoin(model::ModelTypes(), ", "),
              "\n\nDATA is a CSV, JSON Lines or TFRecord file (split train:eval 2:1 by a hash of "
              "each row) or an imported dataset (its train and eval splits). The transform is "
-             "fitted on the train split only; the bundle in --out holds it with the model, so "
+             "fitted on the train split only (or, with --transform, fitted beforehand by `kiln "
+             "transform` from the same config); the bundle in --out holds it with the model, so "
              "predictions apply exactly the same features. See docs/transform.md for the transform "
              "section and the config keys in src/kiln/train/train_config.h.\n\n"
              "Set KILN_MODEL_KEY (64 hex digits) or pass --key-file to encrypt the bundle "
@@ -192,6 +199,10 @@ void AddTrainCommand(CLI::App& root) {
   app->add_option("--eval-data", flags->eval_data,
                   "Evaluate on these rows instead of a split of --data (then all of --data "
                   "trains)");
+  app->add_option("--transform", flags->transform,
+                  "Use this fitted transform (`kiln transform`'s --out directory, or its "
+                  "transform.json) instead of fitting one; it must come from this config's "
+                  "transform section and model type, on data with these columns");
   app->add_option("--out", flags->out, "Model bundle directory to write")->required();
   app->add_option("--key-file", flags->key_file, "Encrypt the bundle with this 32-byte key");
   app->add_flag("--overwrite", flags->overwrite, "Replace a bundle already at --out");

@@ -58,7 +58,12 @@ std::vector<AlertEvent> AlertEventsOf(const Pipeline& pipeline, const RunResult&
     const Component* spec = i >= 0 ? &pipeline.components[static_cast<size_t>(i)] : nullptr;
     // A gate stops every run it stops, from the cache too: each of them is reported.
     if (c.findings && (c.state == ComponentState::kRan || c.state == ComponentState::kCached)) {
-      if (c.kind == "validate") {
+      if (c.kind == "validate" && !c.drift.empty()) {
+        events.push_back(Event(result, "drift", &c,
+                               StrCat(c.name, " found drift in ", StrJoin(c.drift, ", "), ": ",
+                                      c.note, WhereToLook(c)),
+                               {{"features", c.drift}, {"outputs", c.outputs}}));
+      } else if (c.kind == "validate") {
         events.push_back(Event(result, "anomalies", &c,
                                StrCat(c.name,
                                       " found ERROR anomalies in the data; the run "
@@ -74,6 +79,10 @@ std::vector<AlertEvent> AlertEventsOf(const Pipeline& pipeline, const RunResult&
         events.push_back(
             Event(result, "findings", &c, StrCat(c.name, " exited with findings", WhereToLook(c))));
       }
+    }
+    if (c.state == ComponentState::kHeld) {
+      events.push_back(
+          Event(result, "held", &c, StrCat(c.name, " ", c.note), {{"held_by", result.held_by}}));
     }
     if (c.kind == "push" && c.state == ComponentState::kRan && c.exit_code == 0) {
       std::string to;

@@ -6,7 +6,9 @@
 // run's outcome.
 //
 // Events: run_failed (a component failed, or the run was interrupted), anomalies (a
-// validate gate found ERROR anomalies, in this run or in the cached result it reused), not_blessed
+// validate gate found ERROR anomalies, in this run or in the cached result it reused),
+// drift (a validate component found only drift or skew), held (a push waits for
+// `kiln approve`), not_blessed
 // (evaluate or infra_validate did not bless the model), findings (a command component exited 3),
 // pushed (a push ran; a cached push sends nothing).
 #ifndef KILN_PIPELINE_ALERTS_H_
@@ -26,7 +28,7 @@
 namespace kiln::pipeline {
 
 struct AlertEvent {
-  std::string event;  // run_failed, anomalies, not_blessed, findings, pushed
+  std::string event;  // run_failed, anomalies, drift, held, not_blessed, findings, pushed
   std::string component;
   std::string text;         // one line for a person
   nlohmann::json document;  // what a sink sends

@@ -63,6 +63,8 @@ class Fingerprinter {
   explicit Fingerprinter(Env* env) : env_(env) {}
   // ContentFingerprint of an absolute path.
   absl::StatusOr<std::string> Of(const std::string& path);
+  // Drops what is known about `path`: it was written since.
+  void Forget(const std::string& path) { memo_.erase(path); }
   Env* env() const { return env_; }
 
  private:

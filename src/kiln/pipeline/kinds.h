@@ -42,6 +42,10 @@ struct Kind {
   // Path arguments the command writes to rather than reads (push's `to`): not fingerprinted
   // by content, or every write would change the cache key of the next run.
   std::vector<std::string> destination_args;
+  // Path arguments the command may create (schema's `curated`: written on the first run,
+  // read on later ones): the cache key recorded is computed again after the command ran,
+  // so the next run, which finds the file, is not a cache miss.
+  std::vector<std::string> inout_args;
   std::vector<KindOutput> outputs;
   // What exit code 3 means for this command ("ERROR anomalies").
   std::string findings = "found problems";

@@ -98,7 +98,15 @@ absl::Status ComponentParser::ParseInputs(const YAML::Node& node, Component* c) 
     if (!kv.second.IsScalar()) {
       return Bad(kv.second, StrCat("input '", in.name, "' is a reference COMPONENT.OUTPUT"));
     }
-    const std::string ref = kv.second.Scalar();
+    std::string ref = kv.second.Scalar();
+    if (const size_t at = ref.find('@'); at != std::string::npos) {
+      if (ref.substr(at + 1) != "previous") {
+        return Bad(kv.second, StrCat("input '", in.name, "': '", ref.substr(at),
+                                     "' is not a qualifier; the only one is @previous"));
+      }
+      in.previous = true;
+      ref.resize(at);
+    }
     const size_t dot = ref.find('.');
     in.component = ref.substr(0, dot);
     if (dot != std::string::npos) in.output = ref.substr(dot + 1);
@@ -274,6 +282,18 @@ absl::StatusOr<Component> ComponentParser::Parse(const YAML::Node& node) {
       } else {
         return Bad(v, StrCat("on_findings is stop or continue, not '", s, "'"));
       }
+    } else if (key == "on_drift") {
+      if (c.kind != "validate") return Bad(kv.first, "on_drift is for kind: validate");
+      KILN_ASSIGN_OR_RETURN(std::string s, Scalar(v, key));
+      if (s == "hold") {
+        c.on_drift = OnDrift::kHold;
+      } else if (s == "stop") {
+        c.on_drift = OnDrift::kStop;
+      } else if (s == "continue") {
+        c.on_drift = OnDrift::kContinue;
+      } else {
+        return Bad(v, StrCat("on_drift is hold, stop or continue, not '", s, "'"));
+      }
     } else if (key == "cache") {
       if (!v.IsScalar() || !YAML::convert<bool>::decode(v, c.cache)) {
         return Bad(v, "cache is true or false");
@@ -282,7 +302,7 @@ absl::StatusOr<Component> ComponentParser::Parse(const YAML::Node& node) {
       return Bad(kv.first, StrCat("unknown key '", key,
                                   "'; keys: name, kind, inputs, args, command, env, outputs, "
                                   "after, retries, retry_backoff_seconds, timeout_seconds, "
-                                  "on_findings, cache"));
+                                  "on_findings, on_drift, cache"));
     }
   }
   if (is_command) {
@@ -299,6 +319,12 @@ absl::StatusOr<Component> ComponentParser::Parse(const YAML::Node& node) {
     }
   }
   for (const InputRef& r : c.inputs) {
+    for (const KindInput& in : kind->inputs) {
+      if (in.name == r.name && in.required && r.previous) {
+        return bad_.At(r.line, StrCat(prefix_, "input '", r.name, "' is required, and ",
+                                      r.component, "@previous has nothing on a first run"));
+      }
+    }
     if (std::none_of(kind->inputs.begin(), kind->inputs.end(),
                      [&](const KindInput& in) { return in.name == r.name; })) {
       std::vector<std::string> names;
@@ -430,9 +456,12 @@ absl::StatusOr<Pipeline> ParsePipeline(std::string_view yaml, const std::string&
           KILN_ASSIGN_OR_RETURN(AlertSink sink, ParseAlertSink(bad, n, p.dir));
           p.alerts.push_back(std::move(sink));
         }
+      } else if (key == "schedule") {
+        KILN_ASSIGN_OR_RETURN(p.schedule, ParseScheduleSpec(v, file, p.dir));
       } else {
         return bad(kv.first, StrCat("unknown key '", key,
-                                    "'; keys: pipeline, root, metadata, components, alerts"));
+                                    "'; keys: pipeline, root, metadata, components, alerts, "
+                                    "schedule"));
       }
     }
   } catch (const YAML::Exception& e) {

@@ -6,6 +6,7 @@
 #define KILN_PIPELINE_PIPELINE_SPEC_H_
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,16 +14,25 @@
 #include "absl/status/statusor.h"
 #include "kiln/base/env.h"
 #include "kiln/pipeline/kinds.h"
+#include "kiln/pipeline/schedule_spec.h"
 
 namespace kiln::pipeline {
 
 enum class OnFindings { kStop, kContinue };
+// What a validate component that found only drift or skew anomalies does to the run:
+// hold the push until `kiln approve RUN` (default), stop the run like any anomaly, or
+// carry on as if there were none.
+enum class OnDrift { kHold, kStop, kContinue };
 
 // `inputs: {data: import.out}`: this component reads output `output` of `component`.
 struct InputRef {
   std::string name;       // "data"
   std::string component;  // "import"
   std::string output;     // "out"
+  // `stats.out@previous`: not this run's artifact but the one this output held in the
+  // newest earlier run of the pipeline where its content differed (the previous span's
+  // statistics, for drift). Absent on a pipeline's first run: the input is then left out.
+  bool previous = false;
   int line = 0;
 };
 
@@ -54,6 +64,7 @@ struct Component {
   double retry_backoff_seconds = 1;            // first retry's delay; doubles each retry
   double timeout_seconds = 0;                  // 0: none
   OnFindings on_findings = OnFindings::kStop;  // what exit code 3 does to the run
+  OnDrift on_drift = OnDrift::kHold;           // validate components only
   bool cache = true;                           // false: always run
 };
 
@@ -87,6 +98,7 @@ struct Pipeline {
   std::string metadata;  // as written ("" when absent)
   std::vector<Component> components;
   std::vector<AlertSink> alerts;
+  std::optional<ScheduleSpec> schedule;  // `schedule:`, read by `kiln schedule`
   Dag dag;
 
   // Index of the component named `name`, or -1.

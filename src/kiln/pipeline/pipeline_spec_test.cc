@@ -234,9 +234,9 @@ components:
 }
 
 TEST(PipelineSpecTest, UnknownKeysAndKindsAreErrors) {
-  EXPECT_EQ(Error("pipeline: p\nschedule: daily\ncomponents: []\n"),
-            "/work/p/pipeline.yaml:2: unknown key 'schedule'; keys: pipeline, root, metadata, "
-            "components, alerts");
+  EXPECT_EQ(Error("pipeline: p\ncron: daily\ncomponents: []\n"),
+            "/work/p/pipeline.yaml:2: unknown key 'cron'; keys: pipeline, root, metadata, "
+            "components, alerts, schedule");
   EXPECT_THAT(Error(R"(pipeline: p
 components:
   - name: a
@@ -247,7 +247,7 @@ components:
               HasSubstr(":6: component 'a': unknown key 'retry'; keys: name, kind, inputs"));
   EXPECT_EQ(Error("pipeline: p\ncomponents:\n  - {name: a, kind: trainer}\n"),
             "/work/p/pipeline.yaml:3: component 'a': unknown kind 'trainer'; kinds: import, "
-            "stats, schema, validate, train, evaluate, infra_validate, push, command");
+            "stats, schema, validate, transform, train, evaluate, infra_validate, push, command");
   // A kind whose command this binary lacks (the catalog has no evaluate).
   EXPECT_THAT(Error(R"(pipeline: p
 components:
@@ -264,7 +264,7 @@ components:
     args: {data: d.csv, config: t.yaml, rounds: 5}
 )"),
             "/work/p/pipeline.yaml:5: component 't': kiln train has no --rounds; args: "
-            "checkpoint_dir, config, data, eval_data");
+            "checkpoint_dir, config, data, eval_data, transform");
   EXPECT_THAT(Error(R"(pipeline: p
 components:
   - {name: i, kind: import, args: {data: d.csv, out: x}}
@@ -402,6 +402,72 @@ components:
 TEST(PipelineSpecTest, ArgKeysAndFlags) {
   EXPECT_EQ(ArgKey("eval-data"), "eval_data");
   EXPECT_EQ(FlagFor("eval_data"), "--eval-data");
+}
+
+}  // namespace
+}  // namespace kiln::pipeline
+
+namespace kiln::pipeline {
+namespace {
+
+constexpr char kHistory[] = R"(pipeline: p
+components:
+  - name: stats
+    kind: stats
+    args: {data: x.csv}
+  - name: schema
+    kind: schema
+    inputs: {stats: stats}
+  - name: validate
+    kind: validate
+    inputs: {data: stats.out, schema: schema, previous: stats.out@previous}
+    on_drift: %s
+)";
+
+TEST(PipelineSpecTest, PreviousReferencesAndOnDrift) {
+  for (auto [word, want] : {std::pair{"hold", OnDrift::kHold}, std::pair{"stop", OnDrift::kStop},
+                            std::pair{"continue", OnDrift::kContinue}}) {
+    std::string yaml = kHistory;
+    yaml.replace(yaml.find("%s"), 2, word);
+    auto p = Parse(yaml);
+    ASSERT_TRUE(p.ok()) << p.status();
+    const Component& v = p->components[2];
+    EXPECT_EQ(v.on_drift, want);
+    ASSERT_EQ(v.inputs.size(), 3u);
+    EXPECT_EQ(v.inputs[1].name, "previous");
+    EXPECT_EQ(v.inputs[1].component, "stats");
+    EXPECT_EQ(v.inputs[1].output, "out");
+    EXPECT_TRUE(v.inputs[1].previous);
+    EXPECT_FALSE(v.inputs[0].previous);
+    // The reference still orders validate after stats.
+    EXPECT_THAT(p->dag.upstream[2], ElementsAre(0, 1));
+  }
+  std::string yaml = kHistory;
+  yaml.replace(yaml.find("%s"), 2, "later");
+  EXPECT_EQ(Error(yaml),
+            "/work/p/pipeline.yaml:12: component 'validate': on_drift is hold, stop or continue, "
+            "not 'later'");
+  yaml = kHistory;
+  yaml.replace(yaml.find("@previous"), 9, "@yesterday");
+  yaml.replace(yaml.find("%s"), 2, "hold");
+  EXPECT_EQ(Error(yaml),
+            "/work/p/pipeline.yaml:11: component 'validate': input 'previous': '@yesterday' is "
+            "not a qualifier; the only one is @previous");
+  // A required input cannot come from an earlier run: there is none the first time.
+  yaml = kHistory;
+  yaml.replace(yaml.find("schema: schema,"), 15, "schema: schema@previous,");
+  yaml.replace(yaml.find("%s"), 2, "hold");
+  EXPECT_EQ(Error(yaml),
+            "/work/p/pipeline.yaml:11: component 'validate': input 'schema' is required, and "
+            "schema@previous has nothing on a first run");
+  EXPECT_THAT(Error(R"(pipeline: p
+components:
+  - name: stats
+    kind: stats
+    args: {data: x.csv}
+    on_drift: hold
+)"),
+              HasSubstr("on_drift is for kind: validate"));
 }
 
 }  // namespace

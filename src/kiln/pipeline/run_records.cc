@@ -262,6 +262,140 @@ absl::StatusOr<int64_t> RunRecords::RecordFailed(const Completion& c, const std:
   return RecordByRunner(failed, md::ExecutionState::kFailed, {{"reason", reason}});
 }
 
+absl::StatusOr<int64_t> RunRecords::ContextId(const std::string& type, const std::string& name) {
+  md::Query q;
+  q.type = type;
+  q.name = name;
+  auto found = store_->GetContexts(q);
+  if (absl::IsNotFound(found.status())) return 0;
+  KILN_RETURN_IF_ERROR(found.status());
+  return found->empty() ? 0 : (*found)[0].id;
+}
+
+absl::StatusOr<std::optional<RunRecords::CachedOutput>> RunRecords::FindPrevious(
+    const std::string& component, const std::string& output, const std::string& current_fingerprint,
+    const Verify& verify) {
+  KILN_ASSIGN_OR_RETURN(int64_t context, ContextId("component", StrCat(pipeline_, ".", component)));
+  if (context == 0) return std::nullopt;
+  md::Query q;
+  q.context_id = context;
+  KILN_ASSIGN_OR_RETURN(q.created_until_ms, EarlierThan());
+  q.newest_first = true;
+  q.limit = 64;
+  KILN_ASSIGN_OR_RETURN(auto found, store_->GetExecutions(q));
+  for (const md::Execution& e : found) {
+    if (e.state != md::ExecutionState::kComplete) continue;
+    CachedOutput o{StringProperty(e.custom_properties, OutputKey(output)),
+                   StringProperty(e.custom_properties, FingerprintKey(output))};
+    if (o.uri.empty() || o.fingerprint.empty() || o.fingerprint == current_fingerprint) continue;
+    const std::string run = StringProperty(e.custom_properties, "run");
+    if (!run.empty() && run != run_id_) {
+      md::Query rq;
+      rq.type = "pipeline_run";
+      rq.name = run;
+      KILN_ASSIGN_OR_RETURN(auto runs, store_->GetContexts(rq));
+      // Run ids are per pipeline: another pipeline's run of that name says nothing.
+      const std::string state =
+          runs.empty() || StringProperty(runs[0].custom_properties, "pipeline") != pipeline_
+              ? ""
+              : StringProperty(runs[0].custom_properties, "state");
+      if (state == "stopped" || state == "failed") continue;
+    }
+    if (verify(o.uri, o.fingerprint)) return o;
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<std::optional<RunRecords::CachedOutput>> RunRecords::FindBlessedModel(
+    const std::string& candidate_fingerprint, const FingerprintFn& fingerprint) {
+  KILN_ASSIGN_OR_RETURN(int64_t context, ContextId("pipeline", pipeline_));
+  if (context == 0) return std::nullopt;
+  md::Query q;
+  q.type = "Evaluator";
+  q.context_id = context;
+  KILN_ASSIGN_OR_RETURN(q.created_until_ms, EarlierThan());
+  q.newest_first = true;
+  q.limit = 64;
+  auto found = store_->GetExecutions(q);
+  if (absl::IsNotFound(found.status())) return std::nullopt;  // never evaluated
+  KILN_RETURN_IF_ERROR(found.status());
+  std::set<int64_t> seen;
+  for (const md::Execution& e : *found) {
+    if (e.state != md::ExecutionState::kComplete ||
+        IntProperty(e.custom_properties, "exit_code", -1) != 0) {
+      continue;
+    }
+    KILN_ASSIGN_OR_RETURN(auto events, store_->GetEventsByExecutionIds({e.id}));
+    for (const md::Event& ev : events) {
+      if (ev.type != md::EventType::kInput || ev.path != "model") continue;
+      if (!seen.insert(ev.artifact_id).second) continue;
+      KILN_ASSIGN_OR_RETURN(md::Artifact model, store_->GetArtifact(ev.artifact_id));
+      auto f = fingerprint(model.uri);
+      if (!f.ok() || *f == candidate_fingerprint) continue;  // gone, or the candidate itself
+      return CachedOutput{model.uri, *f};
+    }
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<int64_t> RunRecords::RecordApproval(const std::string& user, const std::string& host,
+                                                   const std::string& note) {
+  md::Recorder recorder(store_.get());
+  md::ExecutionRecord r;
+  r.type = kApprovalType;
+  r.pipeline = pipeline_;
+  r.run = run_id_;
+  r.state = md::ExecutionState::kComplete;
+  r.parameters["run"] = run_id_;
+  r.parameters["user"] = user;
+  r.parameters["host"] = host;
+  if (!note.empty()) r.parameters["note"] = note;
+  KILN_ASSIGN_OR_RETURN(auto recorded, recorder.Record(r));
+  return recorded.execution_id;
+}
+
+absl::StatusOr<bool> RunRecords::Approved() {
+  KILN_ASSIGN_OR_RETURN(int64_t context, ContextId("pipeline", pipeline_));
+  if (context == 0) return false;
+  md::Query q;
+  q.type = kApprovalType;
+  q.context_id = context;  // run ids are per pipeline
+  q.property = std::make_pair(std::string("run"), md::Value(run_id_));
+  q.limit = 1;
+  auto found = store_->GetExecutions(q);
+  if (absl::IsNotFound(found.status())) return false;  // the type was never recorded
+  KILN_RETURN_IF_ERROR(found.status());
+  for (const md::Execution& e : *found) {
+    if (e.state == md::ExecutionState::kComplete) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::optional<int64_t>> RunRecords::EarlierThan() {
+  md::Query q;
+  q.type = "pipeline_run";
+  q.name = run_id_;
+  KILN_ASSIGN_OR_RETURN(auto found, store_->GetContexts(q));
+  for (const md::Context& c : found) {
+    if (StringProperty(c.custom_properties, "pipeline") == pipeline_) return c.create_time_ms;
+  }
+  return std::nullopt;  // a new run: everything recorded so far is earlier
+}
+
+absl::Status RunRecords::RecordRunState(const std::string& state) {
+  md::Query q;
+  q.type = "pipeline_run";
+  q.name = run_id_;
+  KILN_ASSIGN_OR_RETURN(auto found, store_->GetContexts(q));
+  if (found.empty()) return absl::OkStatus();
+  md::Context c = found[0];
+  const std::string owner = StringProperty(c.custom_properties, "pipeline");
+  if (!owner.empty() && owner != pipeline_) return absl::OkStatus();  // another pipeline's id
+  c.custom_properties["state"] = state;
+  c.custom_properties["pipeline"] = pipeline_;
+  return store_->PutContexts({c}).status();
+}
+
 std::pair<int64_t, int64_t> RunRecords::ContextIds() {
   auto id = [&](const char* type, const std::string& name) -> int64_t {
     md::Query q;

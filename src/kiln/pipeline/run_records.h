@@ -90,6 +90,36 @@ class RunRecords {
   // Records a failed component (no outputs); `reason` becomes a custom property.
   absl::StatusOr<int64_t> RecordFailed(const Completion& c, const std::string& reason);
 
+  // For `COMPONENT.OUTPUT@previous`: the output `output` of the newest complete execution
+  // of `component` in this pipeline (cached ones are copies of an earlier one) whose
+  // recorded fingerprint differs from `current_fingerprint`, which `verify` accepts and
+  // whose run did not end stopped or failed (a bad day's statistics are no baseline).
+  // nullopt when there is none (a first run).
+  absl::StatusOr<std::optional<CachedOutput>> FindPrevious(const std::string& component,
+                                                           const std::string& output,
+                                                           const std::string& current_fingerprint,
+                                                           const Verify& verify);
+
+  // The default baseline of an evaluate component: the model that the newest evaluation
+  // of this pipeline blessed (an Evaluator execution that exited 0), skipping models
+  // whose content fingerprint — computed by `fingerprint`, which fails for a model that is
+  // gone — equals `candidate_fingerprint`. nullopt when no other blessed model exists.
+  using FingerprintFn = std::function<absl::StatusOr<std::string>(const std::string& uri)>;
+  absl::StatusOr<std::optional<CachedOutput>> FindBlessedModel(
+      const std::string& candidate_fingerprint, const FingerprintFn& fingerprint);
+
+  // Records an approval of a held run (`kiln approve`): an Approval execution in the run's
+  // contexts with the user, host, note and time.
+  absl::StatusOr<int64_t> RecordApproval(const std::string& user, const std::string& host,
+                                         const std::string& note);
+  // Whether this run has an approval recorded.
+  absl::StatusOr<bool> Approved();
+
+  // Records how the run ended ("succeeded", "stopped", "held", ...) on its context, so
+  // later runs can tell a stopped run's artifacts apart (@previous skips them). A run
+  // that recorded nothing has no context: nothing to do.
+  absl::Status RecordRunState(const std::string& state);
+
   // Ids of this pipeline's and this run's contexts, 0 while nothing is recorded.
   std::pair<int64_t, int64_t> ContextIds();
 
@@ -101,6 +131,11 @@ class RunRecords {
         pipeline_(std::move(pipeline)),
         run_id_(std::move(run_id)) {}
   std::vector<metadata::Context> Contexts(const std::string& component) const;
+  // When this run id was first recorded for this pipeline (a run run again: approved or
+  // resumed), so that history lookups see only what came before it; nullopt for a new run.
+  absl::StatusOr<std::optional<int64_t>> EarlierThan();
+  // The id of the context `type`/`name`, or 0 when it does not exist.
+  absl::StatusOr<int64_t> ContextId(const std::string& type, const std::string& name);
   // The execution the command recorded for this completion, if any.
   absl::StatusOr<std::optional<metadata::Execution>> FindOwnRecord(const Completion& c);
   // Completes the command's own record `e`: the runner's properties and the contexts,
@@ -119,6 +154,7 @@ class RunRecords {
 // Custom properties the runner writes on executions.
 inline constexpr char kCacheKeyProperty[] = "cache_key";
 inline constexpr char kCachedFromProperty[] = "cached_from";
+inline constexpr char kApprovalType[] = "Approval";
 
 }  // namespace kiln::pipeline
 

@@ -122,6 +122,54 @@ absl::Status RemoveAll(const std::string& path) {
   return absl::OkStatus();
 }
 
+// tensorflow_metadata anomaly types that compare the data with other data (the previous
+// span, serving logs) rather than with the schema: drift and skew.
+bool IsDriftOrSkew(std::string_view type) {
+  return type == "COMPARATOR_L_INFTY_HIGH" || type == "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH" ||
+         type == "COMPARATOR_LOW_NUM_EXAMPLES" || type == "COMPARATOR_HIGH_NUM_EXAMPLES" ||
+         type == "COMPARATOR_CONTROL_DATA_MISSING";
+}
+
+// The features (and "(dataset)") with drift or skew when every anomaly in ANOMALIES_DIR's
+// anomalies.json is one; nullopt when any is not, or the file cannot be read — the
+// gate then treats the findings as the ERROR anomalies they may be.
+std::optional<std::vector<std::string>> DriftOnly(Env* env, const std::string& dir) {
+  auto text = ReadFileToString(env, JoinPath(dir, "anomalies.json"));
+  if (!text.ok()) return std::nullopt;
+  const nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  auto field = [&](const nlohmann::json& o, const char* snake,
+                   const char* camel) -> const nlohmann::json* {
+    if (auto it = o.find(snake); it != o.end()) return &*it;
+    if (auto it = o.find(camel); it != o.end()) return &*it;
+    return nullptr;
+  };
+  std::vector<std::string> features;
+  auto all_drift = [&](const nlohmann::json& info, const std::string& name) {
+    const nlohmann::json* reasons = field(info, "reason", "reason");
+    if (!reasons || !reasons->is_array() || reasons->empty()) return false;
+    for (const nlohmann::json& r : *reasons) {
+      if (!r.is_object() || !r.contains("type") || !r["type"].is_string() ||
+          !IsDriftOrSkew(r["type"].get<std::string>())) {
+        return false;
+      }
+    }
+    features.push_back(name);
+    return true;
+  };
+  if (const nlohmann::json* info = field(j, "anomaly_info", "anomalyInfo")) {
+    if (!info->is_object()) return std::nullopt;
+    for (const auto& [name, a] : info->items()) {
+      if (!a.is_object() || !all_drift(a, name)) return std::nullopt;
+    }
+  }
+  if (const nlohmann::json* d = field(j, "dataset_anomaly_info", "datasetAnomalyInfo")) {
+    if (!d->is_null() && (!d->is_object() || !all_drift(*d, "(dataset)"))) return std::nullopt;
+  }
+  if (features.empty()) return std::nullopt;
+  return features;
+}
+
 enum class Phase { kWaiting, kReady, kRunning, kDone };
 
 struct Node {
@@ -141,6 +189,7 @@ struct Node {
   int64_t kill_at_us = 0;   // SIGKILL after SIGTERM; 0: not signalled
   bool timed_out = false;
   std::string cache_recipe;  // what the cache key was computed from
+  std::string history_note;  // how @previous inputs and the baseline were resolved
   // Output name -> (artifact path, content fingerprint) once available.
   std::map<std::string, std::pair<std::string, std::string>> produced;
 };
@@ -161,6 +210,8 @@ class Runner {
   void Start(Node& n);
   void OnExit(Node& n);
   absl::Status Publish(Node& n, int exit_code);
+  // For kinds with inout_args: the cache key again, now that the command wrote them.
+  absl::Status RekeyAfterWrite(Node& n);
   RunRecords::Completion CompletionOf(const Node& n, int exit_code) const;
   void Findings(Node& n);
   void Progress(const Node& n);
@@ -180,8 +231,17 @@ class Runner {
   int parallel_ = 1;
   int running_ = 0;
   int finished_ = 0;
+  // Inputs that resolve from the metadata store (@previous, evaluate's default baseline).
+  absl::Status ResolveFromHistory(Node& n);
+  // Whether every validate component not downstream of component `push` has finished
+  // (a push waits for the drift gate).
+  bool GatesSettled(int push) const;
+
   bool stop_ = false;  // a gate stopped the run
   std::string stopped_by_;
+  std::string drift_by_;  // the first validate component that found drift (on_drift: hold)
+  bool approved_ = false;
+  bool held_ = false;
   int interrupted_by_ = 0;
   std::string state_ = "running";
 };
@@ -204,9 +264,83 @@ void Runner::Progress(const Node& n) {
   std::fflush(o_.progress);
 }
 
+bool Runner::GatesSettled(int push) const {
+  // Validate components that come after the push (a skew check of what was pushed) are
+  // not its gates: waiting for them would wait forever.
+  std::vector<bool> after(nodes_.size(), false);
+  std::vector<int> todo = {push};
+  while (!todo.empty()) {
+    const int i = todo.back();
+    todo.pop_back();
+    for (int d : p_.dag.downstream[i]) {
+      if (!after[d]) {
+        after[d] = true;
+        todo.push_back(d);
+      }
+    }
+  }
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const Node& n = nodes_[i];
+    if (n.kind && n.kind->name == "validate" && !after[i] && !Done(n)) return false;
+  }
+  return true;
+}
+
+absl::Status Runner::ResolveFromHistory(Node& n) {
+  const Component& c = *n.c;
+  auto verify = [&](const std::string& uri, const std::string& fingerprint) {
+    if (!env_->FileExists(uri)) return false;
+    auto f = fp_.Of(uri);
+    return f.ok() && *f == fingerprint;
+  };
+  std::vector<std::string> notes;
+  for (const InputRef& in : c.inputs) {
+    if (!in.previous) continue;
+    const Node& up = nodes_[p_.Find(in.component)];
+    const std::string output = in.output.empty() ? up.c->outputs[0].name : in.output;
+    const std::string current = up.produced.at(output).second;
+    KILN_ASSIGN_OR_RETURN(auto prev, records_->FindPrevious(in.component, output, current, verify));
+    if (!prev) {
+      notes.push_back(StrCat(in.name, ": no earlier ", in.component, ".", output));
+      continue;
+    }
+    n.input_paths[in.name] = prev->uri;
+    n.input_fps[in.name] = prev->fingerprint;
+  }
+  const bool wants_baseline =
+      n.kind && n.kind->name == "evaluate" && !c.args.count("baseline") &&
+      std::none_of(c.inputs.begin(), c.inputs.end(),
+                   [](const InputRef& in) { return in.name == "baseline"; });
+  if (wants_baseline) {
+    std::string candidate;
+    if (auto it = n.input_fps.find("model"); it != n.input_fps.end()) {
+      candidate = it->second;
+    } else if (auto a = c.args.find("model"); a != c.args.end()) {
+      const std::string& v = a->second.values[0];
+      auto f = fp_.Of(v.front() == '/' ? v : JoinPath(p_.dir, v));
+      if (f.ok()) candidate = *f;
+    }
+    KILN_ASSIGN_OR_RETURN(
+        auto blessed, records_->FindBlessedModel(candidate, [&](const std::string& uri) {
+          return env_->FileExists(uri) ? fp_.Of(uri)
+                                       : absl::StatusOr<std::string>(absl::NotFoundError(uri));
+        }));
+    if (blessed) {
+      n.input_paths["baseline"] = blessed->uri;
+      n.input_fps["baseline"] = blessed->fingerprint;
+      notes.push_back(StrCat("baseline: the latest blessed model, ", blessed->uri));
+    } else {
+      notes.push_back("baseline: none blessed yet");
+    }
+  }
+  n.history_note = StrJoin(notes, "; ");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<bool> Runner::Prepare(Node& n) {
   const Component& c = *n.c;
   for (const InputRef& in : c.inputs) {
+    if (in.previous) continue;  // ResolveFromHistory
     const Node& up = nodes_[p_.Find(in.component)];
     const std::string output = in.output.empty() ? up.c->outputs[0].name : in.output;
     auto it = up.produced.find(output);
@@ -216,6 +350,7 @@ absl::StatusOr<bool> Runner::Prepare(Node& n) {
     n.input_paths[in.name] = it->second.first;
     n.input_fps[in.name] = it->second.second;
   }
+  KILN_RETURN_IF_ERROR(ResolveFromHistory(n));
   n.outputs = OutputsOf(c, run_dir_);
   KILN_ASSIGN_OR_RETURN(n.inv, BuildInvocation(p_, c, n.input_paths, n.outputs, ctx_));
   KILN_ASSIGN_OR_RETURN(
@@ -279,6 +414,9 @@ void Runner::Start(Node& n) {
   AppendToFile(n.result.log, StrCat("=== kiln run: ", c.name, " attempt ", n.result.attempts, "/",
                                     c.retries + 1, " at ", UtcTime(now, "%Y-%m-%dT%H:%M:%SZ"), ": ",
                                     StrJoin(quoted, " "), "\n"));
+  if (!n.history_note.empty()) {
+    AppendToFile(n.result.log, StrCat("=== kiln run: from earlier runs: ", n.history_note, "\n"));
+  }
   if (s.ok()) {
     auto proc = Subprocess::Spawn({.executable = n.inv.executable,
                                    .argv = n.inv.argv,
@@ -328,6 +466,23 @@ absl::Status Runner::Publish(Node& n, int exit_code) {
   return absl::OkStatus();
 }
 
+absl::Status Runner::RekeyAfterWrite(Node& n) {
+  bool wrote = false;
+  for (const std::string& key : n.kind->inout_args) {
+    auto it = n.c->args.find(ArgKey(key));
+    if (it == n.c->args.end()) continue;
+    for (const std::string& v : it->second.values) {
+      fp_.Forget(v.front() == '/' ? v : JoinPath(p_.dir, v));
+      wrote = true;
+    }
+  }
+  if (!wrote) return absl::OkStatus();
+  KILN_ASSIGN_OR_RETURN(n.result.cache_key,
+                        CacheKey(p_, *n.c, n.input_fps, "", &fp_, &n.cache_recipe));
+  return WriteFileAtomically(env_, JoinPath(ComponentDir(run_dir_, *n.c), "cache_key.txt"),
+                             StrCat(n.result.cache_key, "\n", n.cache_recipe));
+}
+
 RunRecords::Completion Runner::CompletionOf(const Node& n, int exit_code) const {
   const Component& c = *n.c;
   RunRecords::Completion r;
@@ -353,7 +508,16 @@ RunRecords::Completion Runner::CompletionOf(const Node& n, int exit_code) const 
     for (const OutputDecl& o : up.c->outputs) {
       if (o.name == output) type = o.artifact_type;
     }
-    r.inputs.push_back({in.name, n.input_paths.at(in.name), type});
+    auto path = n.input_paths.find(in.name);
+    if (path == n.input_paths.end()) continue;  // @previous on a first run
+    r.inputs.push_back({in.name, path->second, type});
+  }
+  // Inputs the runner found in the store rather than in the file (evaluate's baseline).
+  for (const auto& [name, path] : n.input_paths) {
+    if (std::none_of(c.inputs.begin(), c.inputs.end(),
+                     [&](const InputRef& in) { return in.name == name; })) {
+      r.inputs.push_back({name, path, name == "baseline" ? "Model" : ""});
+    }
   }
   for (const OutputPaths& o : n.outputs) {
     auto it = n.produced.find(o.name);
@@ -366,6 +530,23 @@ RunRecords::Completion Runner::CompletionOf(const Node& n, int exit_code) const 
 void Runner::Findings(Node& n) {
   n.result.findings = true;
   const std::string what = StrCat(n.kind ? n.kind->findings : "found problems", " (exit 3)");
+  if (n.kind && n.kind->name == "validate" && n.c->on_drift != OnDrift::kStop) {
+    auto out = n.result.outputs.find("out");
+    auto drift = out == n.result.outputs.end() ? std::nullopt : DriftOnly(env_, out->second);
+    if (drift) {
+      n.result.drift = *drift;
+      const std::string features = StrJoin(*drift, ", ");
+      if (n.c->on_drift == OnDrift::kContinue) {
+        n.result.note = StrCat("drift in ", features, "; on_drift: continue");
+        return;
+      }
+      if (drift_by_.empty()) drift_by_ = n.c->name;
+      n.result.note = StrCat("drift in ", features,
+                             approved_ ? "; the run is approved: pushes go ahead"
+                                       : "; pushes are held until `kiln approve`");
+      return;
+    }
+  }
   if (n.c->on_findings == OnFindings::kStop) {
     if (!stop_) {
       stop_ = true;
@@ -394,6 +575,7 @@ void Runner::OnExit(Node& n) {
   }
   if (st.signal == 0 && !n.timed_out && (st.code == 0 || st.code == kExitFindings)) {
     absl::Status s = Publish(n, st.code);
+    if (s.ok() && n.kind && !n.kind->inout_args.empty()) s = RekeyAfterWrite(n);
     absl::StatusOr<int64_t> id = absl::UnknownError("");
     if (s.ok()) {
       id = records_->RecordCompleted(CompletionOf(n, st.code));
@@ -440,11 +622,14 @@ void Runner::OnExit(Node& n) {
 RunResult Runner::Snapshot() const {
   RunResult r;
   r.pipeline = p_.name;
+  r.pipeline_file = std::filesystem::absolute(p_.file).lexically_normal().string();
   r.run_id = run_id_;
   r.run_dir = run_dir_;
   r.metadata_url = records_ ? records_->url() : "";
   r.state = state_;
   r.stopped_by = stopped_by_;
+  r.held_by = held_ ? drift_by_ : "";
+  r.approved = approved_;
   r.signal = interrupted_by_;
   r.seconds = (env_->NowMicros() - start_us_) / 1e6;
   for (const Node& n : nodes_) r.components.push_back(n.result);
@@ -467,6 +652,7 @@ absl::StatusOr<RunResult> Runner::Run() {
   parallel_ = o_.parallel > 0 ? o_.parallel : NumCpus();
   std::string url = o_.metadata_url.empty() ? p_.metadata : o_.metadata_url;
   KILN_ASSIGN_OR_RETURN(records_, RunRecords::Open(url, p_.name, run_id_));
+  KILN_ASSIGN_OR_RETURN(approved_, records_->Approved());
   KILN_RETURN_IF_ERROR(env_->CreateDirs(run_dir_));
   ctx_.kiln_binary = o_.kiln_binary;
   ctx_.metadata_url = records_->url();
@@ -536,6 +722,18 @@ absl::StatusOr<RunResult> Runner::Run() {
           continue;
         }
         if (!ready) continue;
+        if (n.kind && n.kind->name == "push") {
+          if (!GatesSettled(i)) continue;
+          if (!drift_by_.empty() && !approved_) {
+            held_ = true;
+            Finish(n, ComponentState::kHeld,
+                   StrCat("held: ", drift_by_, " found drift; to push: kiln approve ", run_id_,
+                          " --pipeline ",
+                          std::filesystem::absolute(p_.file).lexically_normal().string()));
+            changed = true;
+            continue;
+          }
+        }
         const int64_t t0 = Now();
         auto cached = Prepare(n);
         changed = true;
@@ -607,7 +805,15 @@ absl::StatusOr<RunResult> Runner::Run() {
   }
   bool failed = false;
   for (const Node& n : nodes_) failed |= n.result.state == ComponentState::kFailed;
-  state_ = interrupted_by_ ? "interrupted" : failed ? "failed" : stop_ ? "stopped" : "succeeded";
+  state_ = interrupted_by_ ? "interrupted"
+           : failed        ? "failed"
+           : stop_         ? "stopped"
+           : held_         ? "held"
+                           : "succeeded";
+  if (absl::Status s = records_->RecordRunState(state_); !s.ok() && o_.progress) {
+    std::fprintf(o_.progress, "kiln run: warning: the run's state is not recorded: %s\n",
+                 std::string(s.message()).c_str());
+  }
   RunResult result = Snapshot();
   std::tie(result.pipeline_context_id, result.run_context_id) = records_->ContextIds();
   WriteFileAtomically(env_, JoinPath(run_dir_, "run.json"), RunJson(result)).IgnoreError();
@@ -630,13 +836,15 @@ std::string_view StateName(ComponentState s) {
       return "skipped";
     case ComponentState::kCanceled:
       return "canceled";
+    case ComponentState::kHeld:
+      return "held";
   }
   return "unknown";
 }
 
 int RunResult::ExitCode() const {
   if (state == "succeeded") return 0;
-  if (state == "stopped") return kExitFindings;
+  if (state == "stopped" || state == "held") return kExitFindings;
   if (state == "interrupted") return 128 + signal;
   return 1;
 }
@@ -653,6 +861,9 @@ std::string RunJson(const RunResult& r) {
   j["run_dir"] = r.run_dir;
   j["state"] = r.state;
   if (!r.stopped_by.empty()) j["stopped_by"] = r.stopped_by;
+  if (!r.held_by.empty()) j["held_by"] = r.held_by;
+  if (r.approved) j["approved"] = true;
+  j["pipeline_file"] = r.pipeline_file;
   j["seconds"] = std::round(r.seconds * 1000) / 1000;
   j["metadata"] = r.metadata_url;
   if (r.pipeline_context_id) j["pipeline_context_id"] = r.pipeline_context_id;
@@ -667,6 +878,7 @@ std::string RunJson(const RunResult& r) {
     cj["attempts"] = c.attempts;
     if (c.exit_code >= 0) cj["exit_code"] = c.exit_code;
     if (c.findings) cj["findings"] = true;
+    if (!c.drift.empty()) cj["drift"] = c.drift;
     if (!c.note.empty()) cj["note"] = c.note;
     if (!c.log.empty()) cj["log"] = c.log;
     if (!c.cache_key.empty()) cj["cache_key"] = c.cache_key;

@@ -11,6 +11,16 @@
 // recorded outputs are trusted, so a run killed at any point (kill -9 included) is
 // resumed by running the pipeline again.
 //
+// Inputs written `COMPONENT.OUTPUT@previous` resolve to that output's artifact in the
+// newest earlier run of the pipeline where it held something else (the previous span's
+// statistics); an evaluate component without a baseline gets the latest model this
+// pipeline blessed (other than the candidate) from the metadata store.
+//
+// Drift: a validate component whose anomalies (anomalies.json) are all drift or skew
+// comparisons does not stop the run (on_drift: hold, the default). Everything else runs,
+// but push components are held until the run is approved (`kiln approve RUN`, recorded
+// in the metadata store): running the pipeline again under the same run id then pushes.
+//
 // Exit codes of a component's attempt: 0 success; 3 success with findings (anomalies,
 // not blessed) — by default the run stops there: nothing more starts (on_findings:
 // continue to go on); 75 (EX_TEMPFAIL), death by a signal, a timeout and, for kiln's own
@@ -50,7 +60,8 @@ struct RunOptions {
   Env* env = Env::Default();
 };
 
-enum class ComponentState { kPending, kRan, kCached, kFailed, kSkipped, kCanceled };
+// kHeld: a push not run because drift was found and the run is not approved.
+enum class ComponentState { kPending, kRan, kCached, kFailed, kSkipped, kCanceled, kHeld };
 std::string_view StateName(ComponentState s);  // "pending", "ran", "cached", ...
 
 struct ComponentResult {
@@ -61,8 +72,10 @@ struct ComponentResult {
   int attempts = 0;
   int exit_code = -1;     // of the last attempt (or the reused execution); -1: none
   bool findings = false;  // exited 3
-  std::string note;       // why it failed or was skipped; where a cached result came from
-  std::string log;        // RUN_DIR/COMPONENT/log.txt ("" when nothing was run)
+  // A validate component whose anomalies are all drift or skew: the features concerned.
+  std::vector<std::string> drift;
+  std::string note;  // why it failed or was skipped; where a cached result came from
+  std::string log;   // RUN_DIR/COMPONENT/log.txt ("" when nothing was run)
   std::string cache_key;
   int64_t execution_id = 0;
   std::map<std::string, std::string> outputs;  // name -> artifact path
@@ -70,19 +83,23 @@ struct ComponentResult {
 
 struct RunResult {
   std::string pipeline;
+  std::string pipeline_file;  // absolute
   std::string run_id;
   std::string run_dir;
   std::string metadata_url;
-  // "succeeded", "failed", "stopped" (by a gate), "interrupted".
+  // "succeeded", "failed", "stopped" (by a gate), "held" (drift: a push waits for
+  // `kiln approve`), "interrupted".
   std::string state;
   std::string stopped_by;  // the gate component
+  std::string held_by;     // the validate component that found drift
+  bool approved = false;   // `kiln approve` was recorded for this run
   int signal = 0;          // the signal that interrupted the run
   double seconds = 0;
   int64_t pipeline_context_id = 0;
   int64_t run_context_id = 0;
   std::vector<ComponentResult> components;  // in file order
 
-  // 0 succeeded, 3 stopped by a gate, 1 failed, 128+signal interrupted.
+  // 0 succeeded, 3 stopped by a gate or held, 1 failed, 128+signal interrupted.
   int ExitCode() const;
 };
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <set>
 
 #include "absl/status/status.h"
@@ -19,6 +20,7 @@
 #include "kiln/model/bundle.h"
 #include "kiln/observe/event_writer.h"
 #include "kiln/train/json_rows.h"
+#include "kiln/train/transform_step.h"
 #include "kiln/transform/transform.h"
 
 namespace kiln::train {
@@ -98,7 +100,6 @@ bool AppendInferred(data::Batch& batch, data::Batch* all) {
   return true;
 }
 
-
 // Rows of `batch` whose row_tags equal `tag`, as a new batch.
 data::Batch SelectRows(const data::Batch& batch, const std::vector<int>& tags, int tag) {
   data::Batch out;
@@ -176,8 +177,8 @@ absl::StatusOr<Labels> ChooseClasses(const TrainConfig& c, const data::Column& l
 
 // Label values and weights of `batch`'s rows; rows without a label are dropped from
 // `batch` (returned count).
-absl::StatusOr<uint64_t> ExtractLabels(const TrainConfig& c, const Labels& l, data::Batch* batch,
-                                       model::Examples* ex) {
+absl::StatusOr<uint64_t> LabelBatch(const TrainConfig& c, const Labels& l, data::Batch* batch,
+                                    model::Examples* ex) {
   int idx = batch->FindColumn(c.label);
   if (idx < 0) return absl::InvalidArgumentError(StrCat("no label column '", c.label, "'"));
   std::vector<int> keep(batch->num_rows, 1);
@@ -275,13 +276,17 @@ constexpr size_t kWarmupRows = 10;
 
 // What a checkpoint must match to be resumed: the data and every setting that changes
 // what is trained (how often checkpoints are taken does not).
-std::string RunFingerprint(const TrainConfig& c, const std::string& data_fingerprint) {
+std::string RunFingerprint(const TrainConfig& c, const std::string& data_fingerprint,
+                           const std::string& transform_json) {
   nlohmann::json j = TrainConfigToJson(c);
   j["training"].erase("checkpoint_every");
   Sha256 h;
   h.Update(data_fingerprint);
   h.Update("\n");
   h.Update(j.dump());
+  // The fitted transform too: one given with --transform may have been fitted on other rows.
+  h.Update("\n");
+  h.Update(Sha256Hex(transform_json));
   return h.HexDigest();
 }
 
@@ -403,6 +408,30 @@ std::string StripTrailingSlashes(std::string path) {
   return path;
 }
 
+// Sets the types `overrides` gives to the columns of `schema` that have them; true when a
+// type changed.
+bool OverrideTypes(const data::TableSchema& overrides, data::TableSchema* schema) {
+  bool changed = false;
+  for (data::ColumnSpec& col : *schema) {
+    for (const data::ColumnSpec& o : overrides) {
+      if (o.name == col.name && o.type != col.type) {
+        col.type = o.type;
+        changed = true;
+      }
+    }
+  }
+  return changed;
+}
+
+// ReadAllRows, then again with `overrides` applied when they change a type.
+absl::StatusOr<data::Batch> ReadRows(Env* env, const std::string& data, const std::string& split,
+                                     const data::TableSchema& overrides,
+                                     data::TableSchema* schema) {
+  KILN_ASSIGN_OR_RETURN(data::Batch rows, ReadAllRows(env, data, split, schema));
+  if (!OverrideTypes(overrides, schema)) return rows;
+  return ReadAllRows(env, data, split, schema);
+}
+
 }  // namespace
 
 absl::StatusOr<data::Batch> ReadAllRows(Env* env, const std::string& spec, const std::string& split,
@@ -459,6 +488,119 @@ absl::StatusOr<data::Batch> ReadAllRows(Env* env, const std::string& spec, const
   return all;
 }
 
+absl::StatusOr<TrainingRows> ReadTrainingRows(Env* env, const TrainConfig& c,
+                                              const RowSelection& sel) {
+  TrainingRows rows;
+  KILN_ASSIGN_OR_RETURN(data::InputSet input, data::ResolveInput(env, sel.data));
+  if (!sel.eval_data.empty() || sel.train_split.empty()) {
+    Sha256 fp;
+    KILN_RETURN_IF_ERROR(AddFingerprint(env, input, &fp));
+    std::optional<data::InputSet> eval_input;
+    if (!sel.eval_data.empty()) {
+      KILN_ASSIGN_OR_RETURN(eval_input, data::ResolveInput(env, sel.eval_data));
+      KILN_RETURN_IF_ERROR(AddFingerprint(env, *eval_input, &fp));
+    }
+    rows.data_fingerprint = fp.HexDigest();
+    KILN_ASSIGN_OR_RETURN(rows.train,
+                          ReadRows(env, sel.data, "", sel.type_overrides, &rows.schema));
+    if (eval_input) {
+      KILN_ASSIGN_OR_RETURN(rows.eval, ReadAllRows(env, sel.eval_data, "", &rows.schema));
+    }
+  } else if (input.format == data::Format::kDataset) {
+    KILN_ASSIGN_OR_RETURN(auto m, data::ReadManifest(env, input.files[0]));
+    if (sel.train_split == "train" && sel.with_eval &&
+        (!m.FindSplit("train") || !m.FindSplit("eval"))) {
+      return absl::InvalidArgumentError(
+          StrCat(sel.data, ": an imported dataset needs splits named train and eval"));
+    }
+    for (const std::string& name : {sel.train_split, std::string(sel.with_eval ? "eval" : "")}) {
+      if (name.empty() || m.FindSplit(name)) continue;
+      std::vector<std::string> names;
+      for (const auto& s : m.splits) names.push_back(s.name);
+      return absl::InvalidArgumentError(StrCat(sel.data, ": the imported dataset has no split '",
+                                               name, "' (splits: ", StrJoin(names, ", "), ")"));
+    }
+    rows.data_fingerprint = m.fingerprint;
+    rows.schema = m.schema;
+    OverrideTypes(sel.type_overrides, &rows.schema);
+    KILN_ASSIGN_OR_RETURN(rows.train,
+                          ReadAllRows(env, input.files[0], sel.train_split, &rows.schema));
+    if (sel.with_eval) {
+      KILN_ASSIGN_OR_RETURN(rows.eval, ReadAllRows(env, input.files[0], "eval", &rows.schema));
+    }
+  } else {
+    Sha256 fp;
+    KILN_RETURN_IF_ERROR(AddFingerprint(env, input, &fp));
+    rows.data_fingerprint = fp.HexDigest();
+    KILN_ASSIGN_OR_RETURN(data::Batch all,
+                          ReadRows(env, sel.data, "", sel.type_overrides, &rows.schema));
+    KILN_ASSIGN_OR_RETURN(data::SplitConfig sc, data::ParseSplitConfig(c.split));
+    int train_index = -1, eval_index = -1;
+    for (size_t i = 0; i < sc.splits.size(); ++i) {
+      if (sc.splits[i].first == sel.train_split) train_index = static_cast<int>(i);
+      if (sc.splits[i].first == "eval") eval_index = static_cast<int>(i);
+    }
+    if (sel.train_split == "train" && sel.with_eval && (train_index < 0 || eval_index < 0)) {
+      return absl::InvalidArgumentError("training.split must name a train and an eval split");
+    }
+    if (train_index < 0) {
+      return absl::InvalidArgumentError(
+          StrCat("training.split '", c.split, "' has no split named '", sel.train_split, "'"));
+    }
+    if (sel.with_eval && eval_index < 0) {
+      return absl::InvalidArgumentError(
+          StrCat("training.split '", c.split, "' has no split named 'eval'"));
+    }
+    KILN_ASSIGN_OR_RETURN(data::SplitAssigner assigner, data::SplitAssigner::Create(sc));
+    std::vector<int> tags;
+    assigner.Assign(all, &tags);
+    rows.train = SelectRows(all, tags, train_index);
+    if (sel.with_eval) rows.eval = SelectRows(all, tags, eval_index);
+  }
+  return rows;
+}
+
+absl::StatusOr<LabelledRows> ExtractLabels(const TrainConfig& c, const std::string& data,
+                                           TrainingRows* rows) {
+  int label_idx = rows->train.FindColumn(c.label);
+  if (label_idx < 0) {
+    std::vector<std::string> names;
+    for (const auto& col : rows->schema) names.push_back(col.name);
+    return absl::InvalidArgumentError(StrCat("label column '", c.label, "' is not in ", data,
+                                             " (columns: ", StrJoin(names, ", "), ")"));
+  }
+  KILN_ASSIGN_OR_RETURN(Labels labels, ChooseClasses(c, rows->train.columns[label_idx]));
+  LabelledRows out;
+  out.classes = labels.classes;
+  out.positive = labels.positive;
+  KILN_ASSIGN_OR_RETURN(uint64_t d1, LabelBatch(c, labels, &rows->train, &out.train));
+  uint64_t d2 = 0;
+  if (!rows->eval.columns.empty()) {
+    KILN_ASSIGN_OR_RETURN(d2, LabelBatch(c, labels, &rows->eval, &out.eval));
+  }
+  out.dropped_rows = d1 + d2;
+  if (out.train.size() == 0) {
+    return absl::InvalidArgumentError("the train split has no labelled rows");
+  }
+  return out;
+}
+
+transform::TransformSpec EffectiveTransformSpec(const TrainConfig& c) {
+  transform::TransformSpec spec = c.transform;
+  spec.tree_defaults = c.model_type == "gbdt";
+  return spec;
+}
+
+absl::StatusOr<transform::FittedTransform> FitTransform(const TrainConfig& c,
+                                                        const TrainingRows& rows) {
+  transform::FitOptions fo;
+  fo.num_threads = c.threads;
+  KILN_ASSIGN_OR_RETURN(
+      auto fitter, transform::TransformFitter::Create(EffectiveTransformSpec(c), rows.schema, fo));
+  KILN_RETURN_IF_ERROR(fitter->Add(rows.train));
+  return fitter->Finish();
+}
+
 absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
   const TrainConfig& c = req.config;
   TrainResult result;
@@ -484,73 +626,38 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
     result.phase_seconds.emplace_back(name, static_cast<double>(now - phase_start) / 1e6);
     phase_start = now;
   };
-  KILN_ASSIGN_OR_RETURN(data::InputSet input, data::ResolveInput(env, req.data));
-  data::TableSchema schema;
-  data::Batch train_rows, eval_rows;
-  if (!req.eval_data.empty()) {
-    Sha256 fp;
-    KILN_RETURN_IF_ERROR(AddFingerprint(env, input, &fp));
-    KILN_ASSIGN_OR_RETURN(data::InputSet eval_input, data::ResolveInput(env, req.eval_data));
-    KILN_RETURN_IF_ERROR(AddFingerprint(env, eval_input, &fp));
-    result.data_fingerprint = fp.HexDigest();
-    KILN_ASSIGN_OR_RETURN(train_rows, ReadAllRows(env, req.data, "", &schema));
-    KILN_ASSIGN_OR_RETURN(eval_rows, ReadAllRows(env, req.eval_data, "", &schema));
-  } else if (input.format == data::Format::kDataset) {
-    KILN_ASSIGN_OR_RETURN(auto m, data::ReadManifest(env, input.files[0]));
-    if (!m.FindSplit("train") || !m.FindSplit("eval")) {
-      return absl::InvalidArgumentError(
-          StrCat(req.data, ": an imported dataset needs splits named train and eval"));
-    }
-    result.data_fingerprint = m.fingerprint;
-    schema = m.schema;
-    KILN_ASSIGN_OR_RETURN(train_rows, ReadAllRows(env, input.files[0], "train", &schema));
-    KILN_ASSIGN_OR_RETURN(eval_rows, ReadAllRows(env, input.files[0], "eval", &schema));
-  } else {
-    Sha256 fp;
-    KILN_RETURN_IF_ERROR(AddFingerprint(env, input, &fp));
-    result.data_fingerprint = fp.HexDigest();
-    KILN_ASSIGN_OR_RETURN(data::Batch all, ReadAllRows(env, req.data, "", &schema));
-    KILN_ASSIGN_OR_RETURN(data::SplitConfig sc, data::ParseSplitConfig(c.split));
-    int train_index = -1, eval_index = -1;
-    for (size_t i = 0; i < sc.splits.size(); ++i) {
-      if (sc.splits[i].first == "train") train_index = static_cast<int>(i);
-      if (sc.splits[i].first == "eval") eval_index = static_cast<int>(i);
-    }
-    if (train_index < 0 || eval_index < 0) {
-      return absl::InvalidArgumentError("training.split must name a train and an eval split");
-    }
-    KILN_ASSIGN_OR_RETURN(data::SplitAssigner assigner, data::SplitAssigner::Create(sc));
-    std::vector<int> tags;
-    assigner.Assign(all, &tags);
-    train_rows = SelectRows(all, tags, train_index);
-    eval_rows = SelectRows(all, tags, eval_index);
+  // Fail on a fitted transform of another spec before reading the data.
+  std::optional<transform::FittedTransform> given;
+  if (!req.transform.empty()) {
+    KILN_ASSIGN_OR_RETURN(given, LoadFittedTransform(env, req.transform));
+    KILN_RETURN_IF_ERROR(CheckTransformSpec(c, *given, req.transform));
   }
-  int label_idx = train_rows.FindColumn(c.label);
-  if (label_idx < 0) {
-    std::vector<std::string> names;
-    for (const auto& col : schema) names.push_back(col.name);
-    return absl::InvalidArgumentError(StrCat("label column '", c.label, "' is not in ", req.data,
-                                             " (columns: ", StrJoin(names, ", "), ")"));
-  }
-  KILN_ASSIGN_OR_RETURN(Labels labels, ChooseClasses(c, train_rows.columns[label_idx]));
+  RowSelection selection;
+  selection.data = req.data;
+  selection.eval_data = req.eval_data;
+  KILN_ASSIGN_OR_RETURN(TrainingRows rows, ReadTrainingRows(env, c, selection));
+  result.data_fingerprint = rows.data_fingerprint;
+  KILN_ASSIGN_OR_RETURN(LabelledRows labelled, ExtractLabels(c, req.data, &rows));
+  const Labels labels{labelled.classes, labelled.positive};
   result.classes = labels.classes;
-  model::Examples train, eval;
-  KILN_ASSIGN_OR_RETURN(uint64_t d1, ExtractLabels(c, labels, &train_rows, &train));
-  KILN_ASSIGN_OR_RETURN(uint64_t d2, ExtractLabels(c, labels, &eval_rows, &eval));
-  result.dropped_rows = d1 + d2;
+  model::Examples& train = labelled.train;
+  model::Examples& eval = labelled.eval;
+  result.dropped_rows = labelled.dropped_rows;
   result.train_rows = train.size();
   result.eval_rows = eval.size();
-  if (train.size() == 0) return absl::InvalidArgumentError("the train split has no labelled rows");
+  const data::TableSchema& schema = rows.schema;
+  const data::Batch& train_rows = rows.train;
+  const data::Batch& eval_rows = rows.eval;
 
   phase("read");
-  // Fit the transform on the train split; apply it to both.
-  transform::FitOptions fo;
-  fo.num_threads = c.threads;
-  transform::TransformSpec spec = c.transform;
-  spec.tree_defaults = c.model_type == "gbdt";
-  KILN_ASSIGN_OR_RETURN(auto fitter, transform::TransformFitter::Create(spec, schema, fo));
-  KILN_RETURN_IF_ERROR(fitter->Add(train_rows));
-  KILN_ASSIGN_OR_RETURN(transform::FittedTransform fitted, fitter->Finish());
+  // Fit the transform on the train split (or take the given one); apply it to both.
+  transform::FittedTransform fitted;
+  if (given) {
+    KILN_RETURN_IF_ERROR(CheckTransformColumns(schema, *given, req.transform));
+    fitted = *std::move(given);
+  } else {
+    KILN_ASSIGN_OR_RETURN(fitted, FitTransform(c, rows));
+  }
   result.warnings = fitted.warnings();
   transform::TransformedBatch xtrain, xeval;
   KILN_RETURN_IF_ERROR(fitted.Apply(train_rows, &xtrain));
@@ -565,7 +672,8 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
                                    ? StrCat(StripTrailingSlashes(req.out_dir), ".ckpt")
                                    : req.checkpoint_dir;
   const std::string ckpt_file = JoinPath(ckpt_dir, kCheckpointFile);
-  const std::string run = RunFingerprint(c, result.data_fingerprint);
+  const std::string transform_json = fitted.ToJson();
+  const std::string run = RunFingerprint(c, result.data_fingerprint, transform_json);
   std::string resume_state;
   const bool checkpointing = c.checkpoint_every > 0 && writes;
   if (!checkpointing) {
@@ -674,7 +782,7 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
     KILN_ASSIGN_OR_RETURN(std::string bundle_logs, writer->UnlistedDir("logs"));
     KILN_RETURN_IF_ERROR(MoveDir(env, logdir, bundle_logs));
   }
-  KILN_RETURN_IF_ERROR(writer->AddFile("transform.json", fitted.ToJson()));
+  KILN_RETURN_IF_ERROR(writer->AddFile(kTransformFile, transform_json));
   KILN_RETURN_IF_ERROR((*trained)->Save(writer.get()));
   model::BundleManifest m;
   m.backend = std::string((*trained)->backend());
@@ -711,6 +819,7 @@ absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& req) {
                   {"eval_rows", StrCat(result.eval_rows)},
                   {"kiln_version", std::string(KilnVersion())},
                   {"git_sha", std::string(GitSha())}};
+  if (!req.transform.empty()) m.provenance["transform"] = req.transform;
   KILN_RETURN_IF_ERROR(writer->Finish(std::move(m)));
   phase("write");
   if (checkpointing) {

@@ -17,6 +17,7 @@
 #include "kiln/data/batch.h"
 #include "kiln/model/model.h"
 #include "kiln/train/train_config.h"
+#include "kiln/transform/transform.h"
 
 namespace kiln::train {
 
@@ -33,6 +34,11 @@ struct TrainRequest {
   // Rows to evaluate on instead of a split of `data` (then all of `data` trains).
   std::string eval_data;
   TrainConfig config;
+  // A transform fitted beforehand (`kiln transform`'s output directory or its
+  // transform.json) to use instead of fitting one. It must have been fitted from this
+  // config's transform section for this model type, and read columns the data has
+  // (CheckTransformSpec, CheckTransformColumns). Empty: fit on the train rows.
+  std::string transform;
   std::string out_dir;
   bool overwrite = false;
   std::optional<std::string> key;  // seal the bundle with AES-256-GCM
@@ -69,8 +75,64 @@ struct TrainResult {
 };
 
 // Errors: kInvalidArgument (config, label column missing, a task the labels do not fit),
-// kNotFound (data), and those of reading, transforming and training.
+// kNotFound (data), kFailedPrecondition (a fitted `transform` made from another spec or
+// other columns), and those of reading, transforming and training.
 absl::StatusOr<TrainResult> Train(Env* env, const TrainRequest& request);
+
+// The steps of Train before the model, for callers that need the same rows (`kiln
+// transform` fits the transform exactly where Train would).
+
+// Which rows train and which evaluate.
+struct RowSelection {
+  std::string data;  // as TrainRequest::data
+  // Non-empty: these rows evaluate and every row of `data` trains (train_split is unused).
+  std::string eval_data;
+  // The split whose rows train: a split of an imported dataset, or one named in the
+  // config's training.split for other inputs (rows assigned by a hash of each row). Empty:
+  // every row of `data`.
+  std::string train_split = "train";
+  // Also read the "eval" split (Train does; fitting a transform does not need it).
+  bool with_eval = true;
+  // Column types that replace the data's own (from a schema.pbtxt); a name the data lacks
+  // is ignored.
+  data::TableSchema type_overrides;
+};
+
+struct TrainingRows {
+  data::TableSchema schema;      // every column read
+  data::Batch train;             // the train rows
+  data::Batch eval;              // the eval rows; no columns unless read
+  std::string data_fingerprint;  // the dataset's, or SHA-256 of the raw files (and eval_data's)
+};
+
+// Reads and splits as Train does: an imported dataset's splits (it must have the train
+// split, and "eval" when with_eval), else config.split's hash split of the rows. Errors:
+// kNotFound (data), kInvalidArgument (a split that does not exist), and those of reading.
+absl::StatusOr<TrainingRows> ReadTrainingRows(Env* env, const TrainConfig& config,
+                                              const RowSelection& selection);
+
+struct LabelledRows {
+  // binary: [negative, positive]; multiclass: by index; regression: empty.
+  std::vector<std::string> classes;
+  std::string positive;         // binary: the positive class
+  model::Examples train, eval;  // labels and weights of the rows kept (x unset)
+  uint64_t dropped_rows = 0;    // rows without a usable label, left out
+};
+
+// Chooses the classes from the train rows' labels and removes the rows without a usable
+// label from rows->train and rows->eval (a class only the eval rows have is unusable too).
+// The transform is fitted on the train rows that remain. Errors (kInvalidArgument): no label
+// column, labels that do not fit the task, no labelled train row.
+absl::StatusOr<LabelledRows> ExtractLabels(const TrainConfig& config, const std::string& data,
+                                           TrainingRows* rows);
+
+// The spec Train fits for `config`: its transform section (the label excluded), with the
+// tree defaults (unlisted numbers pass through) for gbdt.
+transform::TransformSpec EffectiveTransformSpec(const TrainConfig& config);
+
+// Fits EffectiveTransformSpec(config) on rows.train, as Train does.
+absl::StatusOr<transform::FittedTransform> FitTransform(const TrainConfig& config,
+                                                        const TrainingRows& rows);
 
 // Reads every row of `data` (split `split` of a dataset when non-empty) into one batch with
 // the columns of `schema` (inferred from the data when empty).
