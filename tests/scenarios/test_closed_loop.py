@@ -289,6 +289,13 @@ def test_rerunning_an_unchanged_pipeline_executes_nothing(ws):
     assert all(c["attempts"] == 0 for c in s["components"])
     assert ws.versions() == [1]
     assert not any((ws.d / "runs" / "again" / c).exists() for c in states(s))
+    # run.json carries the DAG; the run's context says how it ended, for a dashboard.
+    assert component(s, "validate")["upstream"] == ["stats", "schema"]  # file order
+    assert component(s, "push")["upstream"] == ["train", "evaluate", "infra_validate"]
+    ctx = json.loads(ws.kiln("meta", "show", f"c{s['run_context_id']}", "--json", "--metadata",
+                             ws.store).stdout)["context"]["custom_properties"]
+    assert ctx["pipeline"] == "recsys" and ctx["state"] == "succeeded"
+    assert ctx["run_dir"] == str(ws.d / "runs" / "again") and ctx["started_ms"] > 0
 
 
 def test_the_curated_schema_is_used_as_edited_and_versioned(ws):

@@ -382,6 +382,27 @@ absl::StatusOr<std::optional<int64_t>> RunRecords::EarlierThan() {
   return std::nullopt;  // a new run: everything recorded so far is earlier
 }
 
+absl::Status RunRecords::RecordRunStart(const std::string& run_dir, int64_t started_ms) {
+  md::Query q;
+  q.type = "pipeline_run";
+  q.name = run_id_;
+  KILN_ASSIGN_OR_RETURN(auto found, store_->GetContexts(q));
+  md::Context c;
+  if (!found.empty()) {
+    c = found[0];
+    const std::string owner = StringProperty(c.custom_properties, "pipeline");
+    if (!owner.empty() && owner != pipeline_) return absl::OkStatus();  // another pipeline's id
+  } else {
+    c.type = "pipeline_run";
+    c.name = run_id_;
+  }
+  c.custom_properties["pipeline"] = pipeline_;
+  c.custom_properties["run_dir"] = run_dir;
+  c.custom_properties["state"] = std::string("running");
+  if (!c.custom_properties.count("started_ms")) c.custom_properties["started_ms"] = started_ms;
+  return store_->PutContexts({c}).status();
+}
+
 absl::Status RunRecords::RecordRunState(const std::string& state) {
   md::Query q;
   q.type = "pipeline_run";

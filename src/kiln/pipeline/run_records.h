@@ -115,6 +115,11 @@ class RunRecords {
   // Whether this run has an approval recorded.
   absl::StatusOr<bool> Approved();
 
+  // Records that the run started: the run's context (created now if it is new) gets the
+  // custom properties pipeline, run_dir, state "running" and started_ms (kept from the
+  // first start when a run id is run again), so a dashboard sees runs in progress.
+  absl::Status RecordRunStart(const std::string& run_dir, int64_t started_ms);
+
   // Records how the run ended ("succeeded", "stopped", "held", ...) on its context, so
   // later runs can tell a stopped run's artifacts apart (@previous skips them). A run
   // that recorded nothing has no context: nothing to do.

@@ -668,7 +668,10 @@ absl::StatusOr<RunResult> Runner::Run() {
     nodes_[i].kind = FindKind(p_.components[i].kind);
     nodes_[i].result.name = p_.components[i].name;
     nodes_[i].result.kind = p_.components[i].kind;
+    for (int u : p_.dag.upstream[i]) nodes_[i].result.upstream.push_back(p_.components[u].name);
   }
+  // Before anything runs, and before the history lookups that must see only earlier runs.
+  KILN_RETURN_IF_ERROR(records_->RecordRunStart(run_dir_, start_us_ / 1000));
   WriteRunJson();
 
   SignalScope signals;
@@ -876,6 +879,7 @@ std::string RunJson(const RunResult& r) {
     cj["state"] = std::string(StateName(c.state));
     cj["seconds"] = std::round(c.seconds * 1000) / 1000;
     cj["attempts"] = c.attempts;
+    cj["upstream"] = c.upstream;
     if (c.exit_code >= 0) cj["exit_code"] = c.exit_code;
     if (c.findings) cj["findings"] = true;
     if (!c.drift.empty()) cj["drift"] = c.drift;

@@ -67,6 +67,7 @@ std::string_view StateName(ComponentState s);  // "pending", "ran", "cached", ..
 struct ComponentResult {
   std::string name;
   std::string kind;
+  std::vector<std::string> upstream;  // the components it waits for
   ComponentState state = ComponentState::kPending;
   double seconds = 0;  // first attempt's start to the last's end; cache check when cached
   int attempts = 0;

@@ -207,6 +207,7 @@ uint64_t Fnv1a64(std::string_view data, uint64_t seed) {
 
 nlohmann::json RollbackEventJson(const RollbackEvent& e) {
   return {{"event", "kiln.rollback"},
+          {"text", StrCat("kiln serve: ", e.reason)},  // what Slack shows
           {"model", e.model},
           {"canary_version", e.canary_version},
           {"stable_version", e.stable_version},

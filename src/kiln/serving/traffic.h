@@ -59,7 +59,8 @@ struct RollbackEvent {
   std::string webhook;  // the model's rollback webhook; empty: none
 };
 
-// {"event": "kiln.rollback", "model", "canary_version", "stable_version", "reason",
+// {"event": "kiln.rollback", "text" (a line for Slack-compatible receivers), "model",
+//  "canary_version", "stable_version", "reason",
 //  "time_ms", "canary": {window}, "stable": {window}}; window: {"version", "requests",
 //  "errors", "error_rate", "p99_seconds"}. The webhook's body.
 nlohmann::json RollbackEventJson(const RollbackEvent& event);

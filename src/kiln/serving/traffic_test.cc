@@ -257,6 +257,7 @@ TEST(TrafficControllerTest, RollbackFiresOnlyOnceBothSidesHaveMinRequests) {
   EXPECT_EQ(body["stable"]["requests"], 100);
   EXPECT_EQ(body["time_ms"], 1099);
   EXPECT_EQ(body["reason"], e.reason);
+  EXPECT_EQ(body["text"], "kiln serve: " + e.reason);
 }
 
 TEST(TrafficControllerTest, NoRollbackWhenErrorRatesAreEqual) {
