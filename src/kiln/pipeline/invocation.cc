@@ -138,8 +138,9 @@ absl::StatusOr<Invocation> BuildInvocation(const Pipeline& p, const Component& c
     }
   }
   for (const auto& [key, arg] : c.args) {
+    const std::string& name = key;  // clang before 16 cannot capture a structured binding
     if (std::any_of(kind->inputs.begin(), kind->inputs.end(),
-                    [&](const KindInput& in) { return in.name == key; })) {
+                    [&](const KindInput& in) { return in.name == name; })) {
       continue;
     }
     if (arg.is_flag) {
@@ -194,9 +195,10 @@ absl::StatusOr<std::string> CacheKey(const Pipeline& p, const Component& c,
   const Kind* kind = FindKind(c.kind);
   for (const auto& [key, arg] : c.args) {
     StrAppend(&text, "arg ", Quote(key), " =");
+    const std::string& name = key;  // clang before 16 cannot capture a structured binding
     const bool destination =
         kind && std::any_of(kind->destination_args.begin(), kind->destination_args.end(),
-                            [&](const std::string& d) { return ArgKey(d) == key; });
+                            [&](const std::string& d) { return ArgKey(d) == name; });
     for (const std::string& v : arg.values) {
       StrAppend(&text, " ", Quote(v));
       if (arg.is_flag || destination) continue;

@@ -513,10 +513,11 @@ RunRecords::Completion Runner::CompletionOf(const Node& n, int exit_code) const 
     r.inputs.push_back({in.name, path->second, type});
   }
   // Inputs the runner found in the store rather than in the file (evaluate's baseline).
-  for (const auto& [name, path] : n.input_paths) {
+  for (const auto& entry : n.input_paths) {
+    const std::string& name = entry.first;
     if (std::none_of(c.inputs.begin(), c.inputs.end(),
                      [&](const InputRef& in) { return in.name == name; })) {
-      r.inputs.push_back({name, path, name == "baseline" ? "Model" : ""});
+      r.inputs.push_back({name, entry.second, name == "baseline" ? "Model" : ""});
     }
   }
   for (const OutputPaths& o : n.outputs) {
