@@ -19,10 +19,10 @@ build: setup
 test: build
 	@ctest --test-dir build/release --output-on-failure -j $(JOBS)
 
-# The demo needs only the binary, not the tests.
+# The demo needs only the binary (and the dashboard's web app), not the tests.
 demo: setup
 	@cmake --preset release >/dev/null
-	@cmake --build --preset release -j $(JOBS) --target kiln
+	@cmake --build --preset release -j $(JOBS) --target kiln $$(command -v npm >/dev/null && echo kiln_web)
 	@ln -sf release/kiln build/kiln
 	@scripts/demo
 

@@ -237,7 +237,7 @@ def test_kill_9_mid_run_then_rerun_resumes(kiln, kiln_bin, tmp_path):
     assert not os.path.exists(f"/proc/{child}")
     killed = summary(tmp_path, "k1")
     assert killed["state"] == "running"
-    assert states(killed)["train"] == "ran" and states(killed)["report"] == "pending"
+    assert states(killed)["train"] == "ran" and states(killed)["report"] == "running"
     assert not (tmp_path / "runs" / "k1" / "report" / "report").exists()  # nothing published
 
     (tmp_path / "block").unlink()

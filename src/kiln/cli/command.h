@@ -47,6 +47,7 @@ void AddPushCommand(CLI::App& root);
 void AddRunCommand(CLI::App& root);
 void AddScheduleCommand(CLI::App& root);
 void AddApproveCommand(CLI::App& root);
+void AddUiCommand(CLI::App& root);
 
 }  // namespace kiln::cli
 

@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   kiln::cli::AddRunCommand(app);
   kiln::cli::AddScheduleCommand(app);
   kiln::cli::AddApproveCommand(app);
+  kiln::cli::AddUiCommand(app);
   // Name an unknown command or subcommand (`kiln meta foo`) instead of CLI11's generic
   // complaint.
   CLI::App* parent = &app;

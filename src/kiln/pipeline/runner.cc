@@ -435,6 +435,7 @@ void Runner::Start(Node& n) {
     return;
   }
   n.phase = Phase::kRunning;
+  n.result.state = ComponentState::kRunning;
   n.attempt_start_us = Now();
   n.timed_out = false;
   n.kill_at_us = 0;
@@ -442,6 +443,7 @@ void Runner::Start(Node& n) {
                       ? n.attempt_start_us + static_cast<int64_t>(c.timeout_seconds * 1e6)
                       : 0;
   ++running_;
+  if (n.result.attempts == 1) WriteRunJson();  // a dashboard shows it running
 }
 
 absl::Status Runner::Publish(Node& n, int exit_code) {
@@ -830,6 +832,8 @@ std::string_view StateName(ComponentState s) {
   switch (s) {
     case ComponentState::kPending:
       return "pending";
+    case ComponentState::kRunning:
+      return "running";
     case ComponentState::kRan:
       return "ran";
     case ComponentState::kCached:

@@ -60,8 +60,18 @@ struct RunOptions {
   Env* env = Env::Default();
 };
 
-// kHeld: a push not run because drift was found and the run is not approved.
-enum class ComponentState { kPending, kRan, kCached, kFailed, kSkipped, kCanceled, kHeld };
+// kRunning: an attempt is under way (or it waits to retry). kHeld: a push not run
+// because drift was found and the run is not approved.
+enum class ComponentState {
+  kPending,
+  kRunning,
+  kRan,
+  kCached,
+  kFailed,
+  kSkipped,
+  kCanceled,
+  kHeld
+};
 std::string_view StateName(ComponentState s);  // "pending", "ran", "cached", ...
 
 struct ComponentResult {

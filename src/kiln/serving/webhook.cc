@@ -75,8 +75,11 @@ absl::StatusOr<HttpUrl> ParseHttpUrl(std::string_view url) {
   return out;
 }
 
-absl::StatusOr<HttpResult> HttpPostJson(const std::string& url, const std::string& body,
-                                        std::chrono::milliseconds timeout) {
+namespace {
+
+// One request and its response (see HttpPostJson); a body only with POST.
+absl::StatusOr<HttpResult> Exchange(http::verb verb, const std::string& url,
+                                    const std::string& body, std::chrono::milliseconds timeout) {
   absl::StatusOr<HttpUrl> parsed = ParseHttpUrl(url);
   if (!parsed.ok()) return parsed.status();
   const HttpUrl& u = *parsed;
@@ -86,15 +89,17 @@ absl::StatusOr<HttpResult> HttpPostJson(const std::string& url, const std::strin
     tcp::socket socket(ioc);
     asio::steady_timer timer(ioc);
 
-    http::request<http::string_body> request{http::verb::post, u.target, 11};
+    http::request<http::string_body> request{verb, u.target, 11};
     const bool ipv6 = u.host.find(':') != std::string::npos;
     request.set(http::field::host, StrCat(ipv6 ? "[" : "", u.host, ipv6 ? "]" : "",
                                           u.port == "80" ? "" : ":", u.port == "80" ? "" : u.port));
     request.set(http::field::user_agent, "kiln");
-    request.set(http::field::content_type, "application/json");
     request.set(http::field::connection, "close");
-    request.body() = body;
-    request.prepare_payload();
+    if (verb == http::verb::post) {
+      request.set(http::field::content_type, "application/json");
+      request.body() = body;
+      request.prepare_payload();
+    }
 
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> response;
@@ -160,6 +165,17 @@ absl::StatusOr<HttpResult> HttpPostJson(const std::string& url, const std::strin
   } catch (const std::exception& e) {
     return absl::InternalError(StrCat(url, ": ", e.what()));
   }
+}
+
+}  // namespace
+
+absl::StatusOr<HttpResult> HttpPostJson(const std::string& url, const std::string& body,
+                                        std::chrono::milliseconds timeout) {
+  return Exchange(http::verb::post, url, body, timeout);
+}
+
+absl::StatusOr<HttpResult> HttpGet(const std::string& url, std::chrono::milliseconds timeout) {
+  return Exchange(http::verb::get, url, "", timeout);
 }
 
 absl::Status PostJson(const std::string& url, const std::string& body,

@@ -1,8 +1,8 @@
 // Posting a JSON document to an http:// URL: how `kiln serve` tells an operator's endpoint
-// (an alert manager, a chat hook) that a canary was rolled back. PostJson blocks, bounded
-// by its timeout; WebhookSender posts from its own thread so that the caller (a request
-// path, a rollback callback) never waits on the network. Plain HTTP only: no TLS.
-// Boost stays in webhook.cc.
+// (an alert manager, a chat hook) that a canary was rolled back; and a GET (HttpGet), how
+// `kiln ui` asks a `kiln serve` for its status. PostJson blocks, bounded by its timeout;
+// WebhookSender posts from its own thread so that the caller (a request path, a rollback
+// callback) never waits on the network. Plain HTTP only: no TLS. Boost stays in webhook.cc.
 #ifndef KILN_SERVING_WEBHOOK_H_
 #define KILN_SERVING_WEBHOOK_H_
 
@@ -42,6 +42,9 @@ struct HttpResult {
 // status, within `timeout` (as PostJson). Errors: those of PostJson but for the status.
 absl::StatusOr<HttpResult> HttpPostJson(const std::string& url, const std::string& body,
                                         std::chrono::milliseconds timeout);
+// GETs `url` and returns the response, whatever its status, within `timeout`: what
+// `kiln ui` asks a `kiln serve` for. Errors: as HttpPostJson.
+absl::StatusOr<HttpResult> HttpGet(const std::string& url, std::chrono::milliseconds timeout);
 
 // POSTs `body` as application/json to `url` and waits for the response, for at most
 // `timeout` from the call (connecting, sending and reading; name resolution of a host
