@@ -10,9 +10,10 @@
 int main(int argc, char** argv) {
   CLI::App app{
       "kiln: the life of a production model, from raw data to a served model, in one "
-      "binary.\nThis release covers data validation (import, statistics, schema and "
-      "anomaly/drift checks that speak TFX and TFDV formats) and ML metadata: every step "
-      "records what it read, with which parameters, and what it wrote, so any artifact's "
+      "binary.\nData validation in TFX and TFDV formats, transforms and training, "
+      "evaluation per slice, serving compatible with TF Serving and KServe, pipelines that "
+      "cache, gate, hold and alert, a scheduler and a dashboard. Every step records what it "
+      "read, with which parameters, and what it wrote (ML Metadata), so any artifact's "
       "lineage can be traced and two models diffed."};
   app.footer(
       "Typical loop:\n"
@@ -23,8 +24,14 @@ int main(int argc, char** argv) {
       "train --drift-threshold 0.1 --out checks/   # ExampleValidator\n"
       "  kiln transform --config train.yaml --data ds/ --out tf/   # Transform\n"
       "  kiln train --config train.yaml --data ds/ --transform tf/ --out m/1   # Trainer\n"
+      "  kiln evaluate --model m/2 --baseline m/1 --data ds/ --split eval --config eval.yaml "
+      "--out ev/   # Evaluator\n"
+      "  kiln push --model m/2 --blessing ev/blessing.json --to /srv/models/clicks   # Pusher\n"
+      "  kiln serve --model_name clicks --model_base_path /srv/models/clicks   # TF Serving\n"
       "  kiln run pipeline.yaml                                 # every step, cached\n"
+      "  kiln approve RUN --pipeline pipeline.yaml              # push a run held for drift\n"
       "  kiln schedule pipeline.yaml                            # run it on cron / new spans\n"
+      "  kiln ui                                                # the dashboard\n"
       "  kiln meta ls artifacts --type ExampleStatistics        # what was recorded\n"
       "  kiln lineage 7                                         # what made artifact 7\n\n"
       "Records go to $KILN_HOME/metadata.sqlite (KILN_HOME defaults to ~/.kiln) or to "
