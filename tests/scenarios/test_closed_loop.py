@@ -320,3 +320,23 @@ def test_the_curated_schema_is_used_as_edited_and_versioned(ws):
                                    ws.store).stdout)
         versions.append(shown["artifact"]["custom_properties"]["schema_version"])
     assert versions == [1, 2]
+
+
+def test_a_validate_after_the_push_is_not_a_gate_of_it(kiln, kiln_bin, tmp_path):
+    # A check that runs after the push (here: the eval split against the schema) must not
+    # hold the push back waiting for it, which would wait forever.
+    ws = Workspace(kiln, kiln_bin, tmp_path)
+    with open(tmp_path / "pipeline.yaml") as f:
+        text = f.read()
+    text = text.replace("metadata: sqlite:meta.sqlite\n", "") + (
+        "  - name: after_push\n    kind: validate\n"
+        "    inputs: {data: stats.out, schema: schema.out}\n"
+        "    args: {split: eval}\n    after: [push]\n"
+        "metadata: sqlite:meta.sqlite\n")
+    (tmp_path / "pipeline.yaml").write_text(text)
+    ws.day(1)
+    p = kiln("run", tmp_path / "pipeline.yaml", "--run-id", "r", check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    s = ws.summary("r")
+    assert states(s)["push"] == "ran" and states(s)["after_push"] == "ran"
+    assert component(s, "after_push")["upstream"] == ["stats", "schema", "push"]
