@@ -28,13 +28,6 @@ absl::Status CheckKey(std::string_view key) {
   return absl::OkStatus();
 }
 
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 }  // namespace
 
 absl::StatusOr<std::string> AesGcmSeal(std::string_view key, std::string_view context,
@@ -106,7 +99,7 @@ absl::StatusOr<std::string> ParseAesKey(std::string_view text) {
   if (text.size() == 2 * kAesKeyBytes) {
     std::string key;
     for (size_t i = 0; i < text.size(); i += 2) {
-      int hi = HexDigit(text[i]), lo = HexDigit(text[i + 1]);
+      int hi = HexDigitValue(text[i]), lo = HexDigitValue(text[i + 1]);
       if (hi < 0 || lo < 0) {
         key.clear();
         break;

@@ -67,6 +67,14 @@ std::string StrJoin(const Container& parts, std::string_view sep) {
   return out;
 }
 
+// The value of a hexadecimal digit (either case), or -1 for any other character.
+inline int HexDigitValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 }  // namespace kiln
 
 #endif  // KILN_BASE_STR_H_

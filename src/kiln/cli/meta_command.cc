@@ -34,6 +34,7 @@
 #include "kiln/base/str.h"
 #include "kiln/cli/command.h"
 #include "kiln/cli/metadata_flags.h"
+#include "kiln/metadata/json.h"
 #include "kiln/metadata/metadata_store.h"
 #include "kiln/metadata/open_store.h"
 #include "kiln/metadata/recorder.h"
@@ -396,17 +397,6 @@ std::string TextValue(const md::Value& v, bool quote_strings) {
   return md::ValueToString(v);
 }
 
-// int64 values stay JSON integers, exact beyond 2^53.
-Json ValueJson(const md::Value& v) {
-  return std::visit([](const auto& x) { return Json(x); }, v);
-}
-
-Json PropertiesJson(const md::Properties& props) {
-  Json j = Json::object();
-  for (const auto& [k, v] : props) j[k] = ValueJson(v);
-  return j;
-}
-
 template <typename T, typename ToJson>
 Json JsonArray(const std::vector<T>& items, ToJson to_json) {
   Json j = Json::array();
@@ -430,8 +420,8 @@ template <typename Node>
 Json NodeJson(const Node& n) {
   Json j = SummaryJson(n);
   if constexpr (kIsArtifact<Node>) j["state"] = StateName(n);
-  j["properties"] = PropertiesJson(n.properties);
-  j["custom_properties"] = PropertiesJson(n.custom_properties);
+  j["properties"] = md::PropertiesToJson(n.properties);
+  j["custom_properties"] = md::PropertiesToJson(n.custom_properties);
   j["create_time_ms"] = n.create_time_ms;
   j["create_time"] = FormatTime(n.create_time_ms, true);
   j["update_time_ms"] = n.update_time_ms;

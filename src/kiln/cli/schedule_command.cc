@@ -1,13 +1,10 @@
 // `kiln schedule PIPELINE.yaml`: a foreground daemon that runs a pipeline at cron times
 // and/or when a new span directory appears, one run at a time, each run a child
 // `kiln run` so that a crash of a run cannot take the scheduler down.
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -28,6 +25,7 @@
 #include "kiln/pipeline/pipeline_spec.h"
 #include "kiln/pipeline/schedule_spec.h"
 #include "kiln/pipeline/scheduler.h"
+#include "kiln/pipeline/signal_scope.h"
 #include "kiln/pipeline/subprocess.h"
 
 extern char** environ;
@@ -44,57 +42,11 @@ struct ScheduleFlags {
   MetadataFlags metadata;
 };
 
-// Written by the signal handler; the self-pipe wakes whatever poll() is waiting.
-volatile sig_atomic_t g_signal = 0;
-volatile sig_atomic_t g_signals = 0;
-int g_wake_fd = -1;
-
-void OnSignal(int sig) {
-  g_signal = sig;
-  g_signals = g_signals + 1;
-  if (g_wake_fd >= 0) {
-    const int saved = errno;
-    ssize_t ignored = write(g_wake_fd, "x", 1);
-    (void)ignored;
-    errno = saved;
-  }
+// Waits up to `timeout`, until a signal arrives or `fd` (when >= 0) is readable.
+void Wait(pipeline::SignalScope& signals, absl::Duration timeout, int fd = -1) {
+  const double ms = std::ceil(absl::ToDoubleMilliseconds(timeout));
+  signals.Wait(static_cast<int>(std::clamp(ms, 0.0, 60000.0)), fd);
 }
-
-// SIGINT and SIGTERM stop the scheduler for as long as it lives.
-class SignalScope {
- public:
-  SignalScope() {
-    if (pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) == 0) g_wake_fd = pipe_[1];
-    struct sigaction sa = {};
-    sa.sa_handler = OnSignal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
-  }
-  ~SignalScope() {
-    struct sigaction dfl = {};
-    dfl.sa_handler = SIG_DFL;
-    sigaction(SIGINT, &dfl, nullptr);
-    sigaction(SIGTERM, &dfl, nullptr);
-    g_wake_fd = -1;
-    close(pipe_[0]);
-    close(pipe_[1]);
-  }
-  // Waits up to `timeout`, or until a signal arrives, or `fd` (when >= 0) is readable. A
-  // signal that arrived since the last Wait has written to the pipe: no lost wakeup.
-  void Wait(absl::Duration timeout, int fd = -1) {
-    const double ms = std::ceil(absl::ToDoubleMilliseconds(timeout));
-    const int timeout_ms = static_cast<int>(std::clamp(ms, 0.0, 60000.0));
-    pollfd fds[2] = {{pipe_[0], POLLIN, 0}, {fd, POLLIN, 0}};
-    poll(fds, fd >= 0 ? 2 : 1, timeout_ms);
-    char buf[64];
-    while (read(pipe_[0], buf, sizeof(buf)) > 0) {
-    }
-  }
-
- private:
-  int pipe_[2] = {-1, -1};
-};
 
 class Scheduler {
  public:
@@ -132,7 +84,7 @@ class Scheduler {
   pipeline::SpanWatcher watcher_;
   pipeline::ScheduleState state_;
   std::string saved_;  // the state as last written
-  SignalScope signals_;
+  pipeline::SignalScope signals_;
 };
 
 absl::Status Scheduler::SaveState() {
@@ -211,15 +163,16 @@ int Scheduler::RunChild(std::unique_ptr<pipeline::PipelineLock> lock, const std:
   Log(StrCat("run ", run_id, " started (", trigger, "), pid ", proc.pid(), ", log ", log));
   int forwarded = 0;
   while (!proc.Poll()) {
-    if (g_signals > forwarded) {
+    if (pipeline::SignalScope::count() > forwarded) {
       // First signal: kiln run stops its components (SIGTERM, then SIGKILL after a
       // grace period) and exits; a second one kills it at once.
-      forwarded = g_signals;
+      forwarded = pipeline::SignalScope::count();
       Log(StrCat(forwarded == 1 ? "stopping run " : "killing run ", run_id, " (signal ",
-                 static_cast<int>(g_signal), ")"));
+                 pipeline::SignalScope::last_signal(), ")"));
       proc.SignalGroup(forwarded == 1 ? SIGTERM : SIGKILL);
     }
-    signals_.Wait(proc.wait_fd() >= 0 ? absl::Seconds(1) : absl::Milliseconds(100), proc.wait_fd());
+    Wait(signals_, proc.wait_fd() >= 0 ? absl::Seconds(1) : absl::Milliseconds(100),
+         proc.wait_fd());
   }
   const pipeline::ExitStatus& st = proc.status();
   const int code = st.signal ? 128 + st.signal : st.code;
@@ -258,7 +211,7 @@ int Scheduler::Main() {
   bool span_recheck = false;  // --once: a span seen once gets one more look
   absl::Time busy_until = absl::InfinitePast();
   std::string last_busy_log;
-  while (!g_signal) {
+  while (!pipeline::SignalScope::last_signal()) {
     const absl::Time now = absl::Now();
     std::vector<std::string> triggers;
     std::optional<absl::Time> due;
@@ -336,7 +289,7 @@ int Scheduler::Main() {
       Log(StrCat("stopping after ", runs, " run", runs == 1 ? "" : "s", " (--max-runs)"));
       return kExitOk;
     }
-    if (g_signal) break;
+    if (pipeline::SignalScope::last_signal()) break;
     if (ran) {
       if (f_.once) return exit_code;
       continue;  // what came due during the run is handled now
@@ -345,15 +298,15 @@ int Scheduler::Main() {
       // A new span is complete once it looked the same twice: give it its second look.
       if (!span_recheck && watcher_.pending() >= 0) {
         span_recheck = true;
-        signals_.Wait(absl::Seconds(s_.poll_seconds));
+        Wait(signals_, absl::Seconds(s_.poll_seconds));
         continue;
       }
       if (triggers.empty()) Log("nothing due (--once)");
       return kExitOk;
     }
-    signals_.Wait(wake - absl::Now());
+    Wait(signals_, wake - absl::Now());
   }
-  Log(StrCat("stopped by signal ", static_cast<int>(g_signal)));
+  Log(StrCat("stopped by signal ", pipeline::SignalScope::last_signal()));
   return kExitOk;
 }
 

@@ -62,13 +62,36 @@ int64_t CuratedVersion(const MetadataFlags& metadata, const std::string& path,
   return highest + 1;
 }
 
+// Records the SchemaGen execution: `parameters`, the statistics it read and the Schema at
+// --out with its feature count; for a curated schema (`curated_sha` set) also the curated
+// file's path, content hash and, when known (not 0), its version.
+int RecordSchemaGen(const InferFlags& f, metadata::Properties parameters, int features,
+                    const std::string& curated_sha, int64_t version) {
+  metadata::ExecutionRecord record;
+  record.type = "SchemaGen";
+  record.parameters = std::move(parameters);
+  metadata::Artifact out{.type = "Schema", .uri = AbsolutePath(f.out)};
+  out.properties = {{"features", static_cast<int64_t>(features)}};
+  if (!curated_sha.empty()) {
+    out.custom_properties = {{"curated_path", AbsolutePath(f.curated)},
+                             {"content_sha256", curated_sha}};
+    if (version) out.custom_properties["schema_version"] = version;
+  }
+  record.outputs = {{"schema", out}};
+  MetadataFlags::Input stats{.role = "statistics", .type = "ExampleStatistics", .uri = f.stats};
+  if (auto s = f.metadata.Record("schema infer", record, {stats}); !s.ok()) {
+    return ReportError("schema infer", s);
+  }
+  return kExitOk;
+}
+
 // --curated PATH that exists: the schema a person keeps, used as is (bytes and comments).
 int UseCurated(const InferFlags& f) {
   Env* env = Env::Default();
   const std::string path = AbsolutePath(f.curated);
   auto text = ReadFileToString(env, path);
   if (!text.ok()) return ReportError("schema infer", text.status());
-  auto parsed = validation::ReadSchema(env, path);  // refuses a schema that does not parse
+  auto parsed = validation::ParseSchemaText(*text, path);  // refuses one that does not parse
   if (!parsed.ok()) return ReportError("schema infer", parsed.status());
   PrintWarnings(parsed->warnings);
   if (auto s = WriteFileAtomically(env, f.out, *text); !s.ok()) {
@@ -83,19 +106,7 @@ int UseCurated(const InferFlags& f) {
         path.c_str(), version ? StrCat(" (version ", version, ")").c_str() : "",
         parsed->schema.feature_size());
   }
-  metadata::ExecutionRecord record;
-  record.type = "SchemaGen";
-  record.parameters = {{"curated", path}};
-  metadata::Artifact out{.type = "Schema", .uri = AbsolutePath(f.out)};
-  out.properties = {{"features", static_cast<int64_t>(parsed->schema.feature_size())}};
-  out.custom_properties = {{"curated_path", path}, {"content_sha256", sha}};
-  if (version) out.custom_properties["schema_version"] = version;
-  record.outputs = {{"schema", out}};
-  MetadataFlags::Input stats{.role = "statistics", .type = "ExampleStatistics", .uri = f.stats};
-  if (auto s = f.metadata.Record("schema infer", record, {stats}); !s.ok()) {
-    return ReportError("schema infer", s);
-  }
-  return kExitOk;
+  return RecordSchemaGen(f, {{"curated", path}}, parsed->schema.feature_size(), sha, version);
 }
 
 int RunInfer(const InferFlags& f) {
@@ -111,18 +122,20 @@ int RunInfer(const InferFlags& f) {
   if (!dataset.ok()) return ReportError("schema infer", dataset.status());
   auto schema = validation::InferSchema(*dataset, f.options);
   if (!schema.ok()) return ReportError("schema infer", schema.status());
-  if (auto s = validation::WriteSchema(env, f.out, *schema); !s.ok()) {
+  const std::string text = validation::SchemaToText(*schema);
+  if (auto s = WriteFileAtomically(env, f.out, text); !s.ok()) {
     return ReportError("schema infer", s);
   }
   std::string curated_sha;
+  int64_t version = 0;
   if (!f.curated.empty()) {
     // The first run seeds the curated schema; from now on a person owns it.
-    auto text = ReadFileToString(env, f.out);
-    absl::Status s = text.status();
-    if (s.ok()) s = env->CreateDirs(Dirname(AbsolutePath(f.curated)));
-    if (s.ok()) s = WriteFileAtomically(env, f.curated, *text);
+    absl::Status s = env->CreateDirs(Dirname(AbsolutePath(f.curated)));
+    if (s.ok()) s = WriteFileAtomically(env, f.curated, text);
     if (!s.ok()) return ReportError("schema infer", s);
-    curated_sha = Sha256Hex(*text);
+    curated_sha = Sha256Hex(text);
+    // 1 the first time; more when a person deleted the file to have it inferred again.
+    version = CuratedVersion(f.metadata, AbsolutePath(f.curated), curated_sha);
     if (!f.quiet) {
       std::printf("wrote the curated schema %s: review and edit it; later runs use it as is\n",
                   AbsolutePath(f.curated).c_str());
@@ -139,26 +152,11 @@ int RunInfer(const InferFlags& f) {
         f.out.c_str(), schema->feature_size(), required, schema->string_domain_size(),
         static_cast<unsigned long long>(dataset->num_examples()), dataset->name().c_str());
   }
-  metadata::ExecutionRecord record;
-  record.type = "SchemaGen";
-  record.parameters = {
-      {"split", dataset->name()},
-      {"max_string_domain_size", static_cast<int64_t>(f.options.max_string_domain_size)}};
-  metadata::Artifact out{.type = "Schema", .uri = AbsolutePath(f.out)};
-  out.properties = {{"features", static_cast<int64_t>(schema->feature_size())}};
-  if (!curated_sha.empty()) {
-    out.custom_properties = {{"curated_path", AbsolutePath(f.curated)},
-                             {"content_sha256", curated_sha}};
-    // 1 the first time; more when a person deleted the file to have it inferred again.
-    const int64_t version = CuratedVersion(f.metadata, AbsolutePath(f.curated), curated_sha);
-    if (version) out.custom_properties["schema_version"] = version;
-  }
-  record.outputs = {{"schema", out}};
-  MetadataFlags::Input stats{.role = "statistics", .type = "ExampleStatistics", .uri = f.stats};
-  if (auto s = f.metadata.Record("schema infer", record, {stats}); !s.ok()) {
-    return ReportError("schema infer", s);
-  }
-  return kExitOk;
+  return RecordSchemaGen(
+      f,
+      {{"split", dataset->name()},
+       {"max_string_domain_size", static_cast<int64_t>(f.options.max_string_domain_size)}},
+      schema->feature_size(), curated_sha, version);
 }
 
 int RunDiff(const DiffFlags& f) {

@@ -372,14 +372,18 @@ absl::StatusOr<bool> RunRecords::Approved() {
 }
 
 absl::StatusOr<std::optional<int64_t>> RunRecords::EarlierThan() {
+  if (earlier_than_) return earlier_than_;  // fixed once the run has started
   md::Query q;
   q.type = "pipeline_run";
   q.name = run_id_;
   KILN_ASSIGN_OR_RETURN(auto found, store_->GetContexts(q));
   for (const md::Context& c : found) {
-    if (StringProperty(c.custom_properties, "pipeline") == pipeline_) return c.create_time_ms;
+    if (StringProperty(c.custom_properties, "pipeline") == pipeline_) {
+      earlier_than_ = c.create_time_ms;
+      return earlier_than_;
+    }
   }
-  return std::nullopt;  // a new run: everything recorded so far is earlier
+  return std::nullopt;  // not started (RecordRunStart): everything recorded so far is earlier
 }
 
 absl::Status RunRecords::RecordRunStart(const std::string& run_dir, int64_t started_ms) {

@@ -136,8 +136,9 @@ class RunRecords {
         pipeline_(std::move(pipeline)),
         run_id_(std::move(run_id)) {}
   std::vector<metadata::Context> Contexts(const std::string& component) const;
-  // When this run id was first recorded for this pipeline (a run run again: approved or
-  // resumed), so that history lookups see only what came before it; nullopt for a new run.
+  // When this run id was first recorded for this pipeline (by RecordRunStart; for a run run
+  // again, approved or resumed, its first start), so that history lookups see only what
+  // came before it; nullopt before the run started. Read from the store once per run.
   absl::StatusOr<std::optional<int64_t>> EarlierThan();
   // The id of the context `type`/`name`, or 0 when it does not exist.
   absl::StatusOr<int64_t> ContextId(const std::string& type, const std::string& name);
@@ -154,6 +155,7 @@ class RunRecords {
   std::string url_;
   std::string pipeline_;
   std::string run_id_;
+  std::optional<int64_t> earlier_than_;  // EarlierThan once the run has started
 };
 
 // Custom properties the runner writes on executions.

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -19,6 +18,7 @@
 #include "kiln/base/str.h"
 #include "kiln/pipeline/invocation.h"
 #include "kiln/pipeline/run_records.h"
+#include "kiln/pipeline/signal_scope.h"
 #include "kiln/pipeline/subprocess.h"
 #include "nlohmann/json.hpp"
 
@@ -30,51 +30,6 @@ namespace {
 constexpr int kExitFindings = 3;
 constexpr int kExitTempFail = 75;  // EX_TEMPFAIL
 constexpr double kMaxBackoffSeconds = 300;
-
-// Written by the signal handler, read by the loop (through the self-pipe it wakes).
-volatile sig_atomic_t g_signal = 0;
-int g_wake_fd = -1;
-
-void OnSignal(int sig) {
-  g_signal = sig;
-  if (g_wake_fd >= 0) {
-    const int saved = errno;
-    ssize_t ignored = write(g_wake_fd, "x", 1);
-    (void)ignored;
-    errno = saved;
-  }
-}
-
-// Catches SIGINT and SIGTERM for the duration of a run; restores the old handlers.
-class SignalScope {
- public:
-  SignalScope() {
-    g_signal = 0;
-    if (pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) == 0) g_wake_fd = pipe_[1];
-    struct sigaction sa = {};
-    sa.sa_handler = OnSignal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int_);
-    sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~SignalScope() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-    g_wake_fd = -1;
-    if (pipe_[0] >= 0) close(pipe_[0]);
-    if (pipe_[1] >= 0) close(pipe_[1]);
-  }
-  int read_fd() const { return pipe_[0]; }
-  void Drain() {
-    char buf[64];
-    while (pipe_[0] >= 0 && read(pipe_[0], buf, sizeof(buf)) > 0) {
-    }
-  }
-
- private:
-  int pipe_[2] = {-1, -1};
-  struct sigaction old_int_ = {}, old_term_ = {};
-};
 
 std::string UtcTime(int64_t micros, const char* format) {
   const time_t t = static_cast<time_t>(micros / 1000000);
@@ -679,8 +634,8 @@ absl::StatusOr<RunResult> Runner::Run() {
 
   SignalScope signals;
   for (;;) {
-    if (g_signal && !interrupted_by_) {
-      interrupted_by_ = g_signal;
+    if (SignalScope::last_signal() && !interrupted_by_) {
+      interrupted_by_ = SignalScope::last_signal();
       for (Node& n : nodes_) {
         if (n.phase == Phase::kRunning) {
           n.proc->SignalGroup(SIGTERM);
@@ -789,7 +744,7 @@ absl::StatusOr<RunResult> Runner::Run() {
         wake < 0 ? -1 : static_cast<int>(std::max<int64_t>(0, (wake - now + 999) / 1000));
     if (must_poll) timeout_ms = timeout_ms < 0 ? 10 : std::min(timeout_ms, 10);
     // A signal that arrived before poll() started has written to the pipe: no lost wakeup.
-    if (!g_signal || interrupted_by_) poll(fds.data(), fds.size(), timeout_ms);
+    if (!SignalScope::last_signal() || interrupted_by_) poll(fds.data(), fds.size(), timeout_ms);
     signals.Drain();
 
     now = Now();

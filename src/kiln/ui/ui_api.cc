@@ -19,6 +19,7 @@
 #include "kiln/base/status.h"
 #include "kiln/base/str.h"
 #include "kiln/data/tfrecord.h"
+#include "kiln/metadata/json.h"
 #include "kiln/serving/webhook.h"
 #include "kiln/ui/url.h"
 #include "kiln/validation/comparator.h"
@@ -88,16 +89,6 @@ absl::Status CheckPathComponent(std::string_view name, std::string_view what) {
 // ---------------------------------------------------------------------------------------
 // Store records as JSON.
 
-Json ValueJson(const md::Value& v) {
-  return std::visit([](const auto& x) { return Json(x); }, v);
-}
-
-Json PropertiesJson(const md::Properties& props) {
-  Json j = Json::object();
-  for (const auto& [k, v] : props) j[k] = ValueJson(v);
-  return j;
-}
-
 Json NameOrNull(const std::string& name) { return name.empty() ? Json(nullptr) : Json(name); }
 
 Json ArtifactJson(const md::Artifact& a) {
@@ -105,8 +96,8 @@ Json ArtifactJson(const md::Artifact& a) {
               {"type", a.type},
               {"uri", a.uri},
               {"create_time_ms", a.create_time_ms},
-              {"properties", PropertiesJson(a.properties)},
-              {"custom_properties", PropertiesJson(a.custom_properties)},
+              {"properties", md::PropertiesToJson(a.properties)},
+              {"custom_properties", md::PropertiesToJson(a.custom_properties)},
               {"name", NameOrNull(a.name)},
               {"state", md::ArtifactStateName(a.state)},
               {"update_time_ms", a.update_time_ms}};
@@ -117,8 +108,8 @@ Json ExecutionJson(const md::Execution& e) {
               {"type", e.type},
               {"state", md::ExecutionStateName(e.state)},
               {"create_time_ms", e.create_time_ms},
-              {"properties", PropertiesJson(e.properties)},
-              {"custom_properties", PropertiesJson(e.custom_properties)},
+              {"properties", md::PropertiesToJson(e.properties)},
+              {"custom_properties", md::PropertiesToJson(e.custom_properties)},
               {"name", NameOrNull(e.name)},
               {"update_time_ms", e.update_time_ms}};
 }
@@ -128,8 +119,8 @@ Json ContextJson(const md::Context& c) {
               {"type", c.type},
               {"name", c.name},
               {"create_time_ms", c.create_time_ms},
-              {"properties", PropertiesJson(c.properties)},
-              {"custom_properties", PropertiesJson(c.custom_properties)},
+              {"properties", md::PropertiesToJson(c.properties)},
+              {"custom_properties", md::PropertiesToJson(c.custom_properties)},
               {"update_time_ms", c.update_time_ms}};
 }
 
@@ -706,13 +697,13 @@ absl::StatusOr<UiResponse> Training(md::MetadataStore* store) {
     Json hyper = Json::object();
     for (const md::Properties* props : {&e.properties, &e.custom_properties}) {
       for (const auto& [k, v] : *props) {
-        if (!IsBookkeeping(k)) hyper[k] = ValueJson(v);
+        if (!IsBookkeeping(k)) hyper[k] = md::ValueToJson(v);
       }
     }
     Json metrics = Json::object();
     if (model != nullptr) {
       for (const auto& [k, v] : model->custom_properties) {
-        if (k.starts_with("eval.")) metrics[k.substr(5)] = ValueJson(v);
+        if (k.starts_with("eval.")) metrics[k.substr(5)] = md::ValueToJson(v);
       }
     }
     out.push_back(Json{{"execution_id", e.id},

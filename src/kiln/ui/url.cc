@@ -7,24 +7,13 @@
 #include "kiln/base/str.h"
 
 namespace kiln::ui {
-namespace {
-
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
-
 absl::StatusOr<std::string> PercentDecode(std::string_view s, bool plus_is_space) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%') {
-      const int hi = i + 2 < s.size() ? HexDigit(s[i + 1]) : -1;
-      const int lo = i + 2 < s.size() ? HexDigit(s[i + 2]) : -1;
+      const int hi = i + 2 < s.size() ? HexDigitValue(s[i + 1]) : -1;
+      const int lo = i + 2 < s.size() ? HexDigitValue(s[i + 2]) : -1;
       if (hi < 0 || lo < 0) {
         return absl::InvalidArgumentError(StrCat("bad %-escape in '", s, "'"));
       }
