@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 #include <optional>
 
@@ -40,7 +41,48 @@ bool ParseInt64(std::string_view s, int64_t* out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
+namespace {
+
+// 10^0 .. 10^22: every one is a double exactly.
+constexpr double kExactPowersOf10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+// Plain decimals ("-12.375", "0.5", "42"), the bulk of numeric CSV fields, without the
+// general parser: when the digits form an integer m < 2^53 and there are at most 22 of
+// them after the point, m and 10^f are both exact doubles, and IEEE division rounds
+// m / 10^f correctly, so the result is the correctly rounded value from_chars gives
+// (Clinger's fast path). False, *out untouched, for anything else.
+inline bool ParsePlainDecimal(std::string_view s, double* out) {
+  const char* p = s.data();
+  const char* e = p + s.size();
+  const bool neg = p < e && *p == '-';
+  p += neg;
+  uint64_t m = 0;
+  int digits = 0;
+  const char* q = p;
+  while (q < e && static_cast<unsigned>(*q - '0') < 10) m = m * 10 + static_cast<unsigned>(*q++ - '0');
+  digits = static_cast<int>(q - p);
+  int frac = 0;
+  if (q < e && *q == '.') {
+    const char* f = ++q;
+    while (q < e && static_cast<unsigned>(*q - '0') < 10) m = m * 10 + static_cast<unsigned>(*q++ - '0');
+    frac = static_cast<int>(q - f);
+    digits += frac;
+    if (frac == 0) return false;  // "1." is left to the general parser
+  }
+  if (q != e || q == p || digits == 0 || digits > 19 || frac > 22 || m > (uint64_t{1} << 53)) {
+    return false;
+  }
+  const double v = static_cast<double>(m) / kExactPowersOf10[frac];
+  *out = neg ? -v : v;
+  return true;
+}
+
+}  // namespace
+
 bool ParseDouble(std::string_view s, double* out) {
+  if (ParsePlainDecimal(s, out)) return true;
   while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
   while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
   if (!s.empty() && s.front() == '+') s.remove_prefix(1);

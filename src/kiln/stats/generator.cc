@@ -49,6 +49,14 @@ struct Moments {
   }
 };
 
+// Whether `v` starts with "inf" or "nan" in any case.
+bool LooksLikeInfOrNan(std::string_view v) {
+  if (v.size() < 3) return false;
+  char low[3];
+  for (int i = 0; i < 3; ++i) low[i] = static_cast<char>(v[i] | 0x20);
+  return std::string_view(low, 3) == "inf" || std::string_view(low, 3) == "nan";
+}
+
 struct FeatureAcc {
   explicit FeatureAcc(const StatsOptions& o)
       : num_values(o.kll_k),
@@ -201,10 +209,11 @@ struct FeatureAcc {
     for (size_t i = 0; i < n; ++i) {
       std::string_view v = col.str(i);
       strings.Add(v, Hash64(v));
-      // Most strings are plainly not numbers: decide those from the first byte.
+      // Most strings are plainly not numbers: decide those from the first bytes (words
+      // start with a letter; of those only inf, infinity and nan can be numbers).
       const unsigned char c0 = v.empty() ? 0 : static_cast<unsigned char>(v[0]);
       const bool maybe_number = (c0 >= '0' && c0 <= '9') || c0 == '-' || c0 == '+' || c0 == '.' ||
-                                c0 == ' ' || (c0 | 0x20) == 'i' || (c0 | 0x20) == 'n';
+                                c0 == ' ' || LooksLikeInfOrNan(v);
       int64_t iv;
       double dv;
       if (!maybe_number) {

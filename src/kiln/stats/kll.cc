@@ -68,9 +68,17 @@ inline double FromOrderedKey(uint64_t k) {
   return std::bit_cast<double>((k >> 63) ? k ^ (uint64_t{1} << 63) : ~k);
 }
 
-// Sorts the level-0 buffer. An LSD radix sort over bytes of the ordered keys, skipping the
-// bytes all values share, costs about half of std::sort on a few hundred random values
-// (std::sort mispredicts a branch on every other comparison).
+}  // namespace
+
+namespace internal {
+
+// Sorts the level-0 buffer, an LSD radix sort over bytes of the ordered keys that skips
+// the bytes all values share (about half of std::sort's time on a few hundred random
+// values: std::sort mispredicts a branch on every other comparison). Only the three
+// highest bytes that differ get a pass: that orders the keys up to their low bits, and
+// an insertion pass finishes the few neighbours left out of order. Clustered data could
+// leave many (values in a narrow band beside a distant outlier): once the insertion pass
+// has moved 4n keys it gives up, and the remaining low bytes are radix-sorted as well.
 void SortValues(std::vector<double>* values, std::vector<uint64_t>* scratch) {
   const size_t n = values->size();
   if (n < 64) {
@@ -93,16 +101,56 @@ void SortValues(std::vector<double>* values, std::vector<uint64_t>* scratch) {
     ++counts[6][(k >> 48) & 0xff];
     ++counts[7][k >> 56];
   }
+  int varying[8];
+  int num_varying = 0;
   for (int b = 0; b < 8; ++b) {
+    if (counts[b][(src[0] >> (8 * b)) & 0xff] != n) varying[num_varying++] = b;
+  }
+  auto pass = [&](int b) {
     uint32_t* c = counts[b];
-    if (c[(src[0] >> (8 * b)) & 0xff] == n) continue;  // every key has this byte
     uint32_t sum = 0;
     for (int d = 0; d < 256; ++d) sum += std::exchange(c[d], sum);
     for (size_t i = 0; i < n; ++i) dst[c[(src[i] >> (8 * b)) & 0xff]++] = src[i];
     std::swap(src, dst);
+  };
+  constexpr int kTopPasses = 3;
+  const int first = std::max(0, num_varying - kTopPasses);
+  for (int v = first; v < num_varying; ++v) pass(varying[v]);
+  if (first > 0) {
+    const size_t budget = 4 * n;
+    size_t moves = 0;
+    bool sorted = true;
+    for (size_t i = 1; i < n && sorted; ++i) {
+      const uint64_t key = src[i];
+      size_t j = i;
+      while (j > 0 && src[j - 1] > key) {
+        src[j] = src[j - 1];
+        --j;
+        if (++moves > budget) {
+          sorted = false;
+          break;
+        }
+      }
+      src[j] = key;
+    }
+    if (!sorted) {
+      // src is still a permutation of the keys: sort it on every differing byte.
+      for (int v = 0; v < first; ++v) pass(varying[v]);
+      for (int v = first; v < num_varying; ++v) {
+        // Those histograms were turned into offsets by their pass: count again.
+        const int b = varying[v];
+        std::fill(std::begin(counts[b]), std::end(counts[b]), 0);
+        for (size_t i = 0; i < n; ++i) ++counts[b][(src[i] >> (8 * b)) & 0xff];
+        pass(b);
+      }
+    }
   }
   for (size_t i = 0; i < n; ++i) (*values)[i] = FromOrderedKey(src[i]);
 }
+
+}  // namespace internal
+
+namespace {
 
 // Merges sorted a[0, na) with the sorted b[0], b[2], ..., b[2 (nb - 1)] into out. The
 // loop is branch-free on the comparison, which is a coin toss on random data.
@@ -183,7 +231,7 @@ void KllSketch::Compress() {
 
 void KllSketch::CompactLevel(size_t h) {
   std::vector<double>& src = levels_[h];
-  if (h == 0) SortValues(&src, &sort_keys_);
+  if (h == 0) internal::SortValues(&src, &sort_keys_);
   const size_t len = src.size();
   const size_t even = len & ~size_t{1};
   if (even == 0) return;

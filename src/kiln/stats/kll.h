@@ -121,6 +121,12 @@ class KllSketch {
   std::vector<uint64_t> sort_keys_;
 };
 
+namespace internal {
+// Sorts `values` ascending (no NaN; -0 before +0); `scratch` is reused storage. Exposed
+// for tests.
+void SortValues(std::vector<double>* values, std::vector<uint64_t>* scratch);
+}  // namespace internal
+
 }  // namespace kiln::stats
 
 #endif  // KILN_STATS_KLL_H_

@@ -1,6 +1,7 @@
 #include "kiln/stats/kll.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <iostream>
@@ -12,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kiln/base/crc32c.h"
+#include "kiln/base/str.h"
 
 namespace kiln::stats {
 namespace {
@@ -77,6 +79,47 @@ std::vector<double> Uniform(size_t n, uint64_t seed) {
 
 // The figures README.md and tests/test_stats_reference.py quote. The bound depends only on
 // how many values were added (the compaction schedule), not on the values.
+// The level-0 sort against std::sort, on the shapes that exercise each of its ways:
+// spread values (top bytes only, then the insertion pass), integers (few differing
+// bytes), a narrow band beside one outlier (the insertion pass gives up), timestamps,
+// signed zeros, infinities and duplicates.
+TEST(KllSortTest, MatchesStdSort) {
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> u(-1e3, 1e3);
+  std::vector<std::pair<std::string, std::vector<double>>> cases;
+  for (size_t n : {64, 65, 400, 401, 1000}) {
+    std::vector<double> spread, ints, band, stamps, special;
+    for (size_t i = 0; i < n; ++i) {
+      spread.push_back(u(rng));
+      ints.push_back(static_cast<double>(rng() % 100000));
+      band.push_back(1.0 + static_cast<double>(rng() % 1000000) * 1e-12);
+      stamps.push_back(1.7e9 + static_cast<double>(rng() % 86400));
+      const double pick[] = {0.0, -0.0, 1.5, -1.5, HUGE_VAL, -HUGE_VAL, 1e-300, -1e-300};
+      special.push_back(pick[rng() % 8]);
+    }
+    band[n / 2] = 1e10;
+    for (auto* v : {&spread, &ints, &band, &stamps, &special}) {
+      cases.emplace_back(StrCat("n=", n), *v);
+    }
+    std::vector<double> descending = spread;
+    std::sort(descending.begin(), descending.end(), std::greater<>());
+    cases.emplace_back(StrCat("descending n=", n), descending);
+  }
+  std::vector<uint64_t> scratch;
+  for (auto& [name, values] : cases) {
+    std::vector<double> want = values;
+    std::sort(want.begin(), want.end(), [](double a, double b) {
+      return a < b || (a == b && std::signbit(a) && !std::signbit(b));
+    });
+    internal::SortValues(&values, &scratch);
+    ASSERT_EQ(values.size(), want.size()) << name;
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(std::bit_cast<uint64_t>(values[i]), std::bit_cast<uint64_t>(want[i]))
+          << name << " at " << i;
+    }
+  }
+}
+
 TEST(KllSketchTest, DefaultBoundAtTheSizesTheDocsQuote) {
   auto bound_after = [](int n) {
     KllSketch s;  // k = 200
