@@ -61,12 +61,14 @@ inline bool ParsePlainDecimal(std::string_view s, double* out) {
   uint64_t m = 0;
   int digits = 0;
   const char* q = p;
-  while (q < e && static_cast<unsigned>(*q - '0') < 10) m = m * 10 + static_cast<unsigned>(*q++ - '0');
+  while (q < e && static_cast<unsigned>(*q - '0') < 10)
+    m = m * 10 + static_cast<unsigned>(*q++ - '0');
   digits = static_cast<int>(q - p);
   int frac = 0;
   if (q < e && *q == '.') {
     const char* f = ++q;
-    while (q < e && static_cast<unsigned>(*q - '0') < 10) m = m * 10 + static_cast<unsigned>(*q++ - '0');
+    while (q < e && static_cast<unsigned>(*q - '0') < 10)
+      m = m * 10 + static_cast<unsigned>(*q++ - '0');
     frac = static_cast<int>(q - f);
     digits += frac;
     if (frac == 0) return false;  // "1." is left to the general parser

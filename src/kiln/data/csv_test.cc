@@ -1,13 +1,13 @@
 #include "kiln/data/csv.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <random>
 #include <string>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "kiln/data/input.h"
 #include "kiln/testing/temp_dir.h"
@@ -339,11 +339,27 @@ TEST(NumberParsingTest, DecimalsMatchStrtodBitForBit) {
     const double want = std::strtod(s.c_str(), nullptr);
     ASSERT_EQ(std::bit_cast<uint64_t>(got), std::bit_cast<uint64_t>(want)) << s;
   };
-  for (const char* s :
-       {"0", "-0", "0.0", "-0.0", ".5", "-.5", "95.1788", "0.1", "0.3", "-13.671",
-        "9007199254740992", "9007199254740993", "9007199254740993.5", "0.9007199254740993",
-        "1234567890123456789", "12345678901234567890", "0.0000000000000000000001",
-        "0.00000000000000000000001", "4.35", "1.7976931348623157", "00012.500"}) {
+  for (const char* s : {"0",
+                        "-0",
+                        "0.0",
+                        "-0.0",
+                        ".5",
+                        "-.5",
+                        "95.1788",
+                        "0.1",
+                        "0.3",
+                        "-13.671",
+                        "9007199254740992",
+                        "9007199254740993",
+                        "9007199254740993.5",
+                        "0.9007199254740993",
+                        "1234567890123456789",
+                        "12345678901234567890",
+                        "0.0000000000000000000001",
+                        "0.00000000000000000000001",
+                        "4.35",
+                        "1.7976931348623157",
+                        "00012.500"}) {
     check(s);
   }
   std::mt19937_64 rng(7);

@@ -115,17 +115,26 @@ struct FeatureAcc {
 
   void AddCommon(const Column& col) {
     const size_t rows = col.num_rows();
-    // The common case (one value in every row) is settled by a cheap pass over the offsets
-    // instead of the per-row bookkeeping below (about 5% of a CSV stats run).
-    if (rows > 0 && col.num_values() == rows &&
-        std::memchr(col.present.data(), 0, rows) == nullptr) {
-      bool single = true;
-      for (size_t r = 0; r < rows && single; ++r) single = col.offsets[r + 1] - col.offsets[r] == 1;
-      if (single && all_single) {
-        num_non_missing += rows;
-        tot_num_values += rows;
-        min_num_values = std::min<uint64_t>(min_num_values, 1);
-        max_num_values = std::max<uint64_t>(max_num_values, 1);
+    // The common case (one value in every present row, none in a missing one) is settled
+    // by one branch-free pass over the offsets instead of the per-row bookkeeping below
+    // (about 5% of a CSV stats run).
+    if (rows > 0 && all_single) {
+      const uint32_t* offsets = col.offsets.data();
+      const uint8_t* present = col.present.data();
+      uint32_t mismatches = 0;
+      uint64_t num_present = 0;
+      for (size_t r = 0; r < rows; ++r) {
+        const uint32_t here = present[r] != 0;
+        mismatches |= (offsets[r + 1] - offsets[r]) ^ here;
+        num_present += here;
+      }
+      if (mismatches == 0) {
+        if (num_present > 0) {
+          num_non_missing += num_present;
+          tot_num_values += num_present;
+          min_num_values = std::min<uint64_t>(min_num_values, 1);
+          max_num_values = std::max<uint64_t>(max_num_values, 1);
+        }
         return;
       }
     }
