@@ -88,6 +88,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
  private:
   void Read() {
+    // Room for a whole typical request, so it arrives in one read instead of 512-byte
+    // pieces (Beast reads what the buffer's free capacity holds, at least 512 bytes).
+    buffer_.reserve(kReadBufferBytes);
     parser_.emplace();
     parser_->body_limit(server_->options.max_body_bytes);
     parser_->header_limit(static_cast<uint32_t>(server_->options.max_header_bytes));
@@ -238,6 +241,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
     Lowest().socket().close(ec);
   }
+
+  static constexpr size_t kReadBufferBytes = 16 << 10;
 
   Stream stream_;
   beast::flat_buffer buffer_;
