@@ -38,8 +38,15 @@ struct HttpServer::Impl {
   // these from their destructors.
   std::atomic<int> connections{0};
   std::unique_ptr<ssl::context> tls;  // null: plain HTTP
-  asio::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  // One io_context per I/O thread, each run by its thread alone: a connection lives on one
+  // of them, so its handlers never run concurrently and need no strand (whose locking
+  // and reference counting cost more per request than the parsing). Connections are dealt
+  // out round-robin. The work guards keep an idle context's thread waiting for its first
+  // connection; Shutdown stops every context.
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+  std::unique_ptr<tcp::acceptor> acceptor;  // on contexts[0]
+  size_t next_context = 0;                  // only touched on contexts[0]'s thread
   std::vector<std::thread> threads;
   std::atomic<int> in_flight{0};
   std::atomic<bool> stopping{false};
@@ -152,14 +159,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   // One request's answer. The handler may give it on any thread; the write runs on the
-  // session's strand. Only the first answer counts; dropped unanswered, it is a 500.
+  // session's I/O thread. Only the first answer counts; dropped unanswered, it is a 500.
   class Answer {
    public:
     Answer(std::shared_ptr<Session> session, bool keep_alive, unsigned version)
-        : session_(std::move(session)),
-          work_(session_->server_->ioc.get_executor()),
-          keep_alive_(keep_alive),
-          version_(version) {}
+        : session_(std::move(session)), keep_alive_(keep_alive), version_(version) {}
     ~Answer() { Send(InternalError()); }
     void Send(HttpResponse response) {
       if (sent_.exchange(true)) return;
@@ -169,14 +173,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                       keep_alive = keep_alive_, version = version_]() mutable {
                        self->Write(std::move(response), keep_alive, version);
                      });
-      work_.reset();  // the write is queued: it keeps the I/O threads running now
     }
 
    private:
     std::shared_ptr<Session> session_;
-    // An answer still to come is work for the I/O threads: without it they would return
-    // from run() once a shutdown closed the acceptor, and the answer would never be sent.
-    asio::executor_work_guard<asio::io_context::executor_type> work_;
     const bool keep_alive_;
     const unsigned version_;
     std::atomic<bool> sent_{false};
@@ -309,7 +309,8 @@ absl::StatusOr<std::unique_ptr<ssl::context>> MakeTlsContext(const HttpServerOpt
 }  // namespace
 
 void HttpServer::Impl::Accept() {
-  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  asio::io_context& context = *contexts[next_context++ % contexts.size()];
+  acceptor->async_accept(context, [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping) return;
     } else if (connections >= options.max_connections) {
@@ -329,7 +330,7 @@ HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 HttpServer::~HttpServer() { Shutdown(std::chrono::milliseconds(0)); }
 
-int HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+int HttpServer::port() const { return impl_->acceptor->local_endpoint().port(); }
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
                                                               HttpHandler handler) {
@@ -363,18 +364,24 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::StartAsync(HttpServerOpt
         StrCat("'", o.host, "' is not an IP address: ", ec.message()));
   }
   const tcp::endpoint endpoint(address, static_cast<uint16_t>(o.port));
-  impl->acceptor.open(endpoint.protocol(), ec);
-  if (!ec) impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) impl->acceptor.bind(endpoint, ec);
-  if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  const int threads = o.threads > 0 ? o.threads : NumCpus();
+  for (int i = 0; i < threads; ++i) {
+    // Run by one thread; locking stays on, since answers are posted from other threads.
+    impl->contexts.push_back(std::make_unique<asio::io_context>(1));
+    impl->keep_running.push_back(asio::make_work_guard(*impl->contexts.back()));
+  }
+  impl->acceptor = std::make_unique<tcp::acceptor>(*impl->contexts[0]);
+  tcp::acceptor& acceptor = *impl->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     return absl::UnavailableError(StrCat("listening on ", o.host, ":", o.port, ": ", ec.message()));
   }
   impl->Accept();
-  const int threads = o.threads > 0 ? o.threads : NumCpus();
-  Impl* raw = impl.get();
-  for (int i = 0; i < threads; ++i) {
-    impl->threads.emplace_back([raw] { raw->ioc.run(); });
+  for (auto& context : impl->contexts) {
+    impl->threads.emplace_back([c = context.get()] { c->run(); });
   }
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
@@ -382,15 +389,15 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::StartAsync(HttpServerOpt
 void HttpServer::Shutdown(std::chrono::milliseconds grace) {
   if (impl_->stopped) return;
   impl_->stopping = true;
-  asio::post(impl_->ioc, [this] {
+  asio::post(*impl_->contexts[0], [this] {
     beast::error_code ec;
-    impl_->acceptor.close(ec);
+    impl_->acceptor->close(ec);
   });
   const auto deadline = std::chrono::steady_clock::now() + grace;
   while (impl_->in_flight > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  impl_->ioc.stop();
+  for (auto& context : impl_->contexts) context->stop();
   for (std::thread& t : impl_->threads) t.join();
   impl_->stopped = true;
 }
