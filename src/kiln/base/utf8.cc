@@ -1,5 +1,8 @@
 #include "kiln/base/utf8.h"
 
+#include <cstdint>
+#include <cstring>
+
 namespace kiln {
 namespace {
 
@@ -29,7 +32,21 @@ size_t ValidSeqLen(std::string_view s, size_t i) {
 
 }  // namespace
 
+bool IsAscii(std::string_view s) {
+  const char* p = s.data();
+  size_t n = s.size();
+  uint64_t high = 0;
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    high |= w;
+  }
+  for (; n > 0; ++p, --n) high |= static_cast<unsigned char>(*p);
+  return (high & 0x8080808080808080ULL) == 0;
+}
+
 bool IsValidUtf8(std::string_view s) {
+  if (IsAscii(s)) return true;
   for (size_t i = 0; i < s.size();) {
     if (static_cast<unsigned char>(s[i]) < 0x80) {
       ++i;

@@ -9,6 +9,8 @@
 namespace kiln {
 
 bool IsValidUtf8(std::string_view s);
+// Whether every byte of `s` is below 0x80 (then it is valid UTF-8); eight bytes a step.
+bool IsAscii(std::string_view s);
 // Returns `s` with every invalid byte sequence replaced by U+FFFD.
 std::string SanitizeUtf8(std::string_view s);
 

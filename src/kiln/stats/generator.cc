@@ -215,6 +215,8 @@ struct FeatureAcc {
   void AddStrings(const Column& col) {
     string_blocks = true;
     const size_t n = col.num_values();
+    // Text columns are mostly ASCII: then no value needs its own UTF-8 check.
+    const bool ascii = IsAscii(col.str_data);
     for (size_t i = 0; i < n; ++i) {
       std::string_view v = col.str(i);
       strings.Add(v, Hash64(v));
@@ -232,7 +234,7 @@ struct FeatureAcc {
         ++non_int;
         if (!data::ParseDouble(v, &dv)) ++non_float;
       }
-      if (!IsValidUtf8(v)) ++invalid_utf8;
+      if (!ascii && !IsValidUtf8(v)) ++invalid_utf8;
     }
   }
 
