@@ -1,6 +1,7 @@
 #include "kiln/data/csv.h"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -81,7 +82,86 @@ inline bool ParsePlainDecimal(std::string_view s, double* out) {
   return true;
 }
 
+// Short plain numbers ("-13.671", "55662"), eight bytes at a time and without a branch
+// per digit: the bytes of one machine word, the decimal point taken out, checked to be
+// digits and converted with three multiplies. `s` must have at least 8 - s.size() readable
+// bytes before it (the caller's buffer): the word is loaded to end where `s` ends. The
+// value is exactly ParsePlainDecimal's (digits <= 8, so m < 10^8 < 2^53). False, *out
+// untouched, for anything it does not take; `integer` refuses a decimal point.
+struct ShortNumber {
+  uint64_t m;
+  int frac;  // digits after the point
+  bool neg;
+};
+inline bool ParseShortNumber(std::string_view s, bool integer, ShortNumber* out) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHighs = 0x8080808080808080ULL;
+  size_t len = s.size();
+  if (len == 0 || len > 8) return false;
+  const bool neg = s[0] == '-';
+  uint64_t w;
+  std::memcpy(&w, s.data() + len - 8, 8);
+  w >>= 8 * (8 - len);  // the field's bytes, first byte lowest
+  if (neg) {
+    w >>= 8;
+    --len;
+  }
+  if (len == 0) return false;
+  const uint64_t in_field = len == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * len)) - 1;
+  // A zero byte in w ^ "........" marks the point (exact for bytes below 0x80, and a byte
+  // at or above 0x80 is rejected below as not a digit).
+  const uint64_t t = w ^ (0x2eULL * kOnes);
+  const uint64_t dots = (t - kOnes) & ~t & kHighs & in_field;
+  int frac = 0;
+  uint64_t digits = w;
+  size_t num_digits = len;
+  if (dots != 0) {
+    if (integer || (dots & (dots - 1)) != 0) return false;  // a point, or two
+    const int at = std::countr_zero(dots) / 8;              // the point's byte
+    frac = static_cast<int>(len) - 1 - at;
+    if (frac == 0) return false;  // "1." is the general parser's
+    const uint64_t below = at == 0 ? 0 : (uint64_t{1} << (8 * at)) - 1;
+    digits = (w & below) | ((w >> 8) & ~below);
+    --num_digits;
+  }
+  if (num_digits == 0) return false;
+  const uint64_t live = num_digits == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * num_digits)) - 1;
+  // Every live byte '0'..'9': minus '0' it is below 10, i.e. it and it + 6 stay below 16.
+  const uint64_t d = (digits - 0x30ULL * kOnes) & live;
+  if (((digits & live) ^ (0x30ULL * kOnes & live)) & (0xf0ULL * kOnes)) return false;
+  if (((d + 0x06ULL * kOnes) & (0xf0ULL * kOnes) & live) != 0) return false;
+  // Leading zero digits fill the word; then pairs, quads and the eight combine.
+  uint64_t v = num_digits == 8 ? d : d << (8 * (8 - num_digits));
+  v = (v * 10 + (v >> 8)) & 0x00ff00ff00ff00ffULL;
+  v = (v * 100 + (v >> 16)) & 0x0000ffff0000ffffULL;
+  v = (v * 10000 + (v >> 32)) & 0xffffffffULL;
+  *out = {v, frac, neg};
+  return true;
+}
+
 }  // namespace
+
+bool ParseDoubleInBuffer(std::string_view s, const char* buffer_begin, double* out) {
+  ShortNumber n;
+  if (s.size() <= 8 && static_cast<size_t>(s.data() - buffer_begin) + s.size() >= 8 &&
+      ParseShortNumber(s, /*integer=*/false, &n)) {
+    const double v = static_cast<double>(n.m) / kExactPowersOf10[n.frac];
+    *out = n.neg ? -v : v;
+    return true;
+  }
+  return ParseDouble(s, out);
+}
+
+bool ParseInt64InBuffer(std::string_view s, const char* buffer_begin, int64_t* out) {
+  ShortNumber n;
+  if (s.size() <= 8 && static_cast<size_t>(s.data() - buffer_begin) + s.size() >= 8 &&
+      ParseShortNumber(s, /*integer=*/true, &n)) {
+    const int64_t v = static_cast<int64_t>(n.m);
+    *out = n.neg ? -v : v;
+    return true;
+  }
+  return ParseInt64(s, out);
+}
 
 bool ParseDouble(std::string_view s, double* out) {
   if (ParsePlainDecimal(s, out)) return true;
@@ -498,15 +578,20 @@ absl::Status CsvSource::Decode(const RawBlock& block, Batch* out, BadRowSink* ba
       values.resize(nv);
       return true;
     };
+    const char* buffer = data.data();
     if (!type || *type == ValueType::kInt) {
-      if (fill(col.ints, [](std::string_view v, int64_t* o) { return ParseInt64(v, o); })) {
+      if (fill(col.ints, [buffer](std::string_view v, int64_t* o) {
+            return ParseInt64InBuffer(v, buffer, o);
+          })) {
         col.type = ValueType::kInt;
         continue;
       }
       col.Clear();
     }
     if (!type || *type == ValueType::kFloat) {
-      if (fill(col.floats, [](std::string_view v, double* o) { return ParseDouble(v, o); })) {
+      if (fill(col.floats, [buffer](std::string_view v, double* o) {
+            return ParseDoubleInBuffer(v, buffer, o);
+          })) {
         col.type = ValueType::kFloat;
         continue;
       }

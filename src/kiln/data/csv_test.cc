@@ -6,6 +6,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <random>
 #include <string>
 
@@ -382,6 +383,61 @@ TEST(NumberParsingTest, DecimalsMatchStrtodBitForBit) {
   EXPECT_FALSE(ParseDouble("--1", &d));
   EXPECT_TRUE(ParseDouble("1.", &d));  // strtod's reading, through the general parser
   EXPECT_EQ(d, 1.0);
+}
+
+// The in-buffer parsers take short numbers a word at a time; they must agree with
+// ParseInt64 / ParseDouble (accept and reject alike, the same bits) on every string over
+// an alphabet of digits, signs, points and other bytes up to length 5, and on random
+// strings up to length 10, each placed at the end of a buffer behind other bytes and at
+// its very start (where the word cannot be loaded and the general parsers answer).
+TEST(NumberParsingTest, InBufferParsersAgreeWithTheGeneralOnes) {
+  const std::string alphabet = "0123456789.-+e /\x80";
+  auto check = [](const std::string& s) {
+    for (const std::string& before : {std::string(), std::string("12345678"),
+                                      std::string("........"), std::string("\xff\xff--9.9.9")}) {
+      const std::string buffer = before + s;
+      const std::string_view v(buffer.data() + before.size(), s.size());
+      int64_t i1 = 7, i2 = 7;
+      const bool int_ok = ParseInt64(s, &i1);
+      ASSERT_EQ(ParseInt64InBuffer(v, buffer.data(), &i2), int_ok) << s;
+      if (int_ok) {
+        ASSERT_EQ(i1, i2) << s;
+      }
+      double d1 = 7, d2 = 7;
+      const bool double_ok = ParseDouble(s, &d1);
+      ASSERT_EQ(ParseDoubleInBuffer(v, buffer.data(), &d2), double_ok) << s;
+      if (double_ok && !std::isnan(d1)) {
+        ASSERT_EQ(std::bit_cast<uint64_t>(d1), std::bit_cast<uint64_t>(d2)) << s;
+      }
+    }
+  };
+  std::string s;
+  std::function<void(size_t)> all = [&](size_t left) {
+    check(s);
+    if (left == 0) return;
+    for (char c : alphabet) {
+      s.push_back(c);
+      all(left - 1);
+      s.pop_back();
+    }
+  };
+  all(5);
+  std::mt19937_64 rng(5);
+  const std::string common = "0123456789012345678901234567890123456789.-";
+  for (int i = 0; i < 300000; ++i) {
+    std::string r(rng() % 11, ' ');
+    for (char& c : r) c = common[rng() % common.size()];
+    check(r);
+  }
+  // Values the word path produces, against strtod.
+  double d;
+  const std::string buffer = "xxxxxxxx-13.671";
+  ASSERT_TRUE(ParseDoubleInBuffer(std::string_view(buffer).substr(8), buffer.data(), &d));
+  EXPECT_EQ(d, -13.671);
+  int64_t i;
+  const std::string ints = "xxxxxxxx99999999";
+  ASSERT_TRUE(ParseInt64InBuffer(std::string_view(ints).substr(8), ints.data(), &i));
+  EXPECT_EQ(i, 99999999);
 }
 
 }  // namespace
