@@ -85,7 +85,7 @@ inline bool ParsePlainDecimal(std::string_view s, double* out) {
 // Short plain numbers ("-13.671", "55662"), eight bytes at a time and without a branch
 // per digit: the bytes of one machine word, the decimal point taken out, checked to be
 // digits and converted with three multiplies. `s` must have at least 8 - s.size() readable
-// bytes before it (the caller's buffer): the word is loaded to end where `s` ends. The
+// bytes before it (in the caller's buffer): the word is loaded to end where `s` ends. The
 // value is exactly ParsePlainDecimal's (digits <= 8, so m < 10^8 < 2^53). False, *out
 // untouched, for anything it does not take; `integer` refuses a decimal point.
 struct ShortNumber {
@@ -141,9 +141,17 @@ inline bool ParseShortNumber(std::string_view s, bool integer, ShortNumber* out)
 
 }  // namespace
 
-bool ParseDoubleInBuffer(std::string_view s, const char* buffer_begin, double* out) {
+// Whether the 8 bytes that end where `s` ends lie inside `buffer` (addresses compared as
+// integers: `s` may come from elsewhere, e.g. a field with its quotes undone).
+inline bool WordBeforeEndIsInside(std::string_view s, std::string_view buffer) {
+  const auto begin = reinterpret_cast<uintptr_t>(buffer.data());
+  const auto end = reinterpret_cast<uintptr_t>(s.data()) + s.size();
+  return end >= begin + 8 && end <= begin + buffer.size();
+}
+
+bool ParseDoubleInBuffer(std::string_view s, std::string_view buffer, double* out) {
   ShortNumber n;
-  if (s.size() <= 8 && static_cast<size_t>(s.data() - buffer_begin) + s.size() >= 8 &&
+  if (s.size() <= 8 && WordBeforeEndIsInside(s, buffer) &&
       ParseShortNumber(s, /*integer=*/false, &n)) {
     const double v = static_cast<double>(n.m) / kExactPowersOf10[n.frac];
     *out = n.neg ? -v : v;
@@ -152,9 +160,9 @@ bool ParseDoubleInBuffer(std::string_view s, const char* buffer_begin, double* o
   return ParseDouble(s, out);
 }
 
-bool ParseInt64InBuffer(std::string_view s, const char* buffer_begin, int64_t* out) {
+bool ParseInt64InBuffer(std::string_view s, std::string_view buffer, int64_t* out) {
   ShortNumber n;
-  if (s.size() <= 8 && static_cast<size_t>(s.data() - buffer_begin) + s.size() >= 8 &&
+  if (s.size() <= 8 && WordBeforeEndIsInside(s, buffer) &&
       ParseShortNumber(s, /*integer=*/true, &n)) {
     const int64_t v = static_cast<int64_t>(n.m);
     *out = n.neg ? -v : v;
@@ -578,7 +586,7 @@ absl::Status CsvSource::Decode(const RawBlock& block, Batch* out, BadRowSink* ba
       values.resize(nv);
       return true;
     };
-    const char* buffer = data.data();
+    const std::string_view buffer = data;
     if (!type || *type == ValueType::kInt) {
       if (fill(col.ints, [buffer](std::string_view v, int64_t* o) {
             return ParseInt64InBuffer(v, buffer, o);

@@ -44,10 +44,11 @@ class CsvWriter {
 // '+' is accepted. ParseDouble accepts nan, inf and infinity in any case.
 bool ParseInt64(std::string_view s, int64_t* out);
 bool ParseDouble(std::string_view s, double* out);
-// The same answers, faster for short plain numbers when `s` lies inside a buffer starting
-// at `buffer_begin` (up to 8 bytes before `s` may be read).
-bool ParseInt64InBuffer(std::string_view s, const char* buffer_begin, int64_t* out);
-bool ParseDoubleInBuffer(std::string_view s, const char* buffer_begin, double* out);
+// The same answers, faster for short plain numbers that lie inside `buffer` (up to 8
+// bytes before `s`, within `buffer`, may be read). Any `s` is accepted: one that is not
+// inside `buffer` goes the general way.
+bool ParseInt64InBuffer(std::string_view s, std::string_view buffer, int64_t* out);
+bool ParseDoubleInBuffer(std::string_view s, std::string_view buffer, double* out);
 
 }  // namespace kiln::data
 

@@ -399,13 +399,13 @@ TEST(NumberParsingTest, InBufferParsersAgreeWithTheGeneralOnes) {
       const std::string_view v(buffer.data() + before.size(), s.size());
       int64_t i1 = 7, i2 = 7;
       const bool int_ok = ParseInt64(s, &i1);
-      ASSERT_EQ(ParseInt64InBuffer(v, buffer.data(), &i2), int_ok) << s;
+      ASSERT_EQ(ParseInt64InBuffer(v, buffer, &i2), int_ok) << s;
       if (int_ok) {
         ASSERT_EQ(i1, i2) << s;
       }
       double d1 = 7, d2 = 7;
       const bool double_ok = ParseDouble(s, &d1);
-      ASSERT_EQ(ParseDoubleInBuffer(v, buffer.data(), &d2), double_ok) << s;
+      ASSERT_EQ(ParseDoubleInBuffer(v, buffer, &d2), double_ok) << s;
       if (double_ok && !std::isnan(d1)) {
         ASSERT_EQ(std::bit_cast<uint64_t>(d1), std::bit_cast<uint64_t>(d2)) << s;
       }
@@ -432,12 +432,19 @@ TEST(NumberParsingTest, InBufferParsersAgreeWithTheGeneralOnes) {
   // Values the word path produces, against strtod.
   double d;
   const std::string buffer = "xxxxxxxx-13.671";
-  ASSERT_TRUE(ParseDoubleInBuffer(std::string_view(buffer).substr(8), buffer.data(), &d));
+  ASSERT_TRUE(ParseDoubleInBuffer(std::string_view(buffer).substr(8), buffer, &d));
   EXPECT_EQ(d, -13.671);
   int64_t i;
   const std::string ints = "xxxxxxxx99999999";
-  ASSERT_TRUE(ParseInt64InBuffer(std::string_view(ints).substr(8), ints.data(), &i));
+  ASSERT_TRUE(ParseInt64InBuffer(std::string_view(ints).substr(8), ints, &i));
   EXPECT_EQ(i, 99999999);
+  // A number from another buffer (a field with its quotes undone) is parsed the general
+  // way, without reading around it.
+  const std::string elsewhere = "-1.5";
+  ASSERT_TRUE(ParseDoubleInBuffer(elsewhere, ints, &d));
+  EXPECT_EQ(d, -1.5);
+  ASSERT_TRUE(ParseInt64InBuffer(std::string_view(elsewhere).substr(0, 2), ints, &i));
+  EXPECT_EQ(i, -1);
 }
 
 }  // namespace
