@@ -120,14 +120,20 @@ void StringCounter::StartSketch() {
   unique_floor_ = std::max<uint64_t>(unique_floor_, counts_.size());
 }
 
+size_t StringCounter::ReduceAt() const {
+  const size_t t = options_.top_capacity;
+  return t + std::max<size_t>(t - t / 4, 1);
+}
+
 void StringCounter::ReduceIfFull() {
-  if (counts_.size() >= 2 * options_.top_capacity) Reduce();
+  if (counts_.size() >= ReduceAt()) Reduce();
 }
 
 void StringCounter::Reduce() {
   const size_t t = options_.top_capacity;
   if (counts_.size() <= t) return;
-  std::vector<uint64_t> values;
+  std::vector<uint64_t>& values = reduce_counts_;
+  values.clear();
   values.reserve(counts_.size());
   for (const auto& entry : counts_) values.push_back(entry.second);
   // c = the (t+1)-th largest count. At least t+1 entries lose c each, so the mass removed
@@ -135,25 +141,27 @@ void StringCounter::Reduce() {
   std::nth_element(values.begin(), values.begin() + t, values.end(), std::greater<>());
   const uint64_t c = values[t];
   top_error_ += c;
-  for (auto it = counts_.begin(); it != counts_.end();) {
-    if (it->second <= c) {
-      live_bytes_ -= it->first.value.size();
-      counts_.erase(it++);
-    } else {
-      it->second -= c;
-      ++it;
+  // The survivors (at most t) go into a fresh table sized for ReduceAt() entries: erasing
+  // most entries in place would leave tombstones that make a later insert grow the table,
+  // and a table that stays small stays in cache.
+  std::vector<std::pair<Key, uint64_t>>& keep = reduce_keep_;
+  keep.clear();
+  live_bytes_ = 0;
+  for (const auto& [key, count] : counts_) {
+    if (count > c) {
+      keep.emplace_back(key, count - c);
+      live_bytes_ += key.value.size();
     }
   }
-  // Keep memory proportional to the table: shrink a map sized for the exact phase, and
-  // re-store the survivors once evicted values make up most of the arena.
-  if (counts_.capacity() > 8 * t) {
-    counts_.rehash(0);
-    counts_.reserve(2 * t);
-  }
+  Map fresh;
+  fresh.reserve(ReduceAt());
+  for (const auto& [key, count] : keep) fresh.emplace(key, count);
+  counts_ = std::move(fresh);
+  // Re-store the survivors once evicted values make up most of the arena.
   if (arena_.bytes() > 2 * live_bytes_ + kArenaBlock) {
-    Arena fresh;
-    for (auto& entry : counts_) entry.first.value = fresh.Copy(entry.first.value);
-    arena_ = std::move(fresh);
+    Arena fresh_arena;
+    for (auto& entry : counts_) entry.first.value = fresh_arena.Copy(entry.first.value);
+    arena_ = std::move(fresh_arena);
   }
 }
 

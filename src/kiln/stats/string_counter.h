@@ -9,7 +9,7 @@
 //  - Unique(): HyperLogLog (relative standard error 1.04 / sqrt(2^hll_precision), 0.81% by
 //    default), never less than the number of distinct values known for certain;
 //  - Top(): a Misra-Gries heavy-hitter table (the mergeable form of Agarwal et al. 2012)
-//    of top_capacity counters. It holds up to 2 * top_capacity entries; when full, the
+//    of top_capacity counters. It holds up to 1.75 * top_capacity entries; when full, the
 //    (top_capacity+1)-th largest count c is subtracted from every entry and entries left at
 //    0 are dropped. Every reported count f' of a value with true count f satisfies
 //        f - TopCountError() <= f' <= f,
@@ -108,8 +108,10 @@ class StringCounter {
   void StartSketch();
   // Misra-Gries reduction down to at most options_.top_capacity entries.
   void Reduce();
-  // Reduce() once the table holds 2 * top_capacity entries (amortizes its O(t) cost).
+  // Reduce() once the table holds ReduceAt() entries, 1.75 * top_capacity (amortizes its
+  // O(t) cost).
   void ReduceIfFull();
+  size_t ReduceAt() const;
 
   StringCounterOptions options_;
   bool exact_ = true;
@@ -121,6 +123,9 @@ class StringCounter {
   std::optional<HyperLogLog> hll_;  // set once not exact
   uint64_t unique_floor_ = 0;       // distinct values known for certain (sketch mode)
   uint64_t top_error_ = 0;
+  // Scratch storage of Reduce(), kept between calls.
+  std::vector<uint64_t> reduce_counts_;
+  std::vector<std::pair<Key, uint64_t>> reduce_keep_;
 };
 
 }  // namespace kiln::stats
