@@ -10,6 +10,9 @@
 #include <random>
 #include <string>
 
+#include "absl/strings/str_replace.h"
+#include "kiln/base/env.h"
+#include "kiln/base/str.h"
 #include "kiln/data/input.h"
 #include "kiln/testing/temp_dir.h"
 
@@ -52,6 +55,10 @@ ReadResult ReadCsv(const std::string& path, ReadOptions opts = {}) {
   if (r.status.ok()) r.status = bad.Finish();
   r.bad = bad.count();
   return r;
+}
+
+std::string FirstValueTextOr(const Column& c, size_t row) {
+  return c.is_present(row) ? FirstValueText(c, row) : "<missing>";
 }
 
 TEST(CsvTest, InfersIntFloatStringAndMissing) {
@@ -383,6 +390,69 @@ TEST(NumberParsingTest, DecimalsMatchStrtodBitForBit) {
   EXPECT_FALSE(ParseDouble("--1", &d));
   EXPECT_TRUE(ParseDouble("1.", &d));  // strtod's reading, through the general parser
   EXPECT_EQ(d, 1.0);
+}
+
+// A block without quotes is split from bitmaps, one with a quote row by row; both must
+// read the same rows, values, line numbers and bad rows. Random unquoted text (ragged
+// rows, blank lines, CRLF, a stray \r, a last row with or without its line feed) is read
+// as it is (bitmaps) and with one quoted row appended (row by row for the whole block).
+TEST(CsvTest, BlocksWithAndWithoutQuotesSplitAlike) {
+  TempDir dir;
+  std::mt19937_64 rng(9);
+  const std::vector<std::string> values = {"", "0", "17", "-3", "2.5", "x", "yy", "a\rb", " "};
+  for (int round = 0; round < 300; ++round) {
+    std::string body;
+    const int rows = static_cast<int>(rng() % 40);
+    for (int r = 0; r < rows; ++r) {
+      const uint64_t kind = rng() % 20;
+      int fields = 3;
+      if (kind == 0) fields = 2;
+      if (kind == 1) fields = 4;
+      if (kind == 2) fields = 0;  // a blank line
+      for (int f = 0; f < fields; ++f) {
+        if (f) body.push_back(',');
+        body += values[rng() % values.size()];
+      }
+      if (r + 1 < rows || rng() % 2) body += rng() % 4 == 0 ? "\r\n" : "\n";
+    }
+    ReadOptions opts;
+    opts.bad_rows = BadRowPolicy::kQuarantine;
+    opts.quarantine_path = dir.File(StrCat("plain", round, ".bad"));
+    const std::string plain = dir.Write(StrCat("plain", round, ".csv"), "a,b,c\n" + body);
+    const ReadResult a = ReadCsv(plain, opts);
+    std::string quoted_body = body;
+    if (!quoted_body.empty() && quoted_body.back() != '\n') quoted_body += "\n";
+    opts.quarantine_path = dir.File(StrCat("quoted", round, ".bad"));
+    const ReadResult b = ReadCsv(
+        dir.Write(StrCat("quoted", round, ".csv"), "a,b,c\n" + quoted_body + "\"0\",0,0\n"), opts);
+    ASSERT_TRUE(a.status.ok()) << a.status;
+    ASSERT_TRUE(b.status.ok()) << b.status;
+    ASSERT_EQ(a.bad, b.bad) << body;
+    const std::string bad_a =
+        ReadFileToString(Env::Default(), dir.File(StrCat("plain", round, ".bad.errors")))
+            .value_or("");
+    const std::string bad_b =
+        ReadFileToString(Env::Default(), dir.File(StrCat("quoted", round, ".bad.errors")))
+            .value_or("");
+    EXPECT_EQ(absl::StrReplaceAll(bad_a, {{"plain", "X"}}),
+              absl::StrReplaceAll(bad_b, {{"quoted", "X"}}));
+    const size_t rows_a = a.batches.empty() ? 0 : a.batches[0].num_rows;
+    ASSERT_EQ(b.batches.size(), 1u);
+    ASSERT_EQ(b.batches[0].num_rows, rows_a + 1) << body;
+    if (rows_a == 0) continue;
+    const Batch& x = a.batches[0];
+    const Batch& y = b.batches[0];
+    for (size_t r = 0; r < rows_a; ++r) {
+      ASSERT_EQ(x.row_positions[r], y.row_positions[r]) << body;
+      for (size_t c = 0; c < 3; ++c) {
+        const Column& cx = x.columns[c];
+        const Column& cy = y.columns[c];
+        ASSERT_EQ(cx.type, cy.type) << body;
+        ASSERT_EQ(cx.is_present(r), cy.is_present(r)) << body;
+        ASSERT_EQ(FirstValueTextOr(cx, r), FirstValueTextOr(cy, r)) << body;
+      }
+    }
+  }
 }
 
 // The in-buffer parsers take short numbers a word at a time; they must agree with
