@@ -49,6 +49,12 @@ constexpr double kExactPowersOf10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
+// m / 10^frac, negated when neg: exact inputs (m <= 2^53, frac <= 22), one rounding.
+inline double DecimalValue(uint64_t m, int frac, bool neg) {
+  const double v = static_cast<double>(m) / kExactPowersOf10[frac];
+  return neg ? -v : v;
+}
+
 // Plain decimals ("-12.375", "0.5", "42"), the bulk of numeric CSV fields, without the
 // general parser: when the digits form an integer m < 2^53 and there are at most 22 of
 // them after the point, m and 10^f are both exact doubles, and IEEE division rounds
@@ -60,11 +66,10 @@ inline bool ParsePlainDecimal(std::string_view s, double* out) {
   const bool neg = p < e && *p == '-';
   p += neg;
   uint64_t m = 0;
-  int digits = 0;
   const char* q = p;
   while (q < e && static_cast<unsigned>(*q - '0') < 10)
     m = m * 10 + static_cast<unsigned>(*q++ - '0');
-  digits = static_cast<int>(q - p);
+  int digits = static_cast<int>(q - p);
   int frac = 0;
   if (q < e && *q == '.') {
     const char* f = ++q;
@@ -77,8 +82,7 @@ inline bool ParsePlainDecimal(std::string_view s, double* out) {
   if (q != e || q == p || digits == 0 || digits > 19 || frac > 22 || m > (uint64_t{1} << 53)) {
     return false;
   }
-  const double v = static_cast<double>(m) / kExactPowersOf10[frac];
-  *out = neg ? -v : v;
+  *out = DecimalValue(m, frac, neg);
   return true;
 }
 
@@ -139,8 +143,6 @@ inline bool ParseShortNumber(std::string_view s, bool integer, ShortNumber* out)
   return true;
 }
 
-}  // namespace
-
 // Whether the 8 bytes that end where `s` ends lie inside `buffer` (addresses compared as
 // integers: `s` may come from elsewhere, e.g. a field with its quotes undone).
 inline bool WordBeforeEndIsInside(std::string_view s, std::string_view buffer) {
@@ -149,12 +151,13 @@ inline bool WordBeforeEndIsInside(std::string_view s, std::string_view buffer) {
   return end >= begin + 8 && end <= begin + buffer.size();
 }
 
+}  // namespace
+
 bool ParseDoubleInBuffer(std::string_view s, std::string_view buffer, double* out) {
   ShortNumber n;
   if (s.size() <= 8 && WordBeforeEndIsInside(s, buffer) &&
       ParseShortNumber(s, /*integer=*/false, &n)) {
-    const double v = static_cast<double>(n.m) / kExactPowersOf10[n.frac];
-    *out = n.neg ? -v : v;
+    *out = DecimalValue(n.m, n.frac, n.neg);
     return true;
   }
   return ParseDouble(s, out);
@@ -524,6 +527,25 @@ absl::Status CsvSource::Decode(const RawBlock& block, Batch* out, BadRowSink* ba
   fields.reserve(data.size() / 8 + 16);
   uint64_t line = block.first_line;
   size_t pos = 0;
+  // Keeps row data[row_pos, row_end) (fields [first, first + nfields), at line at_line), or
+  // reports it as a bad row: with `message`, or when it is ragged. False for a bad row.
+  auto take_row = [&](size_t row_pos, size_t row_end, size_t first, size_t nfields,
+                      uint64_t at_line, std::string message) {
+    if (message.empty() && nfields != ncols) {
+      message = kiln::StrCat("column ", std::min(nfields, ncols) + 1, ": expected ", ncols,
+                             " fields as in the header, found ", nfields);
+    }
+    if (!message.empty()) {
+      found_bad.push_back({block.file, at_line, std::move(message),
+                           std::string(data.substr(row_pos, row_end - row_pos))});
+      return false;
+    }
+    row_start.push_back(static_cast<uint32_t>(first));
+    row_line.push_back(at_line);
+    row_bytes.emplace_back(static_cast<uint32_t>(row_pos),
+                           static_cast<uint32_t>(row_end - row_pos));
+    return true;
+  };
   // Without a quote in the block every row is plain: split them all in one go.
   if (delim_ != '\n' && delim_ != '\r' && delim_ != '"' &&
       std::memchr(data.data(), '"', data.size()) == nullptr) {
@@ -535,20 +557,7 @@ absl::Status CsvSource::Decode(const RawBlock& block, Batch* out, BadRowSink* ba
       line += data[row.end - 1] == '\n' ? 1 : 0;
       // Blank lines are skipped, as pandas does.
       if (row.num_fields == 1 && fields[row.first_field].len == 0) continue;
-      if (row.num_fields != ncols) {
-        const size_t nfields = row.num_fields;
-        std::string message = nfields > ncols
-                                  ? kiln::StrCat("column ", ncols + 1, ": expected ", ncols,
-                                                 " fields as in the header, found ", nfields)
-                                  : kiln::StrCat("column ", nfields + 1, ": expected ", ncols,
-                                                 " fields as in the header, found ", nfields);
-        found_bad.push_back({block.file, at_line, std::move(message),
-                             std::string(data.substr(row.pos, row.end - row.pos))});
-        continue;
-      }
-      row_start.push_back(row.first_field);
-      row_line.push_back(at_line);
-      row_bytes.emplace_back(row.pos, row.end - row.pos);
+      take_row(row.pos, row.end, row.first_field, row.num_fields, at_line, {});
     }
     pos = data.size();
   }
@@ -574,21 +583,8 @@ absl::Status CsvSource::Decode(const RawBlock& block, Batch* out, BadRowSink* ba
     } else if (r.error == RowError::kCharAfterQuote) {
       message = kiln::StrCat("column ", r.error_field + 1,
                              ": unexpected character after a closing quote");
-    } else if (nfields != ncols) {
-      message = nfields > ncols ? kiln::StrCat("column ", ncols + 1, ": expected ", ncols,
-                                               " fields as in the header, found ", nfields)
-                                : kiln::StrCat("column ", nfields + 1, ": expected ", ncols,
-                                               " fields as in the header, found ", nfields);
     }
-    if (!message.empty()) {
-      fields.resize(before);
-      found_bad.push_back(
-          {block.file, line, std::move(message), std::string(data.substr(pos, r.end - pos))});
-    } else {
-      row_start.push_back(static_cast<uint32_t>(before));
-      row_line.push_back(line);
-      row_bytes.emplace_back(static_cast<uint32_t>(pos), static_cast<uint32_t>(r.end - pos));
-    }
+    if (!take_row(pos, r.end, before, nfields, line, std::move(message))) fields.resize(before);
     line += r.newlines;
     pos = r.end;
   }

@@ -34,7 +34,7 @@ using tcp = asio::ip::tcp;
 struct HttpServer::Impl {
   HttpServerOptions options;
   AsyncHttpHandler handler;
-  // Declared before the io_context: sessions still queued in it when it is destroyed use
+  // Declared before the io_contexts: sessions still queued in one when it is destroyed use
   // these from their destructors.
   std::atomic<int> connections{0};
   std::unique_ptr<ssl::context> tls;  // null: plain HTTP
