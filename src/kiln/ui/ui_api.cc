@@ -184,9 +184,12 @@ std::string DirOf(Env* env, const std::string& uri) {
 // A JSON file. Errors: kNotFound naming `what` when it does not exist; kDataLoss when it
 // does not parse.
 absl::StatusOr<Json> ReadJsonFile(Env* env, const std::string& path, std::string_view what) {
-  if (!env->FileExists(path)) return absl::NotFoundError(StrCat("no ", what, " at ", path));
-  KILN_ASSIGN_OR_RETURN(std::string text, ReadFileToString(env, path));
-  Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  absl::StatusOr<std::string> text = ReadFileToString(env, path);
+  if (absl::IsNotFound(text.status())) {
+    return absl::NotFoundError(StrCat("no ", what, " at ", path));
+  }
+  KILN_RETURN_IF_ERROR(text.status());
+  Json j = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::DataLossError(StrCat(path, ": not valid JSON"));
   return j;
 }
@@ -216,6 +219,7 @@ struct Run {
   std::string state;  // the context's; run.json's takes over where it exists
   int64_t started_ms = 0;
   std::optional<Json> run_json;  // run_dir/run.json when it exists and parses
+  std::string run_json_text;     // and as written
 };
 
 // A run recorded before kiln run wrote `run_dir` on its context: the directory above
@@ -234,7 +238,6 @@ absl::StatusOr<std::string> RunDirFromOutputs(md::MetadataStore* store, int64_t 
       if (!key.starts_with("output.") || key.ends_with(".fingerprint") || uri == nullptr) continue;
       for (fs::path p = fs::path(*uri); p.has_relative_path(); p = p.parent_path()) {
         if (p.filename() == *component) return p.parent_path().string();
-        if (p == p.parent_path()) break;
       }
     }
   }
@@ -251,9 +254,11 @@ absl::StatusOr<Run> MakeRun(md::MetadataStore* store, Env* env, md::Context c) {
     KILN_ASSIGN_OR_RETURN(r.run_dir, RunDirFromOutputs(store, c.id));
   }
   if (!r.run_dir.empty()) {
-    absl::StatusOr<Json> j = ReadJsonFile(env, JoinPath(r.run_dir, "run.json"), "run.json");
-    if (j.ok() && j->is_object()) {
-      r.run_json = *std::move(j);
+    absl::StatusOr<std::string> text = ReadFileToString(env, JoinPath(r.run_dir, "run.json"));
+    Json j = text.ok() ? Json::parse(*text, nullptr, /*allow_exceptions=*/false) : Json();
+    if (j.is_object()) {
+      r.run_json = std::move(j);
+      r.run_json_text = *std::move(text);
       const Json& rj = *r.run_json;
       if (rj.contains("state") && rj["state"].is_string()) r.state = rj["state"];
       if (r.pipeline.empty() && rj.contains("pipeline") && rj["pipeline"].is_string()) {
@@ -266,14 +271,22 @@ absl::StatusOr<Run> MakeRun(md::MetadataStore* store, Env* env, md::Context c) {
   return r;
 }
 
-absl::StatusOr<std::vector<Run>> AllRuns(md::MetadataStore* store, Env* env) {
+// Every run, or only those of `pipeline` when it is set. A context naming another
+// pipeline is skipped before its run.json is read.
+absl::StatusOr<std::vector<Run>> AllRuns(md::MetadataStore* store, Env* env,
+                                         const std::string* pipeline = nullptr) {
   md::Query q;
   q.type = kRunContextType;
   KILN_ASSIGN_OR_RETURN(std::vector<md::Context> contexts,
                         NoneIfUnknownType(store->GetContexts(q)));
   std::vector<Run> runs;
   for (md::Context& c : contexts) {
+    if (pipeline != nullptr) {
+      const std::string recorded = StringProp(c, "pipeline");
+      if (!recorded.empty() && recorded != *pipeline) continue;
+    }
     KILN_ASSIGN_OR_RETURN(Run r, MakeRun(store, env, std::move(c)));
+    if (pipeline != nullptr && r.pipeline != *pipeline) continue;
     runs.push_back(std::move(r));
   }
   return runs;
@@ -295,14 +308,14 @@ absl::StatusOr<Run> FindRun(md::MetadataStore* store, Env* env, const std::strin
 
 absl::StatusOr<UiResponse> Runs(md::MetadataStore* store, Env* env,
                                 const std::map<std::string, std::string>& query) {
-  KILN_ASSIGN_OR_RETURN(std::vector<Run> runs, AllRuns(store, env));
+  auto pipeline = query.find("pipeline");
+  KILN_ASSIGN_OR_RETURN(std::vector<Run> runs,
+                        AllRuns(store, env, pipeline != query.end() ? &pipeline->second : nullptr));
   std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) {
     return std::pair(a.started_ms, a.context.id) > std::pair(b.started_ms, b.context.id);
   });
-  auto pipeline = query.find("pipeline");
   Json out = Json::array();
   for (const Run& r : runs) {
-    if (pipeline != query.end() && r.pipeline != pipeline->second) continue;
     Json components = Json::object();
     Json seconds = nullptr;
     if (r.run_json) {
@@ -329,11 +342,8 @@ absl::StatusOr<UiResponse> Runs(md::MetadataStore* store, Env* env,
 absl::StatusOr<UiResponse> RunDetail(md::MetadataStore* store, Env* env,
                                      const std::string& pipeline, const std::string& run_id) {
   KILN_ASSIGN_OR_RETURN(Run r, FindRun(store, env, pipeline, run_id));
-  if (r.run_json) {
-    // As kiln run wrote it; re-read rather than re-serialised so nothing is lost.
-    absl::StatusOr<std::string> text = ReadFileToString(env, JoinPath(r.run_dir, "run.json"));
-    if (text.ok()) return UiResponse{.body = *std::move(text)};
-  }
+  // As kiln run wrote it, not re-serialised, so nothing is lost.
+  if (r.run_json) return UiResponse{.body = std::move(r.run_json_text)};
   // Started, but no component has finished yet (or the run directory is gone).
   return JsonOk(Json{{"pipeline", r.pipeline},
                      {"run_id", r.context.name},
@@ -725,23 +735,20 @@ std::optional<double> ScalarOf(const tensorflow::Summary::Value& v) {
   if (v.value_case() != tensorflow::Summary::Value::kTensor) return std::nullopt;
   const tensorflow::TensorProto& t = v.tensor();
   if (t.tensor_shape().dim_size() != 0) return std::nullopt;
+  // The first typed value, or the packed bytes of the one value.
+  auto first = [&t](const auto& values) -> std::optional<double> {
+    using T = std::decay_t<decltype(values[0])>;
+    if (values.size() > 0) return values[0];
+    if (t.tensor_content().size() != sizeof(T)) return std::nullopt;
+    T v;
+    std::memcpy(&v, t.tensor_content().data(), sizeof v);
+    return v;
+  };
   switch (t.dtype()) {
     case tensorflow::DT_FLOAT:
-      if (t.float_val_size() > 0) return t.float_val(0);
-      if (t.tensor_content().size() == sizeof(float)) {
-        float f;
-        std::memcpy(&f, t.tensor_content().data(), sizeof f);
-        return f;
-      }
-      return std::nullopt;
+      return first(t.float_val());
     case tensorflow::DT_DOUBLE:
-      if (t.double_val_size() > 0) return t.double_val(0);
-      if (t.tensor_content().size() == sizeof(double)) {
-        double d;
-        std::memcpy(&d, t.tensor_content().data(), sizeof d);
-        return d;
-      }
-      return std::nullopt;
+      return first(t.double_val());
     default:
       return std::nullopt;
   }
@@ -878,14 +885,13 @@ absl::StatusOr<UiResponse> Summary(md::MetadataStore* store) {
   };
   KILN_ASSIGN_OR_RETURN(int64_t pipelines, count_contexts(kPipelineContextType));
   KILN_ASSIGN_OR_RETURN(int64_t runs, count_contexts(kRunContextType));
-  md::Query models;
-  models.type = kModelType;
-  KILN_ASSIGN_OR_RETURN(auto model_list, NoneIfUnknownType(store->GetArtifacts(models)));
   KILN_ASSIGN_OR_RETURN(auto all, store->GetArtifacts());
+  const auto models = std::count_if(all.begin(), all.end(),
+                                    [](const md::Artifact& a) { return a.type == kModelType; });
   return JsonOk(Json{{"store", store->Describe()},
                      {"pipelines", pipelines},
                      {"runs", runs},
-                     {"models", static_cast<int64_t>(model_list.size())},
+                     {"models", static_cast<int64_t>(models)},
                      {"artifacts", static_cast<int64_t>(all.size())}});
 }
 

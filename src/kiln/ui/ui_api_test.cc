@@ -704,7 +704,7 @@ TEST_F(UiApiTest, ServingProxiesStatusAndTrafficOfKilnServe) {
 class StaticTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    web_ = dir_.Write("web/index.html", "<html>app</html>");
+    dir_.Write("web/index.html", "<html>app</html>");
     web_ = dir_.File("web");
     dir_.Write("web/assets/app-1.js", "console.log(1)");
     dir_.Write("web/assets/app.css", "body{}");

@@ -2,10 +2,9 @@
 
 #include <cctype>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
+#include "kiln/base/env.h"
 #include "kiln/base/str.h"
 #include "kiln/ui/url.h"
 
@@ -119,13 +118,11 @@ UiResponse ServeStatic(const std::string& web_dir, std::string_view target) {
   if (inside.empty() || *inside.begin() == ".." || !fs::is_regular_file(file, ec)) {
     return Text(404, StrCat("not found: ", path, "\n"));
   }
-  std::ifstream in(file, std::ios::binary);
-  std::ostringstream body;
-  body << in.rdbuf();
-  if (!in) return Text(500, StrCat("cannot read ", path, "\n"));
+  absl::StatusOr<std::string> body = ReadFileToString(Env::Default(), file.string());
+  if (!body.ok()) return Text(500, StrCat("cannot read ", path, "\n"));
   return UiResponse{.status = 200,
                     .content_type = std::string(ContentTypeFor(file.string())),
-                    .body = std::move(body).str()};
+                    .body = *std::move(body)};
 }
 
 absl::StatusOr<std::unique_ptr<serving::HttpServer>> StartUiServer(UiApi* api,
